@@ -1,0 +1,103 @@
+"""The command line: `avatarcast run | say | control | schema`.
+
+Exit codes: 0 success; 1 the daemon failed while running; 2 bad usage or invalid settings;
+3 a required service was unusable (broker unreachable, no speech provider); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import uuid
+
+from .messages import MAX_TEXT_CHARS, ControlMessage, SpeakMessage, json_schema
+from .redact import setup_logging
+from .settings import Settings, SettingsError, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+log = logging.getLogger("avatarcast")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="avatarcast",
+        description="Keep a talking avatar on a live RTMP stream, fed by RabbitMQ. "
+        "Settings come from AVATARCAST_* variables and .env (see .env.dev.example).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the daemon until SIGTERM/SIGINT",
+                   description="Go on air and speak the texts that arrive on the speak queue.")
+    say = sub.add_parser("say", help="publish a speak message",
+                         description="Publish a speak message and wait for the broker's confirm.")
+    say.add_argument("text", help=f"what to say (1..{MAX_TEXT_CHARS} characters)")
+    say.add_argument("--id", help="message id (default: a new UUID); duplicates air once")
+    say.add_argument("--voice", help="provider voice name, e.g. en_US-joe-medium")
+    say.add_argument("--interrupt", action="store_true", help="cut whatever is on air")
+    ctl = sub.add_parser("control", help="publish a control command",
+                         description="skip: end what is on air; clear: also drop the backlog; "
+                         "pause/resume: hold or release the queue.")
+    ctl.add_argument("command", choices=["skip", "clear", "pause", "resume"])
+    sub.add_parser("schema", help="print the JSON Schema of the wire messages")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "schema":
+        print(json.dumps(json_schema(), indent=2))
+        return EXIT_OK
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"avatarcast: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    secrets = [settings.broker.url.get_secret_value()]
+    secrets += [u.get_secret_value() for u in settings.output.rtmp_urls]
+    setup_logging(settings.log_level, secrets)
+    try:
+        if args.command == "run":
+            return _run(settings)
+        return asyncio.run(_publish(settings, args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(settings: Settings) -> int:
+    from .daemon import Daemon
+
+    try:
+        return asyncio.run(Daemon(settings).run())
+    except Exception:
+        log.exception("the daemon failed")
+        return EXIT_FAILED
+
+
+async def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from .publisher import PublishError, publish
+
+    msg: SpeakMessage | ControlMessage
+    try:
+        if args.command == "say":
+            msg = SpeakMessage(
+                id=args.id or str(uuid.uuid4()), text=args.text, voice=args.voice,
+                interrupt=args.interrupt,
+            )
+        else:
+            msg = ControlMessage(command=args.command)
+    except ValidationError as exc:
+        errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"avatarcast: invalid message: {errs}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        await publish(settings.broker, msg)
+    except PublishError as exc:
+        log.error("could not publish: %s", exc)
+        return EXIT_UNAVAILABLE
+    print(msg.id if isinstance(msg, SpeakMessage) else msg.command)
+    return EXIT_OK

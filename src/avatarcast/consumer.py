@@ -1,0 +1,185 @@
+"""RabbitMQ in: a robust connection, durable queues, speak and control on separate channels
+(so a backlog of unacked speech never holds a control message back), and the dead-letter
+queue with the reason in a header."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from .messages import ControlMessage, MessageError, SpeakMessage, parse_message
+from .settings import BrokerSettings
+from .topology import REASON_HEADER, SOURCE_HEADER, declare, declare_queue, persistent
+
+log = logging.getLogger(__name__)
+
+_BROKER_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, ConnectionError,
+                  OSError, RuntimeError)
+
+
+@dataclass
+class Delivery:
+    message: SpeakMessage
+    raw: AbstractIncomingMessage
+    epoch: int  # connection generation: a delivery from an older one can no longer be acked
+
+
+SpeakHandler = Callable[[Delivery], Awaitable[None]]
+ControlHandler = Callable[[ControlMessage], Awaitable[None]]
+
+
+class Consumer:
+    def __init__(
+        self, settings: BrokerSettings, on_speak: SpeakHandler, on_control: ControlHandler
+    ) -> None:
+        self._s = settings
+        self._on_speak = on_speak
+        self._on_control = on_control
+        self._conn: AbstractRobustConnection | None = None
+        self._speak_ch: AbstractChannel | None = None
+        self._control_ch: AbstractChannel | None = None
+        self._speak_q: AbstractQueue | None = None
+        self._control_q: AbstractQueue | None = None
+        self._tags: list[tuple[AbstractQueue, str]] = []
+        self.epoch = 0
+        self.dead_lettered = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed
+
+    async def start(self) -> None:
+        """Connect, retrying until the broker answers; the stream stays on air meanwhile."""
+        while True:
+            try:
+                self._conn = await aio_pika.connect_robust(
+                    self._s.url.get_secret_value(),
+                    reconnect_interval=self._s.reconnect_interval_s,
+                    client_properties={"connection_name": "avatarcast"},
+                )
+                break
+            except _BROKER_ERRORS as exc:
+                log.warning(
+                    "broker unreachable (%s); retrying in %.1f s",
+                    type(exc).__name__, self._s.reconnect_interval_s,
+                )
+                await asyncio.sleep(self._s.reconnect_interval_s)
+        self._conn.reconnect_callbacks.add(self._reconnected)
+        self._speak_ch = await self._conn.channel(publisher_confirms=True)
+        await self._speak_ch.set_qos(prefetch_count=self._s.prefetch)
+        queues = await declare(self._speak_ch, self._s)
+        self._speak_q = queues.speak
+        self._control_ch = await self._conn.channel()
+        await self._control_ch.set_qos(prefetch_count=16)
+        self._control_q = await declare_queue(self._control_ch, self._s.control_queue, self._s)
+        self._tags = [
+            (self._control_q, await self._control_q.consume(self._got_control)),
+            (self._speak_q, await self._speak_q.consume(self._got_speak)),
+        ]
+        log.info("consuming %s and %s", self._s.speak_queue, self._s.control_queue)
+
+    def _reconnected(self, *_: object) -> None:
+        self.epoch += 1
+        log.warning("broker connection re-established (epoch %d)", self.epoch)
+
+    async def stop_consuming(self) -> None:
+        for queue, tag in self._tags:
+            try:
+                await queue.cancel(tag)
+            except _BROKER_ERRORS as exc:
+                log.warning("cancel consumer on %s: %s", queue.name, exc)
+        self._tags = []
+
+    async def _got_speak(self, raw: AbstractIncomingMessage) -> None:
+        try:
+            msg = parse_message(raw.body, raw.message_id)
+        except MessageError as exc:
+            await self.dead_letter(raw, str(exc))
+            return
+        if not isinstance(msg, SpeakMessage):
+            await self.dead_letter(raw, f"{msg.type} message sent to the speak queue")
+            return
+        await self._on_speak(Delivery(msg, raw, self.epoch))
+
+    async def _got_control(self, raw: AbstractIncomingMessage) -> None:
+        try:
+            msg = parse_message(raw.body, raw.message_id)
+        except MessageError as exc:
+            await self.dead_letter(raw, str(exc))
+            return
+        if not isinstance(msg, ControlMessage):
+            await self.dead_letter(raw, f"{msg.type} message sent to the control queue")
+            return
+        await self._on_control(msg)
+        await self.ack(raw)
+
+    async def ack(self, raw: AbstractIncomingMessage) -> None:
+        try:
+            await raw.ack()
+        except _BROKER_ERRORS as exc:
+            # The channel it came on is gone; RabbitMQ redelivers and the id store dedupes.
+            log.warning("ack of %s failed (%s); it will be redelivered", raw.message_id, exc)
+
+    async def requeue(self, raw: AbstractIncomingMessage) -> None:
+        try:
+            await raw.nack(requeue=True)
+        except _BROKER_ERRORS as exc:
+            log.warning("requeue of %s failed (%s); the broker requeues it", raw.message_id, exc)
+
+    async def dead_letter(self, raw: AbstractIncomingMessage, reason: str) -> None:
+        """Copy the message to the dead-letter queue with the reason, then ack the original.
+        If the copy cannot be confirmed, reject instead: the queue's DLX still catches it."""
+        log.error("dead-lettering message %s: %s", raw.message_id or "(no id)", reason)
+        headers = dict(raw.headers or {})
+        headers.update({
+            REASON_HEADER: reason[:1000],
+            SOURCE_HEADER: raw.routing_key or "",
+            "x-avatarcast-failed-at": int(time.time()),
+        })
+        try:
+            assert self._speak_ch is not None
+            await self._speak_ch.default_exchange.publish(
+                persistent(
+                    raw.body, headers=headers, message_id=raw.message_id,
+                    correlation_id=raw.correlation_id,
+                ),
+                routing_key=self._s.dead_letter_queue,
+            )
+        except (*_BROKER_ERRORS, AssertionError) as exc:
+            log.warning("dead-letter copy failed (%s); rejecting instead", exc)
+            try:
+                await raw.reject(requeue=False)
+            except _BROKER_ERRORS as exc2:
+                log.warning("reject failed too (%s); it will be redelivered", exc2)
+            return
+        self.dead_lettered += 1
+        await self.ack(raw)
+
+    async def purge_speak(self) -> int:
+        """Drop every speak message still waiting in the queue (not yet delivered to us)."""
+        if self._speak_q is None:
+            return 0
+        try:
+            result = await self._speak_q.purge()
+        except _BROKER_ERRORS as exc:
+            log.warning("purge of %s failed: %s", self._s.speak_queue, exc)
+            return 0
+        return int(getattr(result, "message_count", 0) or 0)
+
+    async def aclose(self) -> None:
+        await self.stop_consuming()
+        if self._conn is not None and not self._conn.is_closed:
+            await self._conn.close()
+        self._conn = None

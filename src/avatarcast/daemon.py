@@ -1,0 +1,207 @@
+"""The daemon: builds the components, starts them in order, and tears them down in reverse.
+
+Signal handlers only set a flag. Shutdown stops consuming, lets the utterance on air finish
+within the grace period (past it, the message is requeued), then ends the stream cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from .clock import FrameClock
+from .consumer import Consumer
+from .dedupe import HandledIds
+from .encoder import Encoder
+from .face.service import FaceService, make_animator
+from .health import HealthServer
+from .idle import load_idle
+from .pacer import Pacer
+from .program import Program
+from .scheduler import Scheduler
+from .settings import Settings
+from .speech.base import SpeechError
+from .speech.chain import Speech, make_providers
+from .state import StateMachine
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+        self._closed = False
+        self.started_at = time.time()
+        self.last_error: str | None = None
+        self.exit_code = 0
+
+    # -- task ownership ------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.last_error = f"{task.get_name()}: {exc}"
+            log.error("task %s died", task.get_name(), exc_info=exc)
+
+    def spawn_threadsafe(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._loop.call_soon_threadsafe(self.spawn, coro)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        self._loop = asyncio.get_running_loop()
+        idle = await asyncio.to_thread(
+            load_idle, s.avatar.idle_source, s.video.width, s.video.height, s.video.fps,
+            s.avatar.max_idle_frames, s.output.ffmpeg_path,
+        )
+        self.machine = StateMachine()
+        self.face = FaceService(make_animator(s.face))
+        self.speech = Speech(
+            make_providers(s.speech, s.output.ffmpeg_path), s.speech, s.audio.sample_rate
+        )
+        self.handled = HandledIds(s.state_dir / "handled-ids.log", s.broker.dedupe_capacity)
+        self.handled.load()
+        spf = s.audio.sample_rate // s.video.fps
+        self.program = Program(
+            idle, fps=s.video.fps, spf=spf, crossfade_frames=s.playout.crossfade_frames,
+            gap_frames=s.playout.gap_ms * s.video.fps // 1000,
+            lead_frames=s.playout.lead_frames, machine=self.machine,
+            on_done=lambda seg: self.scheduler.segment_done(seg),
+            render_fps=lambda: self.face.render_fps,
+        )
+        self.scheduler = Scheduler(
+            self.program, self.speech, self.face, lambda: self.consumer, self.handled,
+            s.playout, s.audio.sample_rate, self.spawn_threadsafe,
+        )
+        self.consumer = Consumer(s.broker, self.scheduler.on_speak, self.scheduler.on_control)
+        self.encoder = Encoder(s.video, s.audio, s.output, on_state=self.program.encoder_up)
+        self.pacer = Pacer(FrameClock(s.video.fps), self.program, self.encoder)
+        # On air first: idle and silence need nothing else.
+        self.encoder.start()
+        await asyncio.to_thread(self.encoder.wait_up, 2.0)
+        self.pacer.start()
+        log.info("on air at %dx%d %d fps", s.video.width, s.video.height, s.video.fps)
+        self.health: HealthServer | None = None
+        if s.health.enabled:
+            self.health = HealthServer(s.health.host, s.health.port, self.status)
+            await self.health.start()
+        await self.face.start(idle)
+        self.spawn(self._load_speech(), "speech-load")
+        self.spawn(self.scheduler.run(), "render-worker")
+        self.spawn(self.consumer.start(), "consumer-start")
+        self.spawn(self._watch(), "watchdog")
+
+    async def _load_speech(self) -> None:
+        try:
+            await self.speech.start()
+        except SpeechError as exc:
+            self.last_error = str(exc)
+            log.critical("%s", exc)
+            self.exit_code = 3
+            self._stop.set()
+            return
+        self.scheduler.speech_ready.set()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if not self.pacer.running:
+                self.last_error = f"pacer stopped: {self.pacer.error!r}"
+                log.critical("%s", self.last_error)
+                self.exit_code = 1
+                self._stop.set()
+                return
+
+    def request_stop(self) -> None:
+        if not self._stop.is_set():
+            log.info("shutdown requested")
+        self._stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            await self.start()
+            await self._stop.wait()
+            await self.shutdown()
+        finally:
+            await self.aclose()
+        return self.exit_code
+
+    async def shutdown(self) -> None:
+        """Stop taking work, let the utterance on air finish, requeue the rest."""
+        grace = self.settings.shutdown.grace_s
+        await self.consumer.stop_consuming()
+        self.scheduler.requeue_waiting()
+        if not await self._wait_settled(grace):
+            log.warning("grace period of %.0f s over; requeueing what is on air", grace)
+            self.scheduler.requeue_all()
+            await self._wait_settled(5.0)
+
+    async def _wait_settled(self, limit_s: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit_s):
+                await self.scheduler.wait_settled()
+        return not self.scheduler.inflight
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks):
+            if task.get_name() in ("render-worker", "watchdog", "consumer-start", "speech-load"):
+                task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "pacer"):
+            self.pacer.stop()
+            await asyncio.to_thread(self.encoder.close)
+        if hasattr(self, "consumer"):
+            await self.consumer.aclose()
+        if getattr(self, "health", None) is not None:
+            assert self.health is not None
+            await self.health.aclose()
+        if hasattr(self, "speech"):
+            await self.speech.aclose()
+            await self.face.aclose()
+        log.info("stopped")
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        p, e = self.pacer, self.encoder
+        return {
+            "state": self.machine.state.value,
+            "encoder_alive": e.alive,
+            "encoder_restarts": e.restarts,
+            "broker_connected": self.consumer.connected,
+            "frames_sent": p.frames_sent,
+            "frames_dropped": p.frames_dropped,
+            "frames_late": p.ticks_late + self.program.frames_late,
+            "paused": self.scheduler.paused,
+            "queued": self.scheduler.inflight,
+            "dead_lettered": self.consumer.dead_lettered,
+            "speech_providers": self.speech.providers,
+            "speech_ready": self.scheduler.speech_ready.is_set(),
+            "animator": self.face.animator.name,
+            "last_error": self.last_error or e.last_error,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "recent": list(self.scheduler.history),
+        }

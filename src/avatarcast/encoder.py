@@ -1,0 +1,296 @@
+"""The one FFmpeg process: raw yuv420p on stdin, PCM through a named FIFO written by its own
+thread, restarted with backoff when it dies while the clock keeps running.
+
+`submit` never blocks the pacer: a frame that does not fit (FFmpeg down or stalled) is dropped,
+never queued up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
+
+from .audio import Pcm
+from .ffmpeg_args import build_args, record_file
+from .frames import Frame
+from .redact import global_redactor
+from .settings import AudioSettings, OutputSettings, VideoSettings
+
+log = logging.getLogger(__name__)
+
+
+class Receipt(Protocol):
+    def written(self) -> None: ...
+    def dropped(self) -> None: ...
+
+
+class EncoderCrashed(Exception):
+    """FFmpeg exited soon after start; retryable with backoff."""
+
+
+class _Shared:
+    """A receipt shared by the video and the audio writer: fires once both wrote their part."""
+
+    def __init__(self, receipt: Receipt) -> None:
+        self._receipt = receipt
+        self._left = 2
+        self._lock = threading.Lock()
+        self._settled = False
+
+    def part_written(self) -> None:
+        with self._lock:
+            self._left -= 1
+            fire = self._left == 0 and not self._settled
+            self._settled = self._settled or fire
+        if fire:
+            self._receipt.written()
+
+    def dropped(self) -> None:
+        with self._lock:
+            fire = not self._settled
+            self._settled = True
+        if fire:
+            self._receipt.dropped()
+
+
+@dataclass
+class _Item:
+    data: bytes
+    receipt: _Shared | None
+
+
+_STOP = _Item(b"", None)
+
+
+class Encoder:
+    def __init__(
+        self,
+        video: VideoSettings,
+        audio: AudioSettings,
+        output: OutputSettings,
+        on_state: Callable[[bool], None] = lambda up: None,
+    ) -> None:
+        self._video, self._audio, self._output = video, audio, output
+        self._on_state = on_state
+        self._vq: queue.Queue[_Item] = queue.Queue(output.queue_frames)
+        self._aq: queue.Queue[_Item] = queue.Queue(output.queue_frames)
+        self._stopping = threading.Event()
+        self._up = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._supervisor: threading.Thread | None = None
+        self._tmp = Path(tempfile.mkdtemp(prefix="avatarcast-"))
+        self._fifo = self._tmp / "audio.pcm"
+        os.mkfifo(self._fifo)
+        self.generation = 0  # FFmpeg runs so far
+        self.frames_written = 0  # frames written to the current FFmpeg run
+        self.restarts = 0
+        self.last_error: str | None = None
+        self._closed = False
+
+    @property
+    def alive(self) -> bool:
+        return self._up
+
+    def start(self) -> None:
+        self._supervisor = threading.Thread(target=self._supervise, name="encoder", daemon=True)
+        self._supervisor.start()
+
+    def wait_up(self, limit_s: float) -> bool:
+        deadline = time.monotonic() + limit_s
+        while not self._up and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self._up
+
+    def submit(self, frame: Frame, audio: Pcm, receipt: Receipt | None = None) -> bool:
+        if not self._up or self._vq.full() or self._aq.full():
+            return False
+        shared = _Shared(receipt) if receipt is not None else None
+        self._vq.put_nowait(_Item(frame.tobytes(), shared))
+        self._aq.put_nowait(_Item(audio.tobytes(), shared))
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Ends the stream cleanly: the writers finish what is queued, FFmpeg flushes and exits."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping.set()
+        for q in (self._vq, self._aq):
+            with contextlib.suppress(queue.Full):
+                q.put(_STOP, timeout=1.0)
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(OSError):
+            self._fifo.unlink()
+            self._tmp.rmdir()
+
+    # -- supervision ---------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        out = self._output
+        while not self._stopping.is_set():
+            retrying = Retrying(
+                wait=wait_exponential(
+                    multiplier=out.restart_backoff_min_s,
+                    min=out.restart_backoff_min_s,
+                    max=out.restart_backoff_max_s,
+                ),
+                retry=retry_if_exception_type(EncoderCrashed),
+                stop=lambda _: self._stopping.is_set(),
+                sleep=self._sleep,
+                before_sleep=self._log_backoff,
+                reraise=True,
+            )
+            try:
+                for attempt in retrying:
+                    with attempt:
+                        self._run_once()
+            except EncoderCrashed:
+                return  # stopping during backoff
+
+    def _sleep(self, seconds: float) -> None:
+        self._stopping.wait(seconds)  # a stop cuts the backoff short
+
+    def _log_backoff(self, state: RetryCallState) -> None:
+        delay = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "encoder restart %d failed (%s); next try in %.1f s",
+            state.attempt_number, self.last_error, delay,
+        )
+
+    def _run_once(self) -> None:
+        record = record_file(self._output.record_path) if self._output.record_path else None
+        args = build_args(self._video, self._audio, self._output, str(self._fifo), record)
+        started = time.monotonic()
+        self.generation += 1
+        self.frames_written = 0
+        log.info("encoder run %d: %s", self.generation, " ".join(args))
+        proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            # Its own process group: a Ctrl-C or a group-wide SIGTERM reaches the daemon only,
+            # which then ends the stream cleanly by closing FFmpeg's input.
+            start_new_session=True,
+        )
+        self._proc = proc
+        assert proc.stdin is not None and proc.stderr is not None
+        threads = [
+            threading.Thread(target=self._write_video, args=(proc.stdin,), name="enc-video"),
+            threading.Thread(target=self._write_audio, args=(proc,), name="enc-audio"),
+            threading.Thread(target=self._read_stderr, args=(proc.stderr,), name="enc-log"),
+        ]
+        for t in threads:
+            t.daemon = True
+            t.start()
+        self._set_up(True)
+        code = proc.wait()
+        self._set_up(False)
+        for t in threads:
+            t.join(5.0)
+        self._drain()
+        ran = time.monotonic() - started
+        if self._stopping.is_set():
+            log.info("encoder stopped (exit %d after %.1f s)", code, ran)
+            return
+        self.restarts += 1
+        self.last_error = self.last_error or f"ffmpeg exited with code {code}"
+        log.error("encoder died (exit %d after %.1f s): %s", code, ran, self.last_error)
+        if ran < self._output.stable_after_s:
+            raise EncoderCrashed(self.last_error)
+
+    def _set_up(self, up: bool) -> None:
+        if up != self._up:
+            self._up = up
+            if up:
+                self.last_error = None
+            self._on_state(up)
+
+    def _drain(self) -> None:
+        """Frames queued for a dead process fall in the outage: drop them."""
+        for q in (self._vq, self._aq):
+            while True:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item.receipt is not None:
+                    item.receipt.dropped()
+
+    # -- pipe threads --------------------------------------------------------------------
+
+    def _write_video(self, pipe: IO[bytes]) -> None:
+        try:
+            self._pump(self._vq, pipe, count=True)
+        finally:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def _write_audio(self, proc: subprocess.Popen[bytes]) -> None:
+        fd = self._open_fifo(proc)
+        if fd is None:
+            return
+        with os.fdopen(fd, "wb", buffering=0) as pipe, contextlib.suppress(OSError):
+            self._pump(self._aq, pipe, count=False)
+
+    def _open_fifo(self, proc: subprocess.Popen[bytes]) -> int | None:
+        # Opening a FIFO for writing blocks until FFmpeg opens it; poll instead, so a process
+        # that dies before reaching its second input cannot hang this thread.
+        while proc.poll() is None:
+            try:
+                fd = os.open(self._fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+                time.sleep(0.005)
+                continue
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+            return fd
+        return None
+
+    def _pump(self, q: queue.Queue[_Item], pipe: IO[bytes], count: bool) -> None:
+        while True:
+            try:
+                item = q.get(timeout=0.5)
+            except queue.Empty:
+                if self._proc is not None and self._proc.poll() is not None:
+                    return
+                continue
+            if item is _STOP:
+                return
+            try:
+                pipe.write(item.data)
+            except (BrokenPipeError, ValueError, OSError) as exc:
+                self.last_error = self.last_error or f"pipe to ffmpeg closed: {exc}"
+                if item.receipt is not None:
+                    item.receipt.dropped()
+                return
+            if count:
+                self.frames_written += 1
+            if item.receipt is not None:
+                item.receipt.part_written()
+
+    def _read_stderr(self, pipe: IO[bytes]) -> None:
+        redact = global_redactor()
+        for raw in pipe:
+            line = redact(raw.decode(errors="replace").rstrip())
+            if line:
+                log.warning("ffmpeg: %s", line)
+                self.last_error = line

@@ -1,0 +1,1 @@
+"""Talking faces: animators behind one Protocol, run on their own thread."""

@@ -1,0 +1,28 @@
+"""The animator seam: frames for given idle-cycle indices, from 16 kHz speech, in batches.
+
+Rendering for the cycle indices at which the frames will be shown is what makes cuts in and
+out of speech invisible: talking frame k continues idle frame k of the same cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from ..audio import Pcm
+from ..frames import Frame
+from ..idle import IdleCycle
+
+ANIMATOR_RATE = 16_000  # what speech-driven face models take
+
+
+class FaceAnimator(Protocol):
+    name: str
+
+    def load(self, idle: IdleCycle) -> None:
+        """Prepare models and per-avatar data; blocking, run on the animator's thread."""
+
+    def render(self, audio_16k: Pcm, cycle_indices: Sequence[int]) -> Iterator[list[Frame]]:
+        """Yield batches of frames, one per cycle index, in order; audio_16k spans exactly
+        len(cycle_indices) frames. Blocking, run on the animator's thread."""
+        ...

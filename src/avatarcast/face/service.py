@@ -1,0 +1,55 @@
+"""Runs the configured animator on its own thread and measures how fast it renders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from ..audio import Pcm
+from ..frames import Frame
+from ..idle import IdleCycle
+from ..settings import FaceSettings
+from ..threads import iterate_in_thread
+from .base import FaceAnimator
+
+
+def make_animator(settings: FaceSettings) -> FaceAnimator:
+    from .still import StillAnimator
+
+    return StillAnimator()
+
+
+class FaceService:
+    def __init__(self, animator: FaceAnimator) -> None:
+        self.animator = animator
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"face-{animator.name}")
+        # Frames per second the animator sustains; unknown until measured, and assumed fast.
+        self.render_fps = float("inf")
+
+    async def start(self, idle: IdleCycle) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.animator.load, idle)
+
+    async def render(
+        self, audio_16k: Pcm, cycle_indices: Sequence[int]
+    ) -> AsyncIterator[list[Frame]]:
+        t = time.perf_counter()
+        async for batch in iterate_in_thread(
+            self._executor, lambda: self.animator.render(audio_16k, cycle_indices)
+        ):
+            now = time.perf_counter()
+            self._measure(len(batch), now - t)
+            t = now
+            yield batch
+
+    def _measure(self, frames: int, seconds: float) -> None:
+        if seconds <= 1e-6:
+            return
+        rate = frames / seconds
+        self.render_fps = rate if self.render_fps == float("inf") else (
+            0.7 * self.render_fps + 0.3 * rate
+        )
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

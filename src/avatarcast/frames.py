@@ -1,0 +1,30 @@
+"""Video frames as the encoder takes them: yuv420p, one (H*3/2, W) uint8 array per frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+Frame = npt.NDArray[np.uint8]
+
+
+def frame_bytes(width: int, height: int) -> int:
+    return width * height * 3 // 2
+
+
+def blank(width: int, height: int) -> Frame:
+    f = np.empty((height * 3 // 2, width), dtype=np.uint8)
+    f[:height] = 16
+    f[height:] = 128
+    return f
+
+
+def blend(a: Frame, b: Frame, weight_b: float) -> Frame:
+    """Linear crossfade; mixing Y, U and V planes alike is exact for a linear blend."""
+    if weight_b <= 0.0:
+        return a
+    if weight_b >= 1.0:
+        return b
+    w = np.float32(weight_b)
+    mixed = a.astype(np.float32) * (1 - w) + b.astype(np.float32) * w
+    return np.round(mixed).astype(np.uint8)

@@ -1,0 +1,48 @@
+"""The HTTP health endpoint: GET /healthz answers 200 while on air and connected, else 503."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from .redact import global_redactor
+
+log = logging.getLogger(__name__)
+
+
+class HealthServer:
+    def __init__(self, host: str, port: int, status: Callable[[], dict[str, Any]]) -> None:
+        self._host, self._port = host, port
+        self._status = status
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self._port
+        log.info("health endpoint on http://%s:%s/healthz", self._host, self.port)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        body = self._status()
+        ok = body.get("encoder_alive") and body.get("broker_connected")
+        # Status text can quote FFmpeg or the broker; keep secrets out of it like out of logs.
+        text = global_redactor()(json.dumps(body))
+        return web.Response(
+            text=text, status=200 if ok else 503, content_type="application/json"
+        )
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

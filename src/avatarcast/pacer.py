@@ -1,0 +1,90 @@
+"""The pacer: one thread that emits frame n at t0 + n/fps, never faster, never waiting on a
+producer. Each tick takes one frame and one frame's worth of audio from the program."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Protocol
+
+from .audio import Pcm
+from .clock import FrameClock
+from .frames import Frame
+from .program import Program, Receipt
+
+log = logging.getLogger(__name__)
+
+
+class FrameSink(Protocol):
+    generation: int
+
+    def submit(self, frame: Frame, audio: Pcm, receipt: Receipt | None = None) -> bool: ...
+
+
+class Pacer:
+    def __init__(self, clock: FrameClock, program: Program, sink: FrameSink) -> None:
+        self.clock = clock
+        self.program = program
+        self.sink = sink
+        # More than this far behind (the process was stopped, the machine stalled), the ticks
+        # in between are dropped: the stream resumes at the present instead of bursting.
+        self.max_behind = max(2, clock.fps // 2)
+        self.frames_sent = 0
+        self.frames_dropped = 0
+        self.ticks_late = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._run = -1
+        self._stream_frame = 0
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="pacer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        n = 0
+        try:
+            while self.clock.wait_until(n, self._stop):
+                behind = self.clock.frame_at(self.clock.now_ns()) - n
+                if behind > self.max_behind:
+                    log.warning("pacer %d frames behind; dropping them", behind)
+                    self.frames_dropped += behind
+                    n += behind
+                elif behind >= 1:
+                    self.ticks_late += 1
+                self._emit(n)
+                n += 1
+        except BaseException as exc:  # the stream is dead without this thread: say why
+            self.error = exc
+            log.exception("pacer crashed")
+            raise
+
+    def _emit(self, n: int) -> None:
+        out = self.program.tick(n)
+        run = self.sink.generation
+        if run != self._run:
+            self._run, self._stream_frame = run, 0
+        if self.sink.submit(out.frame, out.audio, out.receipt):
+            self.frames_sent += 1
+            seg = out.segment
+            if seg is not None:
+                if seg.stream_first is None or seg.stream_run != run:
+                    seg.stream_run, seg.stream_first = run, self._stream_frame
+                seg.stream_last = self._stream_frame
+            self._stream_frame += 1
+            return
+        self.frames_dropped += 1
+        if out.receipt is not None:
+            out.receipt.dropped()
+        elif out.segment is not None:
+            self.program.retry(out.segment)

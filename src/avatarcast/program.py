@@ -1,0 +1,304 @@
+"""What is on air, frame by frame: idle, a speech segment, or a crossfade between them.
+
+Only the pacer thread calls `tick`; every other thread talks to the program through commands
+that are applied at the start of the next tick, so controls act within one frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .audio import Pcm, fade, silence
+from .frames import Frame, blend
+from .idle import IdleCycle
+from .segment import Outcome, Segment
+from .state import StateMachine, StreamState
+
+log = logging.getLogger(__name__)
+
+DoneCallback = Callable[[Segment], None]
+
+
+@dataclass
+class Receipt:
+    """Travels with a segment's last frame; the encoder reports what became of it."""
+
+    program: Program
+    segment: Segment
+    tick: int
+
+    def written(self) -> None:
+        if self.segment.finish(Outcome.AIRED, self.tick):
+            self.program.notify_done(self.segment)
+
+    def dropped(self) -> None:
+        self.program.retry(self.segment)
+
+
+@dataclass
+class TickOutput:
+    frame: Frame
+    audio: Pcm
+    segment: Segment | None = None
+    receipt: Receipt | None = None
+
+
+@dataclass
+class _Fade:
+    frozen: Frame
+    tail: Pcm | None
+    length: int
+    step: int = 0
+
+
+class Program:
+    def __init__(
+        self,
+        idle: IdleCycle,
+        *,
+        fps: int,
+        spf: int,
+        crossfade_frames: int,
+        gap_frames: int,
+        lead_frames: int,
+        machine: StateMachine,
+        on_done: DoneCallback,
+        render_fps: Callable[[], float] = lambda: float("inf"),
+    ) -> None:
+        self.idle = idle
+        self.fps = fps
+        self.spf = spf
+        self.xfade = crossfade_frames
+        self.gap = gap_frames
+        self.lead = lead_frames
+        self.machine = machine
+        self._on_done = on_done
+        self._render_fps = render_fps
+        self._lock = threading.Lock()
+        self._commands: deque[Callable[[int], None]] = deque()
+        self._pending: deque[Segment] = deque()
+        self._current: Segment | None = None
+        self._pos = 0
+        self._continuous = True
+        self._fade: _Fade | None = None
+        self._free_at = 0  # first tick a new segment may start (gap after the last one)
+        self._paused = False
+        self._encoder_up = True
+        self.preparing = 0  # utterances being synthesized, owned by the daemon's loop
+        self.tick_no = 0
+        self.frames_late = 0
+
+    # -- commands, from any thread -------------------------------------------------------
+
+    def _command(self, fn: Callable[[int], None]) -> None:
+        self._commands.append(fn)
+
+    def submit(self, seg: Segment, front: bool = False, cut: bool = False) -> None:
+        """Queue a segment; `cut` takes whatever is on air off it (an interrupt)."""
+
+        def run(n: int) -> None:
+            if seg.done:
+                return
+            if cut:
+                self._cut(n, Outcome.INTERRUPTED)
+            if front:
+                self._pending.appendleft(seg)
+            else:
+                self._pending.append(seg)
+
+        self._command(run)
+
+    def skip(self) -> None:
+        self._command(lambda n: self._cut(n, Outcome.SKIPPED))
+
+    def interrupt(self) -> None:
+        self._command(lambda n: self._cut(n, Outcome.INTERRUPTED))
+
+    def clear(self) -> None:
+        def run(n: int) -> None:
+            self._cut(n, Outcome.CLEARED)
+            while self._pending:
+                self._finish(self._pending.popleft(), Outcome.CLEARED, n)
+
+        self._command(run)
+
+    def pause(self, paused: bool) -> None:
+        def run(n: int) -> None:
+            self._paused = paused
+
+        self._command(run)
+
+    def withdraw(self, seg: Segment, outcome: Outcome) -> None:
+        """Take a segment off air or out of the queue, wherever it is."""
+
+        def run(n: int) -> None:
+            if self._current is seg:
+                self._cut(n, outcome)
+            elif seg in self._pending:
+                self._pending.remove(seg)
+                self._finish(seg, outcome, n)
+            elif seg.started_at is None:
+                self._finish(seg, outcome, n)
+            # else its last frame is on its way to the encoder: the receipt settles it
+
+        self._command(run)
+
+    def retry(self, seg: Segment) -> None:
+        """Some of its frames never reached the encoder: air it again from the start."""
+
+        def run(n: int) -> None:
+            if seg.done:
+                return
+            if self._current is seg:
+                self._current = None
+                self._fade = None
+            if seg not in self._pending:
+                self._pending.appendleft(seg)
+            seg.started_at = None
+            seg.stream_first = seg.stream_last = seg.stream_run = None
+            log.warning("segment %s did not fully reach the encoder; it will air again", seg.id)
+
+        self._command(run)
+
+    def encoder_up(self, up: bool) -> None:
+        def run(n: int) -> None:
+            self._encoder_up = up
+
+        self._command(run)
+
+    def notify_done(self, seg: Segment) -> None:
+        self._on_done(seg)
+
+    def plan_start(self) -> int:
+        """The tick a segment submitted now would start at if all goes to plan."""
+        with self._lock:
+            at = max(self._free_at, self.tick_no + self.lead)
+            cur = self._current
+            if cur is not None and cur.started_at is not None:
+                at = max(at, cur.started_at + len(cur.audio) + self.gap)
+            for seg in self._pending:
+                at = max(at, seg.planned_start) + len(seg.audio) + self.gap
+            return at
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending) + (self._current is not None)
+
+    @property
+    def on_air(self) -> Segment | None:
+        return self._current
+
+    # -- the pacer's side ----------------------------------------------------------------
+
+    def tick(self, n: int) -> TickOutput:
+        with self._lock:
+            self.tick_no = n
+            while self._commands:
+                self._commands.popleft()(n)
+            if self._current is None and self._fade is None:
+                self._maybe_start(n)
+            if self._current is not None:
+                out = self._talk(n)
+            elif self._fade is not None:
+                out = self._fade_out(n)
+            else:
+                out = TickOutput(self.idle.frame(n), silence(self.spf))
+            self._update_state(out)
+            return out
+
+    def _maybe_start(self, n: int) -> None:
+        if self._paused or not self._encoder_up or self.machine.state is StreamState.ERROR:
+            return
+        if not self._pending or n < self._free_at:
+            return
+        seg = self._pending[0]
+        if not seg.ready(self._render_fps(), self.fps):
+            return
+        self._pending.popleft()
+        self._current = seg
+        self._pos = 0
+        seg.started_at = n
+        period = self.idle.period
+        self._continuous = (seg.planned_start - n) % period == 0
+        log.info(
+            "on air: %s at frame %d (%s)",
+            seg.id, n, "continues the idle cycle" if self._continuous else "crossfade",
+        )
+
+    def _talk(self, n: int) -> TickOutput:
+        seg = self._current
+        assert seg is not None
+        k = self._pos
+        if k >= seg.available:
+            # Underrun: the renderer fell behind; hold the picture, keep the clock.
+            self.frames_late += 1
+            held = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self.idle.frame(n)
+            return TickOutput(held, silence(self.spf), seg)
+        frame = seg.frames[k]
+        self._pos = k + 1
+        total = seg.total
+        if not self._continuous and self.xfade:
+            if k < self.xfade:
+                frame = blend(self.idle.frame(n), frame, (k + 1) / (self.xfade + 1))
+            elif total is not None and k >= total - self.xfade:
+                frame = blend(self.idle.frame(n), frame, (total - k) / (self.xfade + 1))
+        out = TickOutput(frame, seg.audio[k], seg)
+        if total is not None and self._pos >= total:
+            out.receipt = Receipt(self, seg, n)
+            self._current = None
+            self._free_at = n + 1 + self.gap
+        return out
+
+    def _cut(self, n: int, outcome: Outcome) -> None:
+        seg = self._current
+        if seg is None:
+            return
+        k = self._pos
+        shown = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self.idle.frame(n)
+        tail = seg.audio[k] if k < len(seg.audio) else None
+        self._current = None
+        self._fade = _Fade(shown, tail, max(1, self.xfade))
+        self._free_at = n + self._fade.length
+        self._finish(seg, outcome, n)
+
+    def _fade_out(self, n: int) -> TickOutput:
+        f = self._fade
+        assert f is not None
+        f.step += 1
+        frame = blend(f.frozen, self.idle.frame(n), f.step / f.length)
+        # The first frame after a cut fades the next slice of speech out instead of clicking.
+        audio = fade(f.tail, 1.0, 0.0) if f.step == 1 and f.tail is not None else None
+        if f.step >= f.length:
+            self._fade = None
+        return TickOutput(frame, audio if audio is not None else silence(self.spf))
+
+    def _finish(self, seg: Segment, outcome: Outcome, n: int) -> None:
+        if seg.finish(outcome, n):
+            log.info("segment %s %s at frame %d", seg.id, outcome.value, n)
+            self._on_done(seg)
+
+    def _update_state(self, out: TickOutput) -> None:
+        if not self._encoder_up:
+            new = StreamState.ERROR
+        elif self._fade is not None:
+            new = StreamState.TRANSITIONING
+        elif out.segment is not None:
+            k = self._pos - 1
+            total = out.segment.total
+            fading = not self._continuous and self.xfade and (
+                k < self.xfade or (total is not None and k >= total - self.xfade)
+            )
+            new = StreamState.TRANSITIONING if fading else StreamState.TALKING
+        elif self._pending or self.preparing > 0:
+            new = StreamState.PROCESSING
+        else:
+            new = StreamState.IDLE
+        if self.machine.state is StreamState.ERROR and new in (
+            StreamState.TALKING, StreamState.TRANSITIONING
+        ):
+            new = StreamState.PROCESSING
+        self.machine.transition(new)

@@ -1,0 +1,272 @@
+"""From delivered messages to segments on air and back to acks.
+
+Speak messages wait in an ordered backlog (an `interrupt` jumps it); one worker synthesizes
+and renders them one at a time, at most `render_ahead` beyond the one on air. When the program
+reports a segment's outcome, its message is acked, dead-lettered or requeued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .audio import FrameSlicer, Pcm, resample
+from .consumer import Consumer, Delivery
+from .dedupe import HandledIds
+from .face.base import ANIMATOR_RATE
+from .face.service import FaceService
+from .messages import ControlMessage
+from .program import Program
+from .segment import Outcome, Segment
+from .settings import PlayoutSettings
+from .speech.base import SpeechError
+from .speech.chain import Speech
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Utterance:
+    delivery: Delivery
+    received: float = field(default_factory=time.time)
+    segment: Segment | None = None
+    cancelled: Outcome | None = None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.delivery.message.id
+
+
+class Scheduler:
+    def __init__(
+        self,
+        program: Program,
+        speech: Speech,
+        face: FaceService,
+        consumer_ref: Callable[[], Consumer],
+        handled: HandledIds,
+        playout: PlayoutSettings,
+        sample_rate: int,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+    ) -> None:
+        self._program = program
+        self._speech = speech
+        self._face = face
+        self._consumer = consumer_ref
+        self._handled = handled
+        self._playout = playout
+        self._rate = sample_rate
+        self._spf = program.spf
+        self._spawn = spawn
+        self._backlog: deque[Utterance] = deque()
+        self._inflight: dict[str, Utterance] = {}
+        self._wake = asyncio.Event()
+        self._settled = asyncio.Event()
+        self.speech_ready = asyncio.Event()
+        self.paused = False
+        self.history: deque[dict[str, Any]] = deque(maxlen=50)
+        self.rendering: Utterance | None = None
+
+    # -- arrivals ------------------------------------------------------------------------
+
+    async def on_speak(self, d: Delivery) -> None:
+        msg = d.message
+        consumer = self._consumer()
+        if msg.id in self._handled:
+            log.info("duplicate delivery of %s (already handled): acked, not aired", msg.id)
+            await consumer.ack(d.raw)
+            return
+        if (same := self._inflight.get(msg.id)) is not None:
+            if same.delivery.epoch < d.epoch:
+                # Redelivered after a reconnect: the old delivery can no longer be acked.
+                same.delivery = d
+            else:
+                log.info("duplicate delivery of %s (in flight): acked, not aired", msg.id)
+                await consumer.ack(d.raw)
+            return
+        utt = Utterance(d)
+        self._inflight[msg.id] = utt
+        if msg.interrupt:
+            self._backlog.appendleft(utt)
+        else:
+            self._backlog.append(utt)
+        log.info("queued %s (%d chars%s)", msg.id, len(msg.text),
+                 ", interrupt" if msg.interrupt else "")
+        self._wake.set()
+
+    async def on_control(self, msg: ControlMessage) -> None:
+        log.info("control: %s", msg.command)
+        if msg.command == "skip":
+            self._program.skip()
+        elif msg.command == "clear":
+            self._program.clear()
+            while self._backlog:
+                self._settle_now(self._backlog.popleft(), Outcome.CLEARED)
+            if self.rendering is not None:
+                self.rendering.cancelled = Outcome.CLEARED
+            purged = await self._consumer().purge_speak()
+            log.info("cleared the backlog (%d more purged from the queue)", purged)
+        else:
+            self.paused = msg.command == "pause"
+            self._program.pause(self.paused)
+        self._wake.set()
+
+    # -- the render worker ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.speech_ready.wait()
+        while True:
+            utt = await self._next()
+            self.rendering = utt
+            try:
+                await self._render(utt)
+            finally:
+                self.rendering = None
+
+    async def _next(self) -> Utterance:
+        while True:
+            if self._backlog:
+                head = self._backlog[0]
+                room = self._program.pending_count <= self._playout.render_ahead
+                if head.delivery.message.interrupt or room:
+                    return self._backlog.popleft()
+            self._wake.clear()
+            # Also woken by a timeout: the program frees room from its own thread.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.2)
+
+    async def _render(self, utt: Utterance) -> None:
+        msg = utt.delivery.message
+        slicer = FrameSlicer(self._spf)
+        seg: Segment | None = None
+        self._program.preparing += 1
+        t0 = time.perf_counter()
+        try:
+            async for pcm in self._speech.synthesize(msg.text, msg.voice):
+                if utt.cancelled is not None:
+                    break
+                if seg is None:
+                    utt.timings["tts_first_s"] = time.perf_counter() - t0
+                    seg = Segment(msg.id, self._program.plan_start(), tag=utt)
+                    seg.min_unsealed = self._min_unsealed()
+                    utt.segment = seg
+                    self._program.submit(seg, front=msg.interrupt, cut=msg.interrupt)
+                await self._extend(seg, slicer.push(pcm))
+            if seg is not None and utt.cancelled is None:
+                await self._extend(seg, slicer.flush())
+                seg.sealed = True
+                utt.timings["render_s"] = time.perf_counter() - t0
+        except (SpeechError, RuntimeError, ValueError, OSError) as exc:
+            utt.error = f"rendering failed: {exc}"
+            log.error("%s: %s", msg.id, utt.error)
+            if seg is None:
+                self._settle_now(utt, Outcome.FAILED)
+            else:
+                self._program.withdraw(seg, Outcome.FAILED)
+        else:
+            if seg is None:
+                if utt.cancelled is None:
+                    utt.error = "speech produced no audio"
+                self._settle_now(utt, utt.cancelled or Outcome.FAILED)
+            elif utt.cancelled is not None:
+                self._program.withdraw(seg, utt.cancelled)
+        finally:
+            self._program.preparing -= 1
+
+    def _min_unsealed(self) -> int:
+        return self._playout.min_buffer_ms * self._program.fps // 1000
+
+    async def _extend(self, seg: Segment, audio: list[Pcm]) -> None:
+        if not audio:
+            return
+        first = len(seg.audio)
+        idle = self._program.idle
+        indices = [idle.index(seg.planned_start + first + i) for i in range(len(audio))]
+        audio_16k = resample(np.concatenate(audio), self._rate, ANIMATOR_RATE)
+        seg.audio.extend(audio)
+        async for batch in self._face.render(audio_16k, indices):
+            seg.frames.extend(batch)
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def segment_done(self, seg: Segment) -> None:
+        """From the pacer or an encoder thread: hand over to the loop."""
+        utt = seg.tag
+        assert isinstance(utt, Utterance) and seg.outcome is not None
+        self._spawn(self._settle(utt, seg.outcome))
+
+    def _settle_now(self, utt: Utterance, outcome: Outcome) -> None:
+        self._spawn(self._settle(utt, outcome))
+
+    async def _settle(self, utt: Utterance, outcome: Outcome) -> None:
+        consumer = self._consumer()
+        raw = utt.delivery.raw
+        if outcome.handled:
+            self._handled.add(utt.id)
+            await consumer.ack(raw)
+        elif outcome is Outcome.FAILED:
+            await consumer.dead_letter(raw, utt.error or "rendering failed")
+        else:
+            await consumer.requeue(raw)
+        self._inflight.pop(utt.id, None)
+        self._record(utt, outcome)
+        self._wake.set()
+        self._settled.set()
+
+    def _record(self, utt: Utterance, outcome: Outcome) -> None:
+        seg = utt.segment
+        entry: dict[str, Any] = {
+            "id": utt.id,
+            "outcome": outcome.value,
+            "received_at": utt.received,
+            "settled_at": time.time(),
+            **{k: round(v, 4) for k, v in utt.timings.items()},
+        }
+        if utt.error:
+            entry["error"] = utt.error
+        if seg is not None:
+            entry.update(
+                frames=len(seg.audio), started_at=seg.started_at, ended_at=seg.ended_at,
+                stream_run=seg.stream_run, stream_first=seg.stream_first,
+                stream_last=seg.stream_last,
+            )
+        self.history.append(entry)
+        log.info("settled %s: %s", utt.id, outcome.value)
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def wait_settled(self) -> None:
+        while self._inflight:
+            self._settled.clear()
+            await self._settled.wait()
+
+    def requeue_waiting(self) -> None:
+        """Shutdown: everything not on air goes back to RabbitMQ."""
+        while self._backlog:
+            self._settle_now(self._backlog.popleft(), Outcome.REQUEUED)
+        if self.rendering is not None:
+            self.rendering.cancelled = Outcome.REQUEUED
+        on_air = self._program.on_air
+        for utt in list(self._inflight.values()):
+            if utt.segment is not None and utt.segment is not on_air:
+                self._program.withdraw(utt.segment, Outcome.REQUEUED)
+
+    def requeue_all(self) -> None:
+        self.requeue_waiting()
+        for utt in list(self._inflight.values()):
+            if utt.segment is not None:
+                self._program.withdraw(utt.segment, Outcome.REQUEUED)

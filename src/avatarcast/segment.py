@@ -1,0 +1,85 @@
+"""A speech segment: per-frame audio and the talking frames rendered for it, filled by the
+renderer while the program airs it."""
+
+from __future__ import annotations
+
+import enum
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from .audio import Pcm
+from .frames import Frame
+
+
+class Outcome(enum.Enum):
+    AIRED = "aired"  # every frame reached the encoder
+    SKIPPED = "skipped"
+    CLEARED = "cleared"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"  # rendering failed; the message is dead-lettered
+    REQUEUED = "requeued"  # shutdown grace ran out; RabbitMQ will redeliver it
+
+    @property
+    def handled(self) -> bool:
+        """The message is done with (acked); it must not air again if redelivered."""
+        return self in (Outcome.AIRED, Outcome.SKIPPED, Outcome.CLEARED, Outcome.INTERRUPTED)
+
+
+@dataclass(eq=False)
+class Segment:
+    id: str
+    planned_start: int  # tick the frames were rendered for: frame k shows cycle(planned+k)
+    tag: Any = None  # the owner's handle (the delivery to ack)
+    audio: list[Pcm] = field(default_factory=list)
+    frames: list[Frame] = field(default_factory=list)
+    sealed: bool = False
+    # An unsealed segment waits for this much audio, so a long second sentence still being
+    # synthesized cannot leave a hole in the middle of the speech.
+    min_unsealed: int = 0
+    started_at: int | None = None  # tick of the first frame on air
+    ended_at: int | None = None
+    # Where it landed in the encoder's output: (run, first frame, last frame) of that run.
+    stream_run: int | None = None
+    stream_first: int | None = None
+    stream_last: int | None = None
+    outcome: Outcome | None = None
+    _done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def available(self) -> int:
+        """Frames that can air now: both audio and picture are there."""
+        return min(len(self.audio), len(self.frames))
+
+    @property
+    def total(self) -> int | None:
+        return len(self.audio) if self.sealed else None
+
+    def ready(self, render_fps: float, fps: int) -> bool:
+        """Will rendering stay ahead of air for the rest of the segment if it starts now?"""
+        rendered = self.available
+        if rendered == 0:
+            return False
+        known = len(self.audio)
+        if not self.sealed and known < self.min_unsealed:
+            return False
+        if render_fps >= fps or rendered >= known:
+            return True
+        # Frame k is needed k/fps after the start and rendered (k - rendered + 1)/render_fps
+        # from now; the last frame is the tightest.
+        needed = known - render_fps * (known - 1) / fps
+        return rendered >= math.ceil(needed)
+
+    def finish(self, outcome: Outcome, tick: int | None) -> bool:
+        """Set the outcome once; False if it was already set."""
+        if self._done.is_set():
+            return False
+        self.outcome = outcome
+        self.ended_at = tick
+        self._done.set()
+        return True
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()

@@ -1,0 +1,179 @@
+"""One typed, validated configuration; each component receives only its own section.
+
+Environment variables use the prefix ``AVATARCAST_`` and ``__`` between nested names, e.g.
+``AVATARCAST_VIDEO__FPS=25``; a ``.env`` file in the working directory is read too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SpeechProvider = Literal["piper", "edge", "espeak"]
+AnimatorName = Literal["still"]
+
+
+class BrokerSettings(BaseModel):
+    url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    speak_queue: str = "avatarcast.speak"
+    control_queue: str = "avatarcast.control"
+    dead_letter_queue: str = "avatarcast.dead"
+    # Messages held unacked at once: the next utterance renders while one is on air, and an
+    # `interrupt` message is seen while this many wait before it.
+    prefetch: int = Field(default=32, ge=2, le=1000)
+    reconnect_interval_s: float = Field(default=2.0, gt=0)
+    dedupe_capacity: int = Field(default=10_000, ge=100)
+
+    @field_validator("url")
+    @classmethod
+    def _amqp_scheme(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        return v
+
+
+class VideoSettings(BaseModel):
+    width: int = Field(default=1280, ge=64, le=3840)
+    height: int = Field(default=720, ge=64, le=2160)
+    fps: int = Field(default=30, ge=1, le=60)
+    bitrate_kbps: int = Field(default=2500, ge=100, le=50_000)
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
+    ] = "veryfast"
+    keyframe_interval_s: float = Field(default=2.0, gt=0, le=10)
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError("must be even (yuv420p needs even dimensions)")
+        return v
+
+
+class AudioSettings(BaseModel):
+    sample_rate: Literal[44100, 48000] = 48000
+    bitrate_kbps: int = Field(default=128, ge=32, le=320)
+
+
+class OutputSettings(BaseModel):
+    # Each URL may carry a stream key; they are secrets and are redacted in every log line.
+    rtmp_urls: list[SecretStr] = Field(default_factory=list)
+    record_path: Path | None = None
+    ffmpeg_path: str = "ffmpeg"
+    queue_frames: int = Field(default=8, ge=2, le=120)
+    restart_backoff_min_s: float = Field(default=0.5, gt=0)
+    restart_backoff_max_s: float = Field(default=10.0, gt=0)
+    # A run shorter than this counts as a failed start and grows the backoff.
+    stable_after_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("rtmp_urls")
+    @classmethod
+    def _rtmp_scheme(cls, v: list[SecretStr]) -> list[SecretStr]:
+        for url in v:
+            if not url.get_secret_value().startswith(("rtmp://", "rtmps://")):
+                raise ValueError("every URL must start with rtmp:// or rtmps://")
+        return v
+
+
+class AvatarSettings(BaseModel):
+    idle_source: Path = Path("assets/avatar.png")
+    max_idle_frames: int = Field(default=600, ge=1, le=10_000)
+
+
+class PlayoutSettings(BaseModel):
+    crossfade_frames: int = Field(default=4, ge=0, le=30)
+    gap_ms: int = Field(default=400, ge=0, le=10_000)
+    # Frames between a segment being planned and its first frame on air.
+    lead_frames: int = Field(default=3, ge=1, le=60)
+    render_ahead: int = Field(default=1, ge=1, le=8)
+    # Audio an utterance must have before it airs while later sentences are still synthesized.
+    min_buffer_ms: int = Field(default=1500, ge=0, le=60_000)
+
+
+class SpeechSettings(BaseModel):
+    providers: list[SpeechProvider] = Field(default_factory=lambda: ["piper", "espeak"])  # type: ignore[arg-type]
+    piper_model: Path | None = None
+    piper_voices_dir: Path = Path("models/voices")
+    edge_voice: str = "en-US-GuyNeural"
+    espeak_voice: str = "en-us"
+    espeak_path: str = "espeak-ng"
+    retry_attempts: int = Field(default=2, ge=1, le=10)
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("providers")
+    @classmethod
+    def _non_empty(cls, v: list[SpeechProvider]) -> list[SpeechProvider]:
+        if not v:
+            raise ValueError("needs at least one provider")
+        return v
+
+
+class FaceSettings(BaseModel):
+    animator: AnimatorName = "still"
+
+
+class HealthSettings(BaseModel):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class ShutdownSettings(BaseModel):
+    grace_s: float = Field(default=30.0, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AVATARCAST_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    state_dir: Path = Path("var/state")
+    broker: BrokerSettings = BrokerSettings()
+    video: VideoSettings = VideoSettings()
+    audio: AudioSettings = AudioSettings()
+    output: OutputSettings = OutputSettings()
+    avatar: AvatarSettings = AvatarSettings()
+    playout: PlayoutSettings = PlayoutSettings()
+    speech: SpeechSettings = SpeechSettings()
+    face: FaceSettings = FaceSettings()
+    health: HealthSettings = HealthSettings()
+    shutdown: ShutdownSettings = ShutdownSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.audio.sample_rate % self.video.fps:
+            raise ValueError(
+                f"audio.sample_rate ({self.audio.sample_rate}) must be a multiple of video.fps "
+                f"({self.video.fps}) so that every frame carries a whole number of samples"
+            )
+        if self.output.restart_backoff_max_s < self.output.restart_backoff_min_s:
+            raise ValueError("output.restart_backoff_max_s must be >= restart_backoff_min_s")
+        return self
+
+
+class SettingsError(Exception):
+    """Settings failed validation; the message names every offending field."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        env = "AVATARCAST_" + "__".join(str(p) for p in err["loc"] if not isinstance(p, int))
+        # Never echo the input: it may be a password or a stream key.
+        lines.append(f"{field} ({env.upper()}): {err['msg']}")
+    return "invalid settings:\n  " + "\n  ".join(lines)

@@ -1,0 +1,1 @@
+"""Speech synthesis: providers behind one Protocol, and the fallback chain that uses them."""

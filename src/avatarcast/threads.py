@@ -1,0 +1,53 @@
+"""Bridges between blocking work on owned threads and the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def iterate_in_thread(
+    executor: Executor, make: Callable[[], Iterator[T]]
+) -> AsyncIterator[T]:
+    """Run a blocking generator on `executor`, yielding its items on the event loop.
+
+    Leaving the loop early (a skip, a cancel) stops the generator at its next item.
+    """
+    loop = asyncio.get_running_loop()
+    items: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+    stop = threading.Event()
+
+    def put(kind: str, value: object) -> None:
+        loop.call_soon_threadsafe(items.put_nowait, (kind, value))
+
+    def work() -> None:
+        try:
+            for item in make():
+                if stop.is_set():
+                    return
+                put("item", item)
+        except BaseException as exc:  # handed to the awaiting side, re-raised there
+            put("error", exc)
+        finally:
+            put("end", None)
+
+    fut = loop.run_in_executor(executor, work)
+    try:
+        while True:
+            kind, value = await items.get()
+            if kind == "item":
+                yield value  # type: ignore[misc]
+            elif kind == "error":
+                assert isinstance(value, BaseException)
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        if fut.done():
+            fut.result()
