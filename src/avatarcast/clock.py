@@ -28,7 +28,9 @@ class FrameClock:
 
     def frame_at(self, t_ns: int) -> int:
         """The last frame whose deadline is at or before t_ns."""
-        return (t_ns - self.t0_ns) * self.fps // NS_PER_S
+        # Largest n with floor(n * 1e9 / fps) <= d, i.e. n < (d + 1) * fps / 1e9.
+        d = t_ns - self.t0_ns
+        return -((-(d + 1) * self.fps) // NS_PER_S) - 1
 
     def now_ns(self) -> int:
         return self._now_ns()

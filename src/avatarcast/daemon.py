@@ -32,6 +32,14 @@ from .state import StateMachine
 log = logging.getLogger(__name__)
 
 
+def _stack(task: asyncio.Task[Any]) -> list[str]:
+    import io
+
+    buf = io.StringIO()
+    task.print_stack(file=buf)
+    return [buf.getvalue()]
+
+
 class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -168,11 +176,20 @@ class Daemon:
         for task in list(self._tasks):
             if task.get_name() in ("render-worker", "watchdog", "consumer-start", "speech-load"):
                 task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(list(self._tasks), timeout=5.0)
+            for task in stuck:
+                log.error("task %s did not finish; cancelling it:\n%s", task.get_name(),
+                          "".join(_stack(task)))
+                task.cancel()
         if hasattr(self, "pacer"):
             self.pacer.stop()
             await asyncio.to_thread(self.encoder.close)
+            log.info(
+                "stream ended: frames sent %d, dropped %d, late %d",
+                self.pacer.frames_sent, self.pacer.frames_dropped,
+                self.pacer.ticks_late + self.program.frames_late,
+            )
         if hasattr(self, "consumer"):
             await self.consumer.aclose()
         if getattr(self, "health", None) is not None:
@@ -197,6 +214,7 @@ class Daemon:
             "frames_late": p.ticks_late + self.program.frames_late,
             "paused": self.scheduler.paused,
             "queued": self.scheduler.inflight,
+            "on_air": on_air.id if (on_air := self.program.on_air) is not None else None,
             "dead_lettered": self.consumer.dead_lettered,
             "speech_providers": self.speech.providers,
             "speech_ready": self.scheduler.speech_ready.is_set(),

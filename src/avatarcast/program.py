@@ -87,6 +87,7 @@ class Program:
         self._fade: _Fade | None = None
         self._free_at = 0  # first tick a new segment may start (gap after the last one)
         self._paused = False
+        self._replan = False
         self._encoder_up = True
         self.preparing = 0  # utterances being synthesized, owned by the daemon's loop
         self.tick_no = 0
@@ -139,6 +140,7 @@ class Program:
             if self._current is seg:
                 self._cut(n, outcome)
             elif seg in self._pending:
+                self._replan = True
                 self._pending.remove(seg)
                 self._finish(seg, outcome, n)
             elif seg.started_at is None:
@@ -158,6 +160,7 @@ class Program:
                 self._fade = None
             if seg not in self._pending:
                 self._pending.appendleft(seg)
+            self._replan = True
             seg.started_at = None
             seg.stream_first = seg.stream_last = seg.stream_run = None
             log.warning("segment %s did not fully reach the encoder; it will air again", seg.id)
@@ -216,8 +219,13 @@ class Program:
         if not self._pending or n < self._free_at:
             return
         seg = self._pending[0]
+        # On plan, the talking frames continue the idle cycle; once plans are broken (a cut,
+        # a withdrawal, a retry), air as soon as possible and crossfade instead.
+        if n < seg.planned_start and not self._replan:
+            return
         if not seg.ready(self._render_fps(), self.fps):
             return
+        self._replan = False
         self._pending.popleft()
         self._current = seg
         self._pos = 0
@@ -261,6 +269,7 @@ class Program:
         shown = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self.idle.frame(n)
         tail = seg.audio[k] if k < len(seg.audio) else None
         self._current = None
+        self._replan = True
         self._fade = _Fade(shown, tail, max(1, self.xfade))
         self._free_at = n + self._fade.length
         self._finish(seg, outcome, n)

@@ -142,8 +142,10 @@ class Scheduler:
                     return self._backlog.popleft()
             self._wake.clear()
             # Also woken by a timeout: the program frees room from its own thread.
+            # (asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel.)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.2)
+                async with asyncio.timeout(0.2):
+                    await self._wake.wait()
 
     async def _render(self, utt: Utterance) -> None:
         msg = utt.delivery.message
@@ -258,15 +260,18 @@ class Scheduler:
         """Shutdown: everything not on air goes back to RabbitMQ."""
         while self._backlog:
             self._settle_now(self._backlog.popleft(), Outcome.REQUEUED)
-        if self.rendering is not None:
-            self.rendering.cancelled = Outcome.REQUEUED
         on_air = self._program.on_air
+        busy = self.rendering
+        if busy is not None and (busy.segment is None or busy.segment is not on_air):
+            busy.cancelled = Outcome.REQUEUED
         for utt in list(self._inflight.values()):
             if utt.segment is not None and utt.segment is not on_air:
                 self._program.withdraw(utt.segment, Outcome.REQUEUED)
 
     def requeue_all(self) -> None:
         self.requeue_waiting()
+        if self.rendering is not None:
+            self.rendering.cancelled = Outcome.REQUEUED
         for utt in list(self._inflight.values()):
             if utt.segment is not None:
                 self._program.withdraw(utt.segment, Outcome.REQUEUED)

@@ -110,7 +110,8 @@ class Speech:
         it: AsyncIterator[SpeechChunk], limit_s: float, name: str
     ) -> SpeechChunk | None:
         try:
-            return await asyncio.wait_for(anext(it), limit_s)
+            async with asyncio.timeout(limit_s):
+                return await anext(it)
         except StopAsyncIteration:
             return None
         except TimeoutError:

@@ -63,7 +63,8 @@ class EdgeSynthesizer:
 
     async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
         for sentence in split_sentences(text):
-            mp3 = await asyncio.wait_for(self._mp3(sentence, voice or self._voice), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                mp3 = await self._mp3(sentence, voice or self._voice)
             yield await self._decode(mp3)
 
     async def aclose(self) -> None:

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .harness import QueueNames, delete_queues
+from .services import NginxRtmp, ensure_rabbitmq
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> None:
+    ensure_rabbitmq()
+
+
+@pytest.fixture
+def queues(rabbitmq: None) -> Iterator[QueueNames]:
+    q = QueueNames.unique()
+    yield q
+    delete_queues(q)
+
+
+@pytest.fixture
+def rtmp_server(tmp_path: Path) -> Iterator[NginxRtmp]:
+    server = NginxRtmp(tmp_path / "nginx")
+    server.start()
+    yield server
+    server.stop()

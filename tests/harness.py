@@ -1,0 +1,212 @@
+"""Run-to-completion harness: the daemon as a subprocess, a receiving FFmpeg, the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import numpy as np
+
+from .services import ROOT, free_port
+
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass
+class QueueNames:
+    speak: str
+    control: str
+    dead: str
+
+    @classmethod
+    def unique(cls) -> QueueNames:
+        base = f"avatarcast.test.{uuid.uuid4().hex[:8]}"
+        return cls(f"{base}.speak", f"{base}.control", f"{base}.dead")
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AVATARCAST_BROKER__SPEAK_QUEUE": self.speak,
+            "AVATARCAST_BROKER__CONTROL_QUEUE": self.control,
+            "AVATARCAST_BROKER__DEAD_LETTER_QUEUE": self.dead,
+        }
+
+
+class DaemonProc:
+    def __init__(self, workdir: Path, queues: QueueNames, extra_env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.health_port = free_port()
+        self.log_path = workdir / "daemon.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARCAST_")}
+        env.update(queues.env())
+        env.update({
+            "AVATARCAST_HEALTH__PORT": str(self.health_port),
+            "AVATARCAST_STATE_DIR": str(workdir / "state"),
+            "AVATARCAST_AVATAR__IDLE_SOURCE": str(ROOT / "assets" / "avatar.png"),
+            "AVATARCAST_VIDEO__WIDTH": "320",
+            "AVATARCAST_VIDEO__HEIGHT": "240",
+            "AVATARCAST_VIDEO__BITRATE_KBPS": "400",
+            "AVATARCAST_VIDEO__PRESET": "ultrafast",
+            "AVATARCAST_SPEECH__PROVIDERS": '["piper"]',
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(extra_env)
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "avatarcast", "run"], cwd=workdir, env=env,
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def status(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/healthz", timeout=2
+            ) as r:
+                return dict(json.load(r))
+        except urllib.error.HTTPError as e:
+            return dict(json.load(e))
+        except OSError:
+            return None
+
+    def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        st: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited ({self.proc.returncode}):\n{self.log()}")
+            st = self.status()
+            if st is not None and pred(st):
+                return st
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; last status {st}\n{self.log()[-3000:]}")
+
+    def outcomes(self, st: dict[str, Any]) -> dict[str, str]:
+        return {e["id"]: e["outcome"] for e in st["recent"]}
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Receiver:
+    """A real RTMP client recording what the server relays."""
+
+    def __init__(self, url: str, out: Path) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-rw_timeout", "3000000",
+             "-i", url, "-c", "copy", "-f", "flv", "-y", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+
+    def wait(self, timeout: float = 20) -> None:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            self.proc.wait(5)
+
+
+async def publish_raw(queue: str, body: bytes, message_id: str | None = None) -> None:
+    conn = await aio_pika.connect(AMQP)
+    async with conn:
+        ch = await conn.channel(publisher_confirms=True)
+        await ch.default_exchange.publish(
+            aio_pika.Message(body, message_id=message_id,
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=queue, mandatory=True,
+        )
+
+
+def publish(queue: str, payload: dict[str, Any] | bytes, message_id: str | None = None) -> None:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    asyncio.run(publish_raw(queue, body, message_id))
+
+
+async def _queue_state(name: str) -> tuple[int, list[aio_pika.abc.AbstractIncomingMessage]]:
+    conn = await aio_pika.connect(AMQP)
+    async with conn:
+        ch = await conn.channel()
+        q = await ch.declare_queue(name, passive=True)
+        count = q.declaration_result.message_count or 0
+        msgs = []
+        while (m := await q.get(no_ack=True, fail=False)) is not None:
+            msgs.append(m)
+        return count, msgs
+
+
+def queue_depth(name: str) -> int:
+    async def run() -> int:
+        conn = await aio_pika.connect(AMQP)
+        async with conn:
+            ch = await conn.channel()
+            q = await ch.declare_queue(name, passive=True)
+            return q.declaration_result.message_count or 0
+    return asyncio.run(run())
+
+
+def drain(name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    return asyncio.run(_queue_state(name))[1]
+
+
+def delete_queues(q: QueueNames) -> None:
+    async def run() -> None:
+        conn = await aio_pika.connect(AMQP)
+        async with conn:
+            ch = await conn.channel()
+            for name in (q.speak, q.control, q.dead):
+                await ch.queue_delete(name)
+    asyncio.run(run())
+
+
+# -- what the recording shows ------------------------------------------------------------
+
+def packets(path: Path, stream: str) -> np.ndarray:
+    """(pts, duration) of every packet of stream 'v' or 'a', in seconds."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", stream, "-show_entries",
+         "packet=pts_time,duration_time", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rows = [line.split(",") for line in out.split() if line]
+    return np.array([(float(p), float(d) if d != "N/A" else 0.0) for p, d in rows])
+
+
+def decode_audio(path: Path, rate: int = 48000) -> np.ndarray:
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a", "-ac", "1", "-ar", str(rate),
+         "-f", "f32le", "-"],
+        capture_output=True, check=True,
+    ).stdout
+    return np.frombuffer(out, dtype=np.float32)
+
+
+def rms_windows(samples: np.ndarray, rate: int, window_s: float) -> np.ndarray:
+    n = int(rate * window_s)
+    usable = samples[: samples.size // n * n].reshape(-1, n)
+    return np.sqrt((usable.astype(np.float64) ** 2).mean(axis=1))

@@ -1,0 +1,83 @@
+"""Controls against a real daemon with a backlog: skip moves on, clear empties the backlog,
+an interrupt cuts in, and a stop past the grace period requeues what was on air."""
+
+from __future__ import annotations
+
+import pytest
+
+from .harness import DaemonProc, QueueNames, decode_audio, publish, queue_depth, rms_windows
+
+pytestmark = pytest.mark.services
+
+LONG = (
+    "This is a long message that keeps the avatar talking for a while. "
+    "It has several sentences, so that there is time to act on it. "
+    "Nothing in it matters, it only has to last."
+)
+
+
+def speak(q: QueueNames, msg_id: str, text: str = LONG, **extra: object) -> None:
+    publish(q.speak, {"type": "speak", "id": msg_id, "text": text, **extra})
+
+
+def control(q: QueueNames, command: str) -> None:
+    publish(q.control, {"type": "control", "command": command})
+
+
+def test_skip_clear_interrupt_and_requeue_on_stop(tmp_path, queues: QueueNames) -> None:  # type: ignore[no-untyped-def]
+    rec = tmp_path / "program.mkv"
+    daemon = DaemonProc(tmp_path, queues, {
+        "AVATARCAST_OUTPUT__RECORD_PATH": str(rec),
+        "AVATARCAST_SHUTDOWN__GRACE_S": "1",
+    })
+    try:
+        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        for i in (1, 2, 3):
+            speak(queues, f"long{i}")
+        daemon.wait_for(lambda s: s["on_air"] == "long1", 30, "long1 on air")
+
+        control(queues, "skip")
+        st = daemon.wait_for(lambda s: s["on_air"] == "long2", 10, "skip to long2")
+        assert daemon.outcomes(st)["long1"] == "skipped"
+
+        control(queues, "clear")
+        st = daemon.wait_for(
+            lambda s: s["state"] == "idle" and s["queued"] == 0, 10, "backlog cleared"
+        )
+        assert daemon.outcomes(st) == {"long1": "skipped", "long2": "cleared", "long3": "cleared"}
+
+        speak(queues, "long4")
+        daemon.wait_for(lambda s: s["on_air"] == "long4", 30, "long4 on air")
+        speak(queues, "urgent", "Breaking news.", interrupt=True)
+        st = daemon.wait_for(lambda s: daemon.outcomes(s).get("urgent") == "aired", 30, "urgent")
+        assert daemon.outcomes(st)["long4"] == "interrupted"
+        entries = {e["id"]: e for e in st["recent"]}
+        # Cut, not finished: each left the air before its last frame.
+        for cut in ("long1", "long2", "long4"):
+            e = entries[cut]
+            assert e["stream_last"] - e["stream_first"] + 1 < e["frames"]
+
+        control(queues, "pause")
+        speak(queues, "held", "This waits for resume.")
+        daemon.wait_for(lambda s: s["paused"] and s["queued"] == 1, 10, "held while paused")
+        st = daemon.status()
+        assert st is not None and st["on_air"] is None
+        control(queues, "resume")
+        daemon.wait_for(lambda s: daemon.outcomes(s).get("held") == "aired", 30, "held aired")
+
+        speak(queues, "cut-by-stop")
+        daemon.wait_for(lambda s: s["on_air"] == "cut-by-stop", 30, "last on air")
+        assert daemon.stop() == 0, daemon.log()
+    finally:
+        daemon.kill()
+
+    # Everything handled was acked; the one cut by the stop went back to the queue.
+    assert queue_depth(queues.speak) == 1
+    # The recording shows the clear: silence from the cut of long2 until long4 begins.
+    rms = rms_windows(decode_audio(rec), 48000, 0.02)
+    quiet_from = (entries["long2"]["stream_last"] + 3) / 30
+    quiet_to = entries["long4"]["stream_first"] / 30 - 0.05
+    quiet = rms[int(quiet_from / 0.02) : int(quiet_to / 0.02)]
+    assert quiet.size >= 5 and quiet.max() < 0.002
+    talk = rms[int(entries["long2"]["stream_first"] / 30 / 0.02) :]
+    assert (talk[:50] > 0.01).mean() > 0.4  # and it was speech before the cut

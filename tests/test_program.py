@@ -1,0 +1,142 @@
+"""The program, tick by tick: idle cycle, cut-in on the cycle, crossfades, skip and clear."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from avatarcast.frames import Frame
+from avatarcast.idle import IdleCycle
+from avatarcast.program import Program
+from avatarcast.segment import Outcome, Segment
+from avatarcast.state import StateMachine, StreamState
+
+W, H, SPF = 8, 4, 1600
+
+
+def idle_cycle(n: int) -> IdleCycle:
+    return IdleCycle([np.full((H * 3 // 2, W), 10 * i, dtype=np.uint8) for i in range(n)])
+
+
+def make(n_idle: int = 5, xfade: int = 4, gap: int = 0) -> tuple[Program, list[Segment]]:
+    done: list[Segment] = []
+    prog = Program(
+        idle_cycle(n_idle), fps=30, spf=SPF, crossfade_frames=xfade, gap_frames=gap,
+        lead_frames=2, machine=StateMachine(), on_done=done.append,
+    )
+    return prog, done
+
+
+def talking(prog: Program, seg_id: str, frames: int, planned: int) -> Segment:
+    seg = Segment(seg_id, planned)
+    for k in range(frames):
+        seg.audio.append(np.full(SPF, 1000 + k, dtype=np.int16))
+        # A talking frame is the idle frame of its cycle index, marked so we can recognise it.
+        f: Frame = prog.idle.frame(planned + k).copy()
+        f[0, 0] = 255
+        seg.frames.append(f)
+    seg.sealed = True
+    return seg
+
+
+def test_idle_is_a_ping_pong_cycle() -> None:
+    cyc = idle_cycle(4)
+    assert [cyc.index(n) for n in range(10)] == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
+    assert idle_cycle(1).period == 1 and idle_cycle(1).index(12345) == 0
+
+
+def test_every_tick_has_one_frame_of_audio_and_silence_when_idle() -> None:
+    prog, _ = make()
+    for n in range(20):
+        out = prog.tick(n)
+        assert out.audio.shape == (SPF,) and not out.audio.any()
+        assert np.array_equal(out.frame, prog.idle.frame(n))
+    assert prog.machine.state is StreamState.IDLE
+
+
+def test_segment_planned_on_the_cycle_cuts_in_without_a_crossfade() -> None:
+    prog, _ = make()
+    prog.tick(0)
+    planned = prog.plan_start()
+    seg = talking(prog, "a", 10, planned)
+    prog.submit(seg)
+    outs = [prog.tick(n) for n in range(1, planned + 12)]
+    on_air = [o for o in outs if o.segment is seg]
+    assert len(on_air) == 10 and seg.started_at == planned
+    for k, o in enumerate(on_air):
+        assert np.array_equal(o.frame, seg.frames[k])  # untouched: no blend needed
+        assert o.audio[0] == 1000 + k
+    assert on_air[-1].receipt is not None
+    on_air[-1].receipt.written()
+    assert seg.outcome is Outcome.AIRED
+
+
+def test_off_cycle_segment_crossfades_in_and_out() -> None:
+    prog, _ = make(xfade=4)
+    seg = talking(prog, "a", 12, planned=1)  # planned for frame 1, will start later
+    for n in range(3):
+        prog.tick(n)
+    prog.submit(seg)
+    outs = [prog.tick(n) for n in range(3, 20)]
+    on_air = [o for o in outs if o.segment is seg]
+    first = on_air[0].frame
+    assert not np.array_equal(first, seg.frames[0]), "first frame should be blended"
+    assert np.array_equal(on_air[5].frame, seg.frames[5]), "middle frame untouched"
+    assert not np.array_equal(on_air[-1].frame, seg.frames[-1]), "last frame blended"
+
+
+def test_skip_cuts_back_to_idle_within_three_frames() -> None:
+    prog, done = make(xfade=4)
+    prog.tick(0)
+    seg = talking(prog, "a", 100, prog.plan_start())
+    prog.submit(seg)
+    n = 1
+    while prog.on_air is None:
+        prog.tick(n)
+        n += 1
+    prog.skip()
+    outs = [prog.tick(n + i) for i in range(6)]
+    assert done == [seg] and seg.outcome is Outcome.SKIPPED
+    assert outs[0].audio[-1] == 0  # the slice after the cut fades out, no click
+    assert all(not o.audio.any() for o in outs[1:])
+    assert all(o.segment is None for o in outs)
+    assert np.array_equal(outs[3].frame, prog.idle.frame(n + 3))  # crossfade over by frame 3
+    assert prog.machine.state is StreamState.IDLE
+
+
+def test_clear_drops_the_backlog_and_pause_holds_it() -> None:
+    prog, done = make()
+    prog.pause(True)
+    segs = [talking(prog, s, 5, 0) for s in "abc"]
+    for s in segs:
+        prog.submit(s)
+    for n in range(10):
+        prog.tick(n)
+    assert prog.on_air is None and prog.machine.state is StreamState.PROCESSING
+    prog.clear()
+    prog.tick(10)
+    assert [s.outcome for s in done] == [Outcome.CLEARED] * 3
+    assert prog.machine.state is StreamState.IDLE
+
+
+def test_dropped_last_frame_airs_the_segment_again() -> None:
+    prog, done = make()
+    seg = talking(prog, "a", 3, 0)
+    prog.submit(seg)
+    outs = [prog.tick(n) for n in range(6)]
+    receipt = next(o.receipt for o in outs if o.receipt is not None)
+    receipt.dropped()
+    later = [prog.tick(n) for n in range(6, 12)]
+    assert sum(o.segment is seg for o in later) == 3 and not done
+
+
+def test_encoder_outage_is_error_and_nothing_airs() -> None:
+    prog, _ = make()
+    prog.encoder_up(False)
+    prog.tick(0)
+    assert prog.machine.state is StreamState.ERROR
+    prog.submit(talking(prog, "a", 3, 0))
+    assert all(prog.tick(n).segment is None for n in range(1, 5))
+    prog.encoder_up(True)
+    prog.tick(5)
+    assert prog.machine.state is StreamState.PROCESSING
+    assert any(prog.tick(n).segment is not None for n in range(6, 10))
