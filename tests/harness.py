@@ -80,7 +80,9 @@ class DaemonProc:
         except OSError:
             return None
 
-    def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+    def wait_for(
+        self, pred: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         st: dict[str, Any] | None = None
         while time.monotonic() < deadline:
@@ -90,7 +92,9 @@ class DaemonProc:
             if st is not None and pred(st):
                 return st
             time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; last status {st}\n{self.log()[-3000:]}")
+        raise AssertionError(
+            f"timed out waiting for {what}; last status {st}\n{self.log()[-3000:]}"
+        )
 
     def outcomes(self, st: dict[str, Any]) -> dict[str, str]:
         return {e["id"]: e["outcome"] for e in st["recent"]}

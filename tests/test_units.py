@@ -11,7 +11,7 @@ import pytest
 from avatarcast.audio import FrameSlicer, resample, samples_per_frame
 from avatarcast.clock import NS_PER_S, FrameClock
 from avatarcast.messages import ControlMessage, MessageError, SpeakMessage, parse_message
-from avatarcast.redact import Redactor, RedactingFormatter
+from avatarcast.redact import RedactingFormatter, Redactor
 from avatarcast.settings import SettingsError, load_settings
 from avatarcast.state import TRANSITIONS, IllegalTransition, StateMachine, StreamState
 
@@ -162,7 +162,7 @@ def test_invalid_settings_name_the_field(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_settings_cross_checks(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AVATARCAST_VIDEO__FPS", "7")
-    with pytest.raises(SettingsError, match="multiple of video.fps"):
+    with pytest.raises(SettingsError, match=r"multiple of video\.fps"):
         load_settings()
 
 
@@ -193,3 +193,26 @@ def test_unknown_rtmp_urls_are_masked_by_pattern() -> None:
     redact = Redactor()
     text = redact("[f=flv:onfail=ignore]rtmp://x.example/app/KEY-1234|[f=flv]rec.flv")
     assert "KEY-1234" not in text and "rec.flv" in text
+
+
+def test_env_example_documents_every_setting() -> None:
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    from avatarcast.settings import Settings
+
+    text = (Path(__file__).parent.parent / ".env.dev.example").read_text()
+
+    def names(model: type[BaseModel], prefix: str) -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                out += names(ann, f"{prefix}{name.upper()}__")
+            else:
+                out.append(prefix + name.upper())
+        return out
+
+    missing = [n for n in names(Settings, "AVATARCAST_") if n + "=" not in text]
+    assert not missing, f"undocumented settings: {missing}"

@@ -54,8 +54,15 @@ class VideoSettings(BaseModel):
 
 
 class AudioSettings(BaseModel):
-    sample_rate: Literal[44100, 48000] = 48000
+    sample_rate: int = 48000
     bitrate_kbps: int = Field(default=128, ge=32, le=320)
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _aac_rate(cls, v: int) -> int:
+        if v not in (44100, 48000):
+            raise ValueError("must be 44100 or 48000")
+        return v
 
 
 class OutputSettings(BaseModel):

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what avatarcast needs and is missing: Debian packages (FFmpeg, nginx with its RTMP
+# module, espeak-ng, RabbitMQ) and a virtual environment with the Python packages.
+# Usage: scripts/install-deps.sh [runtime|dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind=${1:-runtime}
+venv=${VENV:-.venv}
+
+missing=()
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+command -v ffprobe >/dev/null || missing+=(ffmpeg)
+command -v nginx >/dev/null || missing+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=(libnginx-mod-rtmp)
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+req=requirements.txt
+[ "$kind" = dev ] && req=requirements-dev.txt
+stamp="$venv/.installed-$kind-$(cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)"
+if [ ! -e "$stamp" ]; then
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e .
+  touch "$stamp"
+fi
