@@ -15,6 +15,10 @@ def record_file(pattern: Path) -> str:
     restart never overwrites the previous file."""
     path = Path(time.strftime(str(pattern)))
     path.parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while path.exists():
+        n += 1
+        path = path.with_name(f"{path.stem.rsplit('~', 1)[0]}~{n}{path.suffix}")
     return str(path)
 
 
