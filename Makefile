@@ -1,22 +1,26 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit deps dev-deps schema clean
+.PHONY: run test lint typecheck unit bench deps dev-deps schema clean
 
 run: deps            ## install what is missing, start RabbitMQ (+ nginx-rtmp), run the daemon
 	scripts/run-local.sh
 
 test: dev-deps       ## install, start services, lint, type-check, run every test
 	scripts/start-rabbitmq.sh
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 unit: dev-deps       ## the tests that need no services
 	$(BIN)/pytest -q tests/test_units.py tests/test_program.py
 
+bench: dev-deps      ## idle CPU at 720p30 and say -> first speech sample at an RTMP client
+	scripts/start-rabbitmq.sh
+	$(BIN)/python -m bench.broadcast
+
 lint: dev-deps
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 
 typecheck: dev-deps
 	$(BIN)/mypy

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.harness import DaemonProc, QueueNames, delete_queues, publish  # noqa: E402
-from tests.services import NginxRtmp, ensure_rabbitmq  # noqa: E402
+from tests.harness import DaemonProc, QueueNames, delete_queues, publish
+from tests.services import NginxRtmp, ensure_rabbitmq
 
 TICK = os.sysconf("SC_CLK_TCK")
 

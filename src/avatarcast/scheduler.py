@@ -194,7 +194,9 @@ class Scheduler:
         first = len(seg.audio)
         idle = self._program.idle
         indices = [idle.index(seg.planned_start + first + i) for i in range(len(audio))]
-        audio_16k = resample(np.concatenate(audio), self._rate, ANIMATOR_RATE)
+        audio_16k = await asyncio.to_thread(
+            resample, np.concatenate(audio), self._rate, ANIMATOR_RATE
+        )
         seg.audio.extend(audio)
         async for batch in self._face.render(audio_16k, indices):
             seg.frames.extend(batch)

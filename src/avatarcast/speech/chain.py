@@ -99,11 +99,15 @@ class Speech:
             if first is None:
                 errors.append(f"{provider.name}: produced no audio")
                 continue
-            yield resample(first.samples, first.sample_rate, self._rate)
+            yield await self._resample(first)
             while (chunk := await self._next(it, timeout, provider.name)) is not None:
-                yield resample(chunk.samples, chunk.sample_rate, self._rate)
+                yield await self._resample(chunk)
             return
         raise SpeechError("speech failed: " + "; ".join(errors), retryable=False)
+
+    async def _resample(self, chunk: SpeechChunk) -> Pcm:
+        # Off the event loop: a long sentence takes milliseconds to resample.
+        return await asyncio.to_thread(resample, chunk.samples, chunk.sample_rate, self._rate)
 
     @staticmethod
     async def _next(

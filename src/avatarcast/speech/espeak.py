@@ -31,7 +31,8 @@ class EspeakSynthesizer:
         except FileNotFoundError:
             raise SpeechError(f"{self._exe} is not installed", retryable=False) from None
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                out, err = await proc.communicate()
         except TimeoutError:
             proc.kill()
             await proc.wait()
