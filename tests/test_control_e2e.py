@@ -65,8 +65,11 @@ def test_skip_clear_interrupt_and_requeue_on_stop(tmp_path, queues: QueueNames) 
         control(queues, "resume")
         daemon.wait_for(lambda s: daemon.outcomes(s).get("held") == "aired", 30, "held aired")
 
+        speak(queues, "urgent", "Breaking news.")  # a duplicate id: acked, not aired again
         speak(queues, "cut-by-stop")
-        daemon.wait_for(lambda s: s["on_air"] == "cut-by-stop", 30, "last on air")
+        st = daemon.wait_for(lambda s: s["on_air"] == "cut-by-stop", 30, "last on air")
+        assert [e["id"] for e in st["recent"]].count("urgent") == 1
+        assert "duplicate delivery of urgent (already handled): acked, not aired" in daemon.log()
         assert daemon.stop() == 0, daemon.log()
     finally:
         daemon.kill()
