@@ -152,30 +152,25 @@ def publish(queue: str, payload: dict[str, Any] | bytes, message_id: str | None 
     asyncio.run(publish_raw(queue, body, message_id))
 
 
-async def _queue_state(name: str) -> tuple[int, list[aio_pika.abc.AbstractIncomingMessage]]:
+async def _queue(name: str, take: bool) -> tuple[int, list[aio_pika.abc.AbstractIncomingMessage]]:
+    """(messages ready, and if `take` those messages removed from the queue)."""
     conn = await aio_pika.connect(AMQP)
     async with conn:
         ch = await conn.channel()
         q = await ch.declare_queue(name, passive=True)
         count = q.declaration_result.message_count or 0
         msgs = []
-        while (m := await q.get(no_ack=True, fail=False)) is not None:
+        while take and (m := await q.get(no_ack=True, fail=False)) is not None:
             msgs.append(m)
         return count, msgs
 
 
 def queue_depth(name: str) -> int:
-    async def run() -> int:
-        conn = await aio_pika.connect(AMQP)
-        async with conn:
-            ch = await conn.channel()
-            q = await ch.declare_queue(name, passive=True)
-            return q.declaration_result.message_count or 0
-    return asyncio.run(run())
+    return asyncio.run(_queue(name, take=False))[0]
 
 
 def drain(name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    return asyncio.run(_queue_state(name))[1]
+    return asyncio.run(_queue(name, take=True))[1]
 
 
 def delete_queues(q: QueueNames) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import signal
 import time
@@ -30,14 +31,6 @@ from .speech.chain import Speech, make_providers
 from .state import StateMachine
 
 log = logging.getLogger(__name__)
-
-
-def _stack(task: asyncio.Task[Any]) -> list[str]:
-    import io
-
-    buf = io.StringIO()
-    task.print_stack(file=buf)
-    return [buf.getvalue()]
 
 
 class Daemon:
@@ -179,8 +172,10 @@ class Daemon:
         if self._tasks:
             _, stuck = await asyncio.wait(list(self._tasks), timeout=5.0)
             for task in stuck:
+                stack = io.StringIO()
+                task.print_stack(file=stack)
                 log.error("task %s did not finish; cancelling it:\n%s", task.get_name(),
-                          "".join(_stack(task)))
+                          stack.getvalue())
                 task.cancel()
         if hasattr(self, "pacer"):
             self.pacer.stop()

@@ -20,8 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from .audio import Pcm
@@ -69,11 +71,13 @@ class _Shared:
 
 @dataclass
 class _Item:
-    data: bytes
+    # Frames and audio slices are never written to once made, so the writer threads can send
+    # the arrays themselves: no copy on the pacer's side.
+    data: npt.NDArray[Any]
     receipt: _Shared | None
 
 
-_STOP = _Item(b"", None)
+_STOP = _Item(np.zeros(0, dtype=np.uint8), None)
 
 
 class Encoder:
@@ -119,8 +123,8 @@ class Encoder:
         if not self._up or self._vq.full() or self._aq.full():
             return False
         shared = _Shared(receipt) if receipt is not None else None
-        self._vq.put_nowait(_Item(frame.tobytes(), shared))
-        self._aq.put_nowait(_Item(audio.tobytes(), shared))
+        self._vq.put_nowait(_Item(np.ascontiguousarray(frame), shared))
+        self._aq.put_nowait(_Item(np.ascontiguousarray(audio), shared))
         return True
 
     def close(self, timeout: float = 10.0) -> None:
@@ -276,7 +280,7 @@ class Encoder:
             if item is _STOP:
                 return
             try:
-                pipe.write(item.data)
+                pipe.write(item.data.data.cast("B"))
             except (BrokenPipeError, ValueError, OSError) as exc:
                 self.last_error = self.last_error or f"pipe to ffmpeg closed: {exc}"
                 if item.receipt is not None:

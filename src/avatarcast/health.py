@@ -28,9 +28,8 @@ class HealthServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self._port
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else self._port
         log.info("health endpoint on http://%s:%s/healthz", self._host, self.port)
 
     async def _healthz(self, request: web.Request) -> web.Response:

@@ -73,6 +73,9 @@ class Program:
         self.fps = fps
         self.spf = spf
         self.xfade = crossfade_frames
+        # One shared, read-only slice of silence: idle ticks allocate nothing.
+        self._silence = silence(spf)
+        self._silence.flags.writeable = False
         self.gap = gap_frames
         self.lead = lead_frames
         self.machine = machine
@@ -209,7 +212,7 @@ class Program:
             elif self._fade is not None:
                 out = self._fade_out(n)
             else:
-                out = TickOutput(self.idle.frame(n), silence(self.spf))
+                out = TickOutput(self.idle.frame(n), self._silence)
             self._update_state(out)
             return out
 
@@ -245,21 +248,29 @@ class Program:
             # Underrun: the renderer fell behind; hold the picture, keep the clock.
             self.frames_late += 1
             held = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self.idle.frame(n)
-            return TickOutput(held, silence(self.spf), seg)
+            return TickOutput(held, self._silence, seg)
         frame = seg.frames[k]
         self._pos = k + 1
         total = seg.total
-        if not self._continuous and self.xfade:
-            if k < self.xfade:
-                frame = blend(self.idle.frame(n), frame, (k + 1) / (self.xfade + 1))
-            elif total is not None and k >= total - self.xfade:
-                frame = blend(self.idle.frame(n), frame, (total - k) / (self.xfade + 1))
+        weight = self._talk_weight(k, total)
+        if weight is not None:
+            frame = blend(self.idle.frame(n), frame, weight)
         out = TickOutput(frame, seg.audio[k], seg)
         if total is not None and self._pos >= total:
             out.receipt = Receipt(self, seg, n)
             self._current = None
             self._free_at = n + 1 + self.gap
         return out
+
+    def _talk_weight(self, k: int, total: int | None) -> float | None:
+        """Weight of talking frame k against idle while crossfading in or out; None if not."""
+        if self._continuous or not self.xfade:
+            return None
+        if k < self.xfade:
+            return (k + 1) / (self.xfade + 1)
+        if total is not None and k >= total - self.xfade:
+            return (total - k) / (self.xfade + 1)
+        return None
 
     def _cut(self, n: int, outcome: Outcome) -> None:
         seg = self._current
@@ -283,7 +294,7 @@ class Program:
         audio = fade(f.tail, 1.0, 0.0) if f.step == 1 and f.tail is not None else None
         if f.step >= f.length:
             self._fade = None
-        return TickOutput(frame, audio if audio is not None else silence(self.spf))
+        return TickOutput(frame, audio if audio is not None else self._silence)
 
     def _finish(self, seg: Segment, outcome: Outcome, n: int) -> None:
         if seg.finish(outcome, n):
@@ -296,11 +307,7 @@ class Program:
         elif self._fade is not None:
             new = StreamState.TRANSITIONING
         elif out.segment is not None:
-            k = self._pos - 1
-            total = out.segment.total
-            fading = not self._continuous and self.xfade and (
-                k < self.xfade or (total is not None and k >= total - self.xfade)
-            )
+            fading = self._talk_weight(self._pos - 1, out.segment.total) is not None
             new = StreamState.TRANSITIONING if fading else StreamState.TALKING
         elif self._pending or self.preparing > 0:
             new = StreamState.PROCESSING

@@ -67,6 +67,7 @@ class Scheduler:
         self._playout = playout
         self._rate = sample_rate
         self._spf = program.spf
+        self._min_unsealed = playout.min_buffer_ms * program.fps // 1000
         self._spawn = spawn
         self._backlog: deque[Utterance] = deque()
         self._inflight: dict[str, Utterance] = {}
@@ -160,7 +161,7 @@ class Scheduler:
                 if seg is None:
                     utt.timings["tts_first_s"] = time.perf_counter() - t0
                     seg = Segment(msg.id, self._program.plan_start(), tag=utt)
-                    seg.min_unsealed = self._min_unsealed()
+                    seg.min_unsealed = self._min_unsealed
                     utt.segment = seg
                     self._program.submit(seg, front=msg.interrupt, cut=msg.interrupt)
                 await self._extend(seg, slicer.push(pcm))
@@ -184,9 +185,6 @@ class Scheduler:
                 self._program.withdraw(seg, utt.cancelled)
         finally:
             self._program.preparing -= 1
-
-    def _min_unsealed(self) -> int:
-        return self._playout.min_buffer_ms * self._program.fps // 1000
 
     async def _extend(self, seg: Segment, audio: list[Pcm]) -> None:
         if not audio:
