@@ -15,9 +15,10 @@ test: dev-deps       ## install, start services, lint, type-check, run every tes
 unit: dev-deps       ## the tests that need no services
 	$(BIN)/pytest -q tests/test_units.py tests/test_program.py
 
-bench: dev-deps      ## idle CPU at 720p30 and say -> first speech sample at an RTMP client
+bench: dev-deps      ## idle CPU, say -> first speech sample at an RTMP client, face animator fps
 	scripts/start-rabbitmq.sh
 	$(BIN)/python -m bench.broadcast
+	$(BIN)/python -m bench.faces
 
 lint: dev-deps
 	$(BIN)/ruff check src tests bench

@@ -25,10 +25,11 @@ fi
 
 req=requirements.txt
 [ "$kind" = dev ] && req=requirements-dev.txt
-stamp="$venv/.installed-$kind-$(cat requirements.txt requirements-dev.txt pyproject.toml | sha1sum | cut -c1-12)"
+stamp="$venv/.installed-$kind-$(cat requirements*.txt pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -e "$stamp" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e .
   touch "$stamp"
 fi

@@ -1,6 +1,7 @@
-"""The command line: `avatarcast run | say | control | schema`.
+"""The command line: `avatarcast run | say | control | prepare | schema`.
 
-Exit codes: 0 success; 1 the daemon failed while running; 2 bad usage or invalid settings;
+Exit codes: 0 success; 1 the daemon failed while running, or `prepare` found no face; 2 bad usage,
+invalid settings or an unreadable source;
 3 a required service was unusable (broker unreachable, no speech provider); 130 interrupted.
 """
 
@@ -12,6 +13,7 @@ import json
 import logging
 import sys
 import uuid
+from pathlib import Path
 
 from .messages import MAX_TEXT_CHARS, ControlMessage, SpeakMessage, json_schema
 from .redact import setup_logging
@@ -41,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
                          description="skip: end what is on air; clear: also drop the backlog; "
                          "pause/resume: hold or release the queue.")
     ctl.add_argument("command", choices=["skip", "clear", "pause", "resume"])
+    prep = sub.add_parser(
+        "prepare", help="prepare an avatar from an image or a video",
+        description="Find the face in every frame of the source and store the avatar cache "
+        "under avatar.avatars_dir/ID; run with AVATARCAST_AVATAR__ID=ID.")
+    src = prep.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", type=Path, help="the idle cycle, played as a ping-pong loop")
+    src.add_argument("--image", type=Path, help="a still portrait")
+    prep.add_argument("--id", required=True, help="avatar id (letters, digits, . _ -)")
+    prep.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
     sub.add_parser("schema", help="print the JSON Schema of the wire messages")
     return p
 
@@ -61,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(settings)
+        if args.command == "prepare":
+            from .commands import prepare_command
+
+            return prepare_command(settings, args)
+
         return asyncio.run(_publish(settings, args))
     except KeyboardInterrupt:
         return 130

@@ -15,13 +15,14 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from .avatar.loader import load_avatar
 from .clock import FrameClock
 from .consumer import Consumer
 from .dedupe import HandledIds
 from .encoder import Encoder
+from .face.select import choose, needs_face
 from .face.service import FaceService, make_animator
 from .health import HealthServer
-from .idle import load_idle
 from .pacer import Pacer
 from .program import Program
 from .scheduler import Scheduler
@@ -67,12 +68,15 @@ class Daemon:
     async def start(self) -> None:
         s = self.settings
         self._loop = asyncio.get_running_loop()
-        idle = await asyncio.to_thread(
-            load_idle, s.avatar.idle_source, s.video.width, s.video.height, s.video.fps,
-            s.avatar.max_idle_frames, s.output.ffmpeg_path,
+        animator, why = await asyncio.to_thread(choose, s.face)
+        log.info("face animator: %s (%s)", animator, why)
+        avatar = await asyncio.to_thread(
+            load_avatar, s.avatar, s.video, needs_face(animator), animator == "musetalk",
+            s.output.ffmpeg_path,
         )
+        idle = avatar.idle
         self.machine = StateMachine()
-        self.face = FaceService(make_animator(s.face))
+        self.face = FaceService(make_animator(animator, s.face, s.video.fps))
         self.speech = Speech(
             make_providers(s.speech, s.output.ffmpeg_path), s.speech, s.audio.sample_rate
         )
@@ -102,7 +106,7 @@ class Daemon:
         if s.health.enabled:
             self.health = HealthServer(s.health.host, s.health.port, self.status)
             await self.health.start()
-        await self.face.start(idle)
+        await self.face.start(avatar)
         self.spawn(self._load_speech(), "speech-load")
         self.spawn(self.scheduler.run(), "render-worker")
         self.spawn(self.consumer.start(), "consumer-start")

@@ -6,6 +6,7 @@ Environment variables use the prefix ``AVATARCAST_`` and ``__`` between nested n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SpeechProvider = Literal["piper", "edge", "espeak"]
-AnimatorName = Literal["still"]
+AnimatorName = Literal["auto", "lite", "still"]
 
 
 class BrokerSettings(BaseModel):
@@ -86,8 +87,21 @@ class OutputSettings(BaseModel):
 
 
 class AvatarSettings(BaseModel):
+    # A prepared avatar (`avatarcast prepare --id ID`); without one, the idle source is used,
+    # prepared on the fly as "auto-<file stem>" when the animator needs a face.
+    id: str | None = None
     idle_source: Path = Path("assets/avatar.png")
+    avatars_dir: Path = Path("models/avatars")
     max_idle_frames: int = Field(default=600, ge=1, le=10_000)
+    # Cached frames are scaled down to this many pixels on their long side.
+    max_side: int = Field(default=1920, ge=64, le=4096)
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", v):
+            raise ValueError("use 1-64 letters, digits, '.', '_' or '-'")
+        return v
 
 
 class PlayoutSettings(BaseModel):
@@ -119,7 +133,13 @@ class SpeechSettings(BaseModel):
 
 
 class FaceSettings(BaseModel):
-    animator: AnimatorName = "still"
+    # auto: musetalk when a CUDA GPU and its weights are there, lite otherwise.
+    animator: AnimatorName = "auto"
+    models_dir: Path = Path("models")
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    # MuseTalk frames per UNet call; 0 picks it from free GPU memory.
+    batch_size: int = Field(default=0, ge=0, le=64)
+    fp16: bool = True
 
 
 class HealthSettings(BaseModel):

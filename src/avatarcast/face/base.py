@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from ..audio import Pcm
+from ..avatar.runtime import Avatar
 from ..frames import Frame
-from ..idle import IdleCycle
 
 ANIMATOR_RATE = 16_000  # what speech-driven face models take
 
@@ -19,7 +19,7 @@ ANIMATOR_RATE = 16_000  # what speech-driven face models take
 class FaceAnimator(Protocol):
     name: str
 
-    def load(self, idle: IdleCycle) -> None:
+    def load(self, avatar: Avatar) -> None:
         """Prepare models and per-avatar data; blocking, run on the animator's thread."""
 
     def render(self, audio_16k: Pcm, cycle_indices: Sequence[int]) -> Iterator[list[Frame]]:

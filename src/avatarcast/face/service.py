@@ -8,14 +8,19 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ..audio import Pcm
+from ..avatar.runtime import Avatar
 from ..frames import Frame
-from ..idle import IdleCycle
 from ..settings import FaceSettings
 from ..threads import iterate_in_thread
 from .base import FaceAnimator
 
 
-def make_animator(settings: FaceSettings) -> FaceAnimator:
+def make_animator(name: str, settings: FaceSettings, fps: int) -> FaceAnimator:
+    """The animator `name` (as chosen by select.choose); backends import lazily."""
+    if name == "lite":
+        from .lite import LiteAnimator
+
+        return LiteAnimator(fps)
     from .still import StillAnimator
 
     return StillAnimator()
@@ -28,8 +33,10 @@ class FaceService:
         # Frames per second the animator sustains; unknown until measured, and assumed fast.
         self.render_fps = float("inf")
 
-    async def start(self, idle: IdleCycle) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.animator.load, idle)
+    async def start(self, avatar: Avatar) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.animator.load, avatar
+        )
 
     async def render(
         self, audio_16k: Pcm, cycle_indices: Sequence[int]

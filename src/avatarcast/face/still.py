@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from ..audio import Pcm
+from ..avatar.runtime import Avatar
 from ..frames import Frame
 from ..idle import IdleCycle
 
@@ -17,8 +18,8 @@ class StillAnimator:
     def __init__(self) -> None:
         self._idle: IdleCycle | None = None
 
-    def load(self, idle: IdleCycle) -> None:
-        self._idle = idle
+    def load(self, avatar: Avatar) -> None:
+        self._idle = avatar.idle
 
     def render(self, audio_16k: Pcm, cycle_indices: Sequence[int]) -> Iterator[list[Frame]]:
         if self._idle is None:

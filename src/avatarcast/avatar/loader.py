@@ -1,0 +1,51 @@
+"""What the daemon airs as its avatar: a prepared avatar (checked, rebuilt when stale), or the
+plain idle source when the animator needs no face."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from ..idle import load_idle
+from ..settings import AvatarSettings, VideoSettings
+from .cache import BuildSettings
+from .runtime import Avatar, for_output
+
+log = logging.getLogger(__name__)
+
+
+def build_settings(avatar: AvatarSettings, fps: int) -> BuildSettings:
+    return BuildSettings(fps=fps, max_frames=avatar.max_idle_frames, max_side=avatar.max_side)
+
+
+def auto_id(avatar: AvatarSettings) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", avatar.idle_source.stem)[:58] or "source"
+    return f"auto-{stem}"
+
+
+def load_avatar(
+    avatar: AvatarSettings, video: VideoSettings, needs_face: bool, keep_rgb: bool,
+    ffmpeg: str = "ffmpeg",
+) -> Avatar:
+    """Blocking: run it off the event loop."""
+    if avatar.id is None and not needs_face:
+        idle = load_idle(avatar.idle_source, video.width, video.height, video.fps,
+                         avatar.max_idle_frames, ffmpeg)
+        return Avatar(idle)
+    from .prepare import ensure, load
+
+    if avatar.id is not None:
+        avatar_id, source = avatar.id, None
+    else:
+        avatar_id, source = auto_id(avatar), avatar.idle_source
+    directory = ensure(
+        avatar_id, source, avatar.avatars_dir, build_settings(avatar, video.fps), ffmpeg=ffmpeg,
+        ffprobe=_ffprobe_beside(ffmpeg),
+    )
+    return for_output(load(directory), video.width, video.height, keep_rgb)
+
+
+def _ffprobe_beside(ffmpeg: str) -> str:
+    head, _, tail = ffmpeg.rpartition("/")
+    probe = tail.replace("ffmpeg", "ffprobe") if "ffmpeg" in tail else "ffprobe"
+    return f"{head}/{probe}" if head else probe

@@ -1,0 +1,81 @@
+"""The avatar as the daemon airs it: the cached cycle letterboxed to the output size, as
+yuv420p frames, with every frame's face geometry moved into output pixels."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from ..frames import Frame
+from ..idle import IdleCycle
+from .prepare import PreparedAvatar
+
+log = logging.getLogger(__name__)
+
+PAD_RGB = (16, 20, 24)  # the letterbox colour load_idle uses too
+
+
+@dataclass
+class FaceTrack:
+    """Per cycle frame, in output pixels."""
+
+    landmarks: npt.NDArray[np.float32]  # (N, 468, 3)
+    crop_boxes: npt.NDArray[np.float32]  # (N, 4)
+    mouth_masks: npt.NDArray[np.uint8]  # (N, 256, 256), crop space
+    lower_face_masks: npt.NDArray[np.uint8]
+    found: npt.NDArray[np.bool_]
+
+
+@dataclass
+class Avatar:
+    idle: IdleCycle
+    faces: FaceTrack | None = None  # None: a plain idle source without face geometry
+    rgb: list[npt.NDArray[np.uint8]] | None = None  # the cycle in RGB, output size
+    avatar_id: str | None = None
+
+
+def letterbox(
+    rgb: npt.NDArray[np.uint8], width: int, height: int
+) -> tuple[npt.NDArray[np.uint8], float, tuple[int, int]]:
+    h, w = rgb.shape[:2]
+    scale = min(width / w, height / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    ox, oy = (width - nw) // 2, (height - nh) // 2
+    out = np.empty((height, width, 3), np.uint8)
+    out[:] = PAD_RGB
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    out[oy : oy + nh, ox : ox + nw] = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    # Effective per-axis scale after rounding; landmarks follow the pixels exactly.
+    return out, nw / w, (ox, oy)
+
+
+def rgb_to_frame(rgb: npt.NDArray[np.uint8]) -> Frame:
+    """RGB to yuv420p (BT.601, limited range, as FFmpeg's default conversion)."""
+    return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
+
+
+def for_output(prepared: PreparedAvatar, width: int, height: int, keep_rgb: bool) -> Avatar:
+    frames: list[Frame] = []
+    rgbs: list[npt.NDArray[np.uint8]] = []
+    scale, offset = 1.0, (0, 0)
+    for rgb in prepared.frames:
+        boxed, scale, offset = letterbox(rgb, width, height)
+        frames.append(rgb_to_frame(boxed))
+        if keep_rgb:
+            rgbs.append(boxed)
+    shift = np.array(offset, np.float32)
+    lm = prepared.landmarks.copy()
+    lm[..., :2] = lm[..., :2] * scale + shift
+    lm[..., 2] *= scale
+    boxes = prepared.crop_boxes * scale + np.tile(shift, 2)
+    faces = FaceTrack(lm, boxes.astype(np.float32), prepared.mouth_masks,
+                      prepared.lower_face_masks, prepared.found)
+    log.info(
+        "avatar %s: %d frame(s) fitted to %dx%d", prepared.manifest.get("id"), len(frames),
+        width, height,
+    )
+    return Avatar(IdleCycle(frames), faces, rgbs or None, prepared.manifest.get("id"))

@@ -1,0 +1,59 @@
+"""The one-shot commands: `avatarcast prepare`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .settings import Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+log = logging.getLogger("avatarcast")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"avatarcast: {message}", file=sys.stderr)
+    return code
+
+
+def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
+    from .avatar import cache
+    from .avatar.loader import build_settings
+    from .avatar.models import FaceModelError, models_fingerprint
+    from .avatar.prepare import build
+    from .avatar.source import SourceError, file_sha256, is_image
+    from .avatar.track import NoFaceError
+
+    source = args.video or args.image
+    try:
+        avatar_id = cache.check_id(args.id)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    if not source.is_file():
+        return _fail(f"source not found: {source}", EXIT_USAGE)
+    if args.image is not None and not is_image(source):
+        return _fail(f"--image {source}: not an image file; use --video for videos", EXIT_USAGE)
+    if args.video is not None and is_image(source):
+        return _fail(f"--video {source}: this is an image; use --image", EXIT_USAGE)
+    build_with = build_settings(settings.avatar, settings.video.fps)
+    directory = settings.avatar.avatars_dir / avatar_id
+    try:
+        reason = cache.stale_reason(
+            cache.read_manifest(directory), avatar_id, build_with, models_fingerprint(),
+            file_sha256(source),
+        )
+        if reason is None and not args.force:
+            print(f"avatar {avatar_id} is up to date in {directory}")
+            return EXIT_OK
+        build(source, avatar_id, settings.avatar.avatars_dir, build_with,
+              ffmpeg=settings.output.ffmpeg_path, show_progress=True)
+    except NoFaceError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except SourceError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except FaceModelError as exc:
+        return _fail(str(exc), EXIT_UNAVAILABLE)
+    print(f"avatar {avatar_id} prepared in {directory}")
+    return EXIT_OK

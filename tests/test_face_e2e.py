@@ -1,0 +1,106 @@
+"""End to end with the lite animator: in the stream a real RTMP client received, the mouth
+moves while speech is on air and is still in silence, and the cuts in and out do not jump."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatarcast.avatar import mesh
+from avatarcast.avatar.track import FaceTracker
+
+from .harness import DaemonProc, QueueNames, Receiver, packets, publish
+from .services import NginxRtmp
+
+pytestmark = pytest.mark.services
+FPS = 30
+W, H = 640, 360
+
+
+def _frames(path: Path, pix_fmt: str, channels: int) -> np.ndarray:
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-f", "rawvideo",
+         "-pix_fmt", pix_fmt, "-"], capture_output=True, check=True,
+    ).stdout
+    return np.frombuffer(out, np.uint8).reshape(-1, H, W, channels)
+
+
+def test_the_mouth_moves_with_speech_only(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    url = rtmp_server.url(f"k{uuid.uuid4().hex}")
+    receiver = Receiver(url, tmp_path / "received.flv")
+    daemon = DaemonProc(tmp_path, queues, {
+        "AVATARCAST_OUTPUT__RTMP_URLS": json.dumps([url]),
+        "AVATARCAST_FACE__ANIMATOR": "lite",
+        "AVATARCAST_AVATAR__AVATARS_DIR": str(tmp_path / "avatars"),
+        "AVATARCAST_VIDEO__WIDTH": str(W), "AVATARCAST_VIDEO__HEIGHT": str(H),
+        "AVATARCAST_VIDEO__BITRATE_KBPS": "1500",
+    })
+    try:
+        st = daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        assert st["animator"] == "lite"
+        daemon.wait_for(lambda s: s["frames_sent"] >= FPS, 10, "a second of idle")
+        publish(queues.speak, {"type": "speak", "id": "talk",
+                               "text": "Good evening, and welcome to the show."})
+        st = daemon.wait_for(lambda s: s["state"] == "idle"
+                             and daemon.outcomes(s) == {"talk": "aired"}, 60, "aired")
+        daemon.wait_for(lambda s: s["frames_sent"] >= st["frames_sent"] + FPS, 10, "idle tail")
+        assert daemon.stop() == 0, daemon.log()
+    finally:
+        daemon.kill()
+        receiver.wait()
+    assert "face animator: lite" in daemon.log()
+
+    luma = _frames(receiver.out, "gray", 1)[..., 0].astype(np.int16)
+    assert abs(len(luma) - len(packets(receiver.out, "v"))) <= 1
+    (entry,) = st["recent"]
+    first, last = entry["stream_first"], entry["stream_last"]
+    assert 0 < first < last < len(luma) - 5
+
+    # Where the mouth is, found independently in the received idle picture.
+    rgb = _frames(receiver.out, "rgb24", 3)[first - 5]
+    lm = FaceTracker().find(np.ascontiguousarray(rgb))
+    assert lm is not None
+    lips = lm[list(mesh.OUTER_UPPER + mesh.OUTER_LOWER), :2]
+    (x0, y0), (x1, y1) = lips.min(0).astype(int), lips.max(0).astype(int)
+    pad = int(0.3 * (x1 - x0))
+    mouth = (slice(y0 - pad, y1 + 2 * pad), slice(x0 - pad, x1 + pad))
+    face = lm[:, :2]
+    (fx0, fy0), (fx1, fy1) = face.min(0).astype(int), face.max(0).astype(int)
+    reference = luma[first - 3]
+
+    def change(k: int, region: tuple[slice, slice]) -> float:
+        return float(np.abs(luma[k][region] - reference[region]).mean())
+
+    away = np.ones((H, W), bool)
+    away[fy0 - 10 : fy1 + 40, fx0 - 20 : fx1 + 20] = False  # everything but the face
+    speaking = [change(k, mouth) for k in range(first, last + 1)]
+    # (The encoder spends its first frames converging on a still picture; skip them.)
+    before = [change(k, mouth) for k in range(first - 20, first - 1)]
+    after = [change(k, mouth) for k in range(last + 3, len(luma))]
+    background = [float(np.abs(luma[k][away] - reference[away]).mean())
+                  for k in range(first, last + 1)]
+    print(f"\nmouth change: speaking median {np.median(speaking):.2f} max {max(speaking):.2f}, "
+          f"silence max {max(before + after):.2f}, rest of picture max {max(background):.2f}")
+    # The mouth moves while speech is on air ...
+    assert np.median(speaking) > 4 * max(before + after) + 1.0
+    assert np.mean(np.array(speaking) > 3.0) > 0.3
+    # ... nothing else does, and in silence the mouth is still.
+    assert max(background) < 1.0
+    assert max(before + after) < 1.5
+
+    # No jump at the cuts: the frame-to-frame change there is within what idle frames show.
+    def step(k: int) -> float:
+        return float(np.abs(luma[k] - luma[k - 1]).mean())
+
+    idle_steps = [step(k) for k in range(first - 20, first - 1)] + [step(k) for k in range(last + 3,
+                                                                                     len(luma))]
+    limit = max(idle_steps) + 0.05
+    assert step(first) <= limit, (step(first), limit)
+    assert step(last + 1) <= limit, (step(last + 1), limit)
