@@ -8,7 +8,8 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY requirements.txt requirements-nodeps.txt pyproject.toml README.md ./
-RUN pip install --no-cache-dir -r requirements.txt \
+RUN pip install --no-cache-dir torch==2.13.0 \
+ && pip install --no-cache-dir -r requirements.txt \
  && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt
 COPY src ./src
 COPY assets ./assets

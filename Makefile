@@ -15,10 +15,11 @@ test: dev-deps       ## install, start services, lint, type-check, run every tes
 unit: dev-deps       ## the tests that need no services
 	$(BIN)/pytest -q tests/test_units.py tests/test_program.py
 
-bench: dev-deps      ## idle CPU, say -> first speech sample at an RTMP client, face animator fps
+bench: dev-deps      ## idle CPU, say -> speech on air, lite fps, MuseTalk ms/frame
 	scripts/start-rabbitmq.sh
 	$(BIN)/python -m bench.broadcast
 	$(BIN)/python -m bench.faces
+	$(BIN)/python -m bench.musetalk --runs 2
 
 lint: dev-deps
 	$(BIN)/ruff check src tests bench

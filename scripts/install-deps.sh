@@ -28,6 +28,9 @@ req=requirements.txt
 stamp="$venv/.installed-$kind-$(cat requirements*.txt pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -e "$stamp" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  # torch first and pinned: left to the resolver, a dependency would pull the newest build
+  # with gigabytes of CUDA packages.
+  "$venv/bin/pip" install -q --disable-pip-version-check "torch==2.13.0"
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e .

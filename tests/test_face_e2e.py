@@ -4,6 +4,7 @@ moves while speech is on air and is still in silence, and the cuts in and out do
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -104,3 +105,50 @@ def test_the_mouth_moves_with_speech_only(
     limit = max(idle_steps) + 0.05
     assert step(first) <= limit, (step(first), limit)
     assert step(last + 1) <= limit, (step(last + 1), limit)
+
+
+def test_musetalk_on_tiny_weights_through_the_stream(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    from .musetalk_tiny import build_tiny_musetalk
+
+    models = build_tiny_musetalk(tmp_path / "models")
+    url = rtmp_server.url(f"k{uuid.uuid4().hex}")
+    receiver = Receiver(url, tmp_path / "received.flv")
+    daemon = DaemonProc(tmp_path, queues, {
+        "AVATARCAST_OUTPUT__RTMP_URLS": json.dumps([url]),
+        "AVATARCAST_FACE__ANIMATOR": "musetalk",
+        "AVATARCAST_FACE__DEVICE": "cpu",
+        "AVATARCAST_FACE__MODELS_DIR": str(models),
+        "AVATARCAST_AVATAR__AVATARS_DIR": str(tmp_path / "avatars"),
+        "AVATARCAST_VIDEO__WIDTH": str(W), "AVATARCAST_VIDEO__HEIGHT": str(H),
+        "AVATARCAST_VIDEO__BITRATE_KBPS": "1500",
+    })
+    try:
+        st = daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
+        assert st["animator"] == "musetalk"
+        publish(queues.speak, {"type": "speak", "id": "talk", "text": "Hello from MuseTalk."})
+        st = daemon.wait_for(lambda s: s["state"] == "idle"
+                             and daemon.outcomes(s) == {"talk": "aired"}, 120, "aired")
+        daemon.wait_for(lambda s: s["frames_sent"] >= st["frames_sent"] + FPS, 10, "idle tail")
+        assert daemon.stop() == 0, daemon.log()
+    finally:
+        daemon.kill()
+        receiver.wait()
+    assert re.search(r"musetalk: 1 cycle latents ready", daemon.log())
+    luma = _frames(receiver.out, "gray", 1)[..., 0].astype(np.int16)
+    (entry,) = st["recent"]
+    first, last = entry["stream_first"], entry["stream_last"]
+    reference = luma[first - 3]
+    rgb = _frames(receiver.out, "rgb24", 3)[first - 3]
+    lm = FaceTracker().find(np.ascontiguousarray(rgb))
+    assert lm is not None
+    (fx0, fy0), (fx1, fy1) = lm[:, :2].min(0).astype(int), lm[:, :2].max(0).astype(int)
+    away = np.ones((H, W), bool)
+    pad = (fx1 - fx0) // 2
+    away[fy0 - pad : fy1 + pad, fx0 - pad : fx1 + pad] = False
+    lower = (slice((fy0 + fy1) // 2, fy1), slice(fx0, fx1))
+    for k in range(first + 1, last):
+        # Random weights draw noise, but only into the lower face; the rest is the idle frame.
+        assert np.abs(luma[k][lower] - reference[lower]).mean() > 2.0, k
+        assert np.abs(luma[k][away] - reference[away]).mean() < 1.0, k

@@ -1,8 +1,8 @@
-"""The command line: `avatarcast run | say | control | prepare | schema`.
+"""The command line: `avatarcast run | say | control | prepare | models download | schema`.
 
-Exit codes: 0 success; 1 the daemon failed while running, or `prepare` found no face; 2 bad usage,
-invalid settings or an unreadable source;
-3 a required service was unusable (broker unreachable, no speech provider); 130 interrupted.
+Exit codes: 0 success; 1 the daemon failed while running, or `prepare` found no face; 2 bad
+usage, invalid settings or an unreadable source; 3 a required service or model was unusable
+(broker unreachable, no speech provider, weights not downloadable); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--image", type=Path, help="a still portrait")
     prep.add_argument("--id", required=True, help="avatar id (letters, digits, . _ -)")
     prep.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
+    models = sub.add_parser("models", help="manage model weights")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    dl = msub.add_parser(
+        "download", help="download the MuseTalk v1.5 weights into face.models_dir",
+        description="Fetch the public MuseTalk v1.5 weights (UNet, VAE, whisper-tiny, face "
+        "parsing) from the Hugging Face hub: resumable, checked against the hub's SHA-256.")
+    dl.add_argument("--endpoint", help="hub endpoint (default: HF_ENDPOINT or huggingface.co)")
     sub.add_parser("schema", help="print the JSON Schema of the wire messages")
     return p
 
@@ -76,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import prepare_command
 
             return prepare_command(settings, args)
+        if args.command == "models":
+            from .commands import download_command
+
+            return download_command(settings, args)
 
         return asyncio.run(_publish(settings, args))
     except KeyboardInterrupt:

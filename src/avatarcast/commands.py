@@ -1,4 +1,4 @@
-"""The one-shot commands: `avatarcast prepare`."""
+"""The one-shot commands: `avatarcast prepare` and `avatarcast models download`."""
 
 from __future__ import annotations
 
@@ -56,4 +56,15 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
     except FaceModelError as exc:
         return _fail(str(exc), EXIT_UNAVAILABLE)
     print(f"avatar {avatar_id} prepared in {directory}")
+    return EXIT_OK
+
+
+def download_command(settings: Settings, args: argparse.Namespace) -> int:
+    from .face.musetalk.download import DownloadError, download
+
+    try:
+        download(settings.face.models_dir, endpoint=args.endpoint)
+    except DownloadError as exc:
+        return _fail(str(exc), EXIT_UNAVAILABLE)
+    print(f"MuseTalk v1.5 weights are in {settings.face.models_dir}")
     return EXIT_OK

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SpeechProvider = Literal["piper", "edge", "espeak"]
-AnimatorName = Literal["auto", "lite", "still"]
+AnimatorName = Literal["auto", "lite", "musetalk", "still"]
 
 
 class BrokerSettings(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -36,6 +37,7 @@ class Avatar:
     faces: FaceTrack | None = None  # None: a plain idle source without face geometry
     rgb: list[npt.NDArray[np.uint8]] | None = None  # the cycle in RGB, output size
     avatar_id: str | None = None
+    directory: Path | None = None  # the cache, where animators may keep their own data
 
 
 def letterbox(
@@ -78,4 +80,5 @@ def for_output(prepared: PreparedAvatar, width: int, height: int, keep_rgb: bool
         "avatar %s: %d frame(s) fitted to %dx%d", prepared.manifest.get("id"), len(frames),
         width, height,
     )
-    return Avatar(IdleCycle(frames), faces, rgbs or None, prepared.manifest.get("id"))
+    return Avatar(IdleCycle(frames), faces, rgbs or None, prepared.manifest.get("id"),
+                  prepared.directory)

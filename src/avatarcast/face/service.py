@@ -21,6 +21,10 @@ def make_animator(name: str, settings: FaceSettings, fps: int) -> FaceAnimator:
         from .lite import LiteAnimator
 
         return LiteAnimator(fps)
+    if name == "musetalk":
+        from .musetalk.animator import MuseTalkAnimator
+
+        return MuseTalkAnimator(settings, fps)
     from .still import StillAnimator
 
     return StillAnimator()

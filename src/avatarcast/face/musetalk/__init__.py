@@ -1,0 +1,1 @@
+"""MuseTalk v1.5: whisper-tiny audio features, a one-step latent UNet, and the SD VAE."""

@@ -1,0 +1,83 @@
+"""Loading MuseTalk v1.5 from the public on-disk layout under face.models_dir:
+
+    musetalkV15/musetalk.json   UNet2DConditionModel keyword arguments
+    musetalkV15/unet.pth        its state dict (torch.save)
+    sd-vae/                     AutoencoderKL (config.json + diffusion_pytorch_model.*)
+    whisper/                    whisper-tiny (config, weights, preprocessor_config.json)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..select import missing_musetalk_files
+
+log = logging.getLogger(__name__)
+
+LATENT_SCALE = 0.18215  # the SD VAE's latent scaling
+
+
+class WeightsError(Exception):
+    """The MuseTalk weights are missing or do not load."""
+
+
+@dataclass
+class MuseTalkModels:
+    unet: Any
+    vae: Any
+    whisper_encoder: Any
+    feature_extractor: Any
+    device: torch.device
+    dtype: torch.dtype
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise WeightsError("face.device is cuda, but no CUDA GPU is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def load_models(models_dir: Path, device: torch.device, fp16: bool) -> MuseTalkModels:
+    missing = missing_musetalk_files(models_dir)
+    if missing:
+        raise WeightsError(
+            f"MuseTalk weights missing in {models_dir}: {', '.join(missing)}; run "
+            "`avatarcast models download`"
+        )
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.utils import logging as diffusers_logging
+    from transformers import WhisperFeatureExtractor, WhisperModel
+    from transformers.utils import logging as transformers_logging
+
+    # Their notices (no accelerate, pickled .bin weights) are not ours to act on.
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+
+    dtype = torch.float16 if fp16 and device.type == "cuda" else torch.float32
+    try:
+        config = json.loads((models_dir / "musetalkV15" / "musetalk.json").read_text())
+        unet = UNet2DConditionModel(**config)
+        state = torch.load(models_dir / "musetalkV15" / "unet.pth", map_location="cpu",
+                           weights_only=True)
+        unet.load_state_dict(state)
+        vae = AutoencoderKL.from_pretrained(models_dir / "sd-vae")
+        whisper = WhisperModel.from_pretrained(models_dir / "whisper").get_encoder()
+        extractor = WhisperFeatureExtractor.from_pretrained(models_dir / "whisper")
+    except (OSError, ValueError, RuntimeError, KeyError, pickle.UnpicklingError) as exc:
+        raise WeightsError(f"MuseTalk weights in {models_dir} do not load: {exc}") from exc
+    for m in (unet, vae, whisper):
+        m.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    log.info(
+        "MuseTalk loaded on %s (%s): UNet %.0f M parameters", device, dtype,
+        sum(p.numel() for p in unet.parameters()) / 1e6,
+    )
+    return MuseTalkModels(unet, vae, whisper, extractor, device, dtype)

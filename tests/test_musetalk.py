@@ -1,0 +1,143 @@
+"""MuseTalk v1.5 on tiny random weights saved in the public layout: the real loader and the
+whole path (features, latents, UNet step, decode, blend), batching, determinism, blending only
+inside the mask, frame/latent alignment along the cycle, the cache, selection, download."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avatarcast.avatar.cache import BuildSettings
+from avatarcast.avatar.prepare import build, load
+from avatarcast.avatar.runtime import Avatar, for_output
+from avatarcast.face.musetalk.animator import MuseTalkAnimator, crop_face, crop_latents
+from avatarcast.face.musetalk.download import DownloadError, download
+from avatarcast.face.musetalk.features import frame_features, positional_encoding
+from avatarcast.face.musetalk.weights import WeightsError, load_models
+from avatarcast.face.select import choose
+from avatarcast.settings import FaceSettings
+
+from .faces import FACELESS, make_video, voiced
+from .musetalk_tiny import build_tiny_musetalk
+from .services import ROOT
+
+FPS = 30
+W, H = 320, 240
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_musetalk(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def avatar(tmp_path_factory: pytest.TempPathFactory) -> Avatar:
+    d = tmp_path_factory.mktemp("avatar")
+    video = make_video(d / "idle.mp4")
+    prepared = load(build(video, "drift", d / "avatars", BuildSettings(FPS, 600, 1920)))
+    return for_output(prepared, W, H, keep_rgb=True)
+
+
+def _settings(models_dir: Path) -> FaceSettings:
+    return FaceSettings(animator="musetalk", models_dir=models_dir, device="cpu", batch_size=3)
+
+
+def test_audio_features_are_cut_per_frame_as_musetalk_does() -> None:
+    steps, layers, dim = 40, 5, 384
+    # Each state carries its own step number, so the cut is visible.
+    states = torch.arange(steps, dtype=torch.float32)[:, None, None].expand(steps, layers, dim)
+    feats = frame_features(states.clone() + 1, frames=20, fps=FPS)
+    assert feats.shape == (20, 50, 384)
+    raw = (feats - positional_encoding(50, 384)).reshape(20, 10, layers, dim)[..., 0, 0]
+    p = 50 // FPS  # one step of padding unit at 30 fps: 2 zeros before the audio
+    for i in (0, 1, 7, 19):
+        start = int(np.floor(i * 50 / FPS)) - 2 * p
+        expect = [s + 1 if 0 <= s < steps else 0 for s in range(start, start + 10)]
+        assert raw[i].round().tolist() == expect, i
+    pe = positional_encoding(4, 6)
+    assert torch.allclose(pe[0], torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]))
+
+
+def test_whole_path_on_tiny_weights(models_dir: Path, avatar: Avatar) -> None:
+    anim = MuseTalkAnimator(_settings(models_dir), FPS)
+    anim.load(avatar)
+    assert anim.batch == 3
+    audio = voiced(0.4)
+    n = len(audio) * FPS // 16000
+    period = avatar.idle.period
+    indices = [avatar.idle.index(k) for k in range(period - 5, period - 5 + n)]
+    batches = list(anim.render(audio, indices))
+    assert [len(b) for b in batches] == [3] * (n // 3) + ([n % 3] if n % 3 else [])
+    frames = [f for b in batches for f in b]
+    assert all(f.shape == (H * 3 // 2, W) and f.dtype == np.uint8 for f in frames)
+    again = [f for b in anim.render(audio, indices) for f in b]
+    assert all(np.array_equal(a, b) for a, b in zip(frames, again, strict=True))
+    faces = avatar.faces
+    assert faces is not None
+    for k, c in enumerate(indices):
+        idle_y, out_y = avatar.idle.frames[c][:H], frames[k][:H]
+        x0, y0, x1, y1 = faces.crop_boxes[c]
+        changed = np.argwhere(idle_y != out_y)
+        assert len(changed), "the generated face was not blended in"
+        # Only inside the lower half of this cycle frame's own crop box, where the mask is.
+        ys, xs = changed[:, 0], changed[:, 1]
+        assert xs.min() >= int(x0) - 1 and xs.max() <= int(x1) + 1
+        assert ys.min() >= int((y0 + y1) / 2) - 1 and ys.max() <= int(y1) + 1
+
+
+def test_latents_follow_the_cycle_and_are_cached(models_dir: Path, avatar: Avatar) -> None:
+    anim = MuseTalkAnimator(_settings(models_dir), FPS)
+    anim.load(avatar)
+    assert anim._latents is not None and avatar.faces is not None and avatar.rgb is not None
+    assert len(anim._latents) == avatar.idle.length == 16
+    models = load_models(models_dir, torch.device("cpu"), fp16=False)
+    for c in (0, FACELESS[1], 15):  # a faceless frame keeps its place with its neighbours' box
+        crop = crop_face(avatar.rgb[c], avatar.faces.crop_boxes[c])
+        direct = crop_latents(models, crop[None])[0]
+        assert direct.shape == (8, 32, 32)
+        assert torch.allclose(anim._latents[c], direct, atol=1e-4)
+    assert avatar.directory is not None
+    cached = avatar.directory / "musetalk.npz"
+    assert cached.is_file()
+    stamp = cached.stat().st_mtime_ns
+    second = MuseTalkAnimator(_settings(models_dir), FPS)
+    second.load(avatar)
+    assert cached.stat().st_mtime_ns == stamp  # read, not recomputed
+    assert second._latents is not None and torch.equal(second._latents, anim._latents)
+
+
+def test_auto_choice_says_why(models_dir: Path, tmp_path: Path) -> None:
+    name, why = choose(FaceSettings(models_dir=tmp_path))
+    assert name == "lite" and "musetalkV15/unet.pth" in why
+    name, why = choose(FaceSettings(models_dir=models_dir, device="cpu"))
+    assert name == "lite" and "cpu" in why
+    if not torch.cuda.is_available():
+        assert choose(FaceSettings(models_dir=models_dir)) == ("lite", "no CUDA GPU")
+    assert choose(_settings(models_dir))[0] == "musetalk"
+
+
+def test_missing_or_broken_weights_are_clear_errors(models_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="avatarcast models download"):
+        load_models(tmp_path, torch.device("cpu"), fp16=False)
+    broken = tmp_path / "broken"
+    subprocess.run(["cp", "-r", str(models_dir), str(broken)], check=True)
+    (broken / "musetalkV15" / "unet.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="do not load"):
+        load_models(broken, torch.device("cpu"), fp16=False)
+
+
+def test_download_fails_clearly_offline(tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="cannot download TMElyralab/MuseTalk"):
+        download(tmp_path, endpoint="http://127.0.0.1:9")
+    done = subprocess.run(
+        [sys.executable, "-m", "avatarcast", "models", "download", "--endpoint",
+         "http://127.0.0.1:9"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "AVATARCAST_FACE__MODELS_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 3 and "cannot download" in done.stderr
+    assert not any(tmp_path.rglob("*.pth"))
