@@ -137,8 +137,11 @@ class MuseTalkAnimator:
         latents = torch.cat(parts)
         if path is not None:
             tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, key=np.array(key), latents=latents.float().cpu().numpy())
-            tmp.replace(path)
+            try:
+                np.savez(tmp, key=np.array(key), latents=latents.float().cpu().numpy())
+                tmp.replace(path)
+            except OSError as exc:  # a read-only cache costs time at the next start, no more
+                log.warning("cannot cache MuseTalk latents in %s: %s", path, exc)
         return latents
 
     def render(self, audio_16k: Pcm, cycle_indices: Sequence[int]) -> Iterator[list[Frame]]:
