@@ -8,6 +8,7 @@ import re
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,41 +32,52 @@ def _frames(path: Path, pix_fmt: str, channels: int) -> np.ndarray:
     return np.frombuffer(out, np.uint8).reshape(-1, H, W, channels)
 
 
-def test_the_mouth_moves_with_speech_only(
-    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
-) -> None:
+def _speak_once(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp, env: dict[str, str],
+    text: str, animator: str,
+) -> tuple[DaemonProc, dict[str, Any], Path]:
+    """Run the daemon at W x H, air one text after a second of idle, stop; return the daemon,
+    its last status and the recording a real RTMP client made."""
     url = rtmp_server.url(f"k{uuid.uuid4().hex}")
     receiver = Receiver(url, tmp_path / "received.flv")
     daemon = DaemonProc(tmp_path, queues, {
         "AVATARCAST_OUTPUT__RTMP_URLS": json.dumps([url]),
-        "AVATARCAST_FACE__ANIMATOR": "lite",
+        "AVATARCAST_FACE__ANIMATOR": animator,
         "AVATARCAST_AVATAR__AVATARS_DIR": str(tmp_path / "avatars"),
         "AVATARCAST_VIDEO__WIDTH": str(W), "AVATARCAST_VIDEO__HEIGHT": str(H),
         "AVATARCAST_VIDEO__BITRATE_KBPS": "1500",
+        **env,
     })
     try:
-        st = daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
-        assert st["animator"] == "lite"
+        st = daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
+        assert st["animator"] == animator
         daemon.wait_for(lambda s: s["frames_sent"] >= FPS, 10, "a second of idle")
-        publish(queues.speak, {"type": "speak", "id": "talk",
-                               "text": "Good evening, and welcome to the show."})
+        publish(queues.speak, {"type": "speak", "id": "talk", "text": text})
         st = daemon.wait_for(lambda s: s["state"] == "idle"
-                             and daemon.outcomes(s) == {"talk": "aired"}, 60, "aired")
+                             and daemon.outcomes(s) == {"talk": "aired"}, 120, "aired")
         daemon.wait_for(lambda s: s["frames_sent"] >= st["frames_sent"] + FPS, 10, "idle tail")
         assert daemon.stop() == 0, daemon.log()
     finally:
         daemon.kill()
         receiver.wait()
-    assert "face animator: lite" in daemon.log()
+    assert f"face animator: {animator}" in daemon.log()
+    return daemon, st, receiver.out
 
-    luma = _frames(receiver.out, "gray", 1)[..., 0].astype(np.int16)
-    assert abs(len(luma) - len(packets(receiver.out, "v"))) <= 1
+
+def test_the_mouth_moves_with_speech_only(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    _, st, recording = _speak_once(tmp_path, queues, rtmp_server, {},
+                                   "Good evening, and welcome to the show.", "lite")
+
+    luma = _frames(recording, "gray", 1)[..., 0].astype(np.int16)
+    assert abs(len(luma) - len(packets(recording, "v"))) <= 1
     (entry,) = st["recent"]
     first, last = entry["stream_first"], entry["stream_last"]
     assert 0 < first < last < len(luma) - 5
 
     # Where the mouth is, found independently in the received idle picture.
-    rgb = _frames(receiver.out, "rgb24", 3)[first - 5]
+    rgb = _frames(recording, "rgb24", 3)[first - 5]
     lm = FaceTracker().find(np.ascontiguousarray(rgb))
     assert lm is not None
     lips = lm[list(mesh.OUTER_UPPER + mesh.OUTER_LOWER), :2]
@@ -113,34 +125,15 @@ def test_musetalk_on_tiny_weights_through_the_stream(
     from .musetalk_tiny import build_tiny_musetalk
 
     models = build_tiny_musetalk(tmp_path / "models")
-    url = rtmp_server.url(f"k{uuid.uuid4().hex}")
-    receiver = Receiver(url, tmp_path / "received.flv")
-    daemon = DaemonProc(tmp_path, queues, {
-        "AVATARCAST_OUTPUT__RTMP_URLS": json.dumps([url]),
-        "AVATARCAST_FACE__ANIMATOR": "musetalk",
-        "AVATARCAST_FACE__DEVICE": "cpu",
-        "AVATARCAST_FACE__MODELS_DIR": str(models),
-        "AVATARCAST_AVATAR__AVATARS_DIR": str(tmp_path / "avatars"),
-        "AVATARCAST_VIDEO__WIDTH": str(W), "AVATARCAST_VIDEO__HEIGHT": str(H),
-        "AVATARCAST_VIDEO__BITRATE_KBPS": "1500",
-    })
-    try:
-        st = daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
-        assert st["animator"] == "musetalk"
-        publish(queues.speak, {"type": "speak", "id": "talk", "text": "Hello from MuseTalk."})
-        st = daemon.wait_for(lambda s: s["state"] == "idle"
-                             and daemon.outcomes(s) == {"talk": "aired"}, 120, "aired")
-        daemon.wait_for(lambda s: s["frames_sent"] >= st["frames_sent"] + FPS, 10, "idle tail")
-        assert daemon.stop() == 0, daemon.log()
-    finally:
-        daemon.kill()
-        receiver.wait()
+    daemon, st, recording = _speak_once(tmp_path, queues, rtmp_server, {
+        "AVATARCAST_FACE__DEVICE": "cpu", "AVATARCAST_FACE__MODELS_DIR": str(models),
+    }, "Hello from MuseTalk.", "musetalk")
     assert re.search(r"musetalk: 1 cycle latents ready", daemon.log())
-    luma = _frames(receiver.out, "gray", 1)[..., 0].astype(np.int16)
+    luma = _frames(recording, "gray", 1)[..., 0].astype(np.int16)
     (entry,) = st["recent"]
     first, last = entry["stream_first"], entry["stream_last"]
     reference = luma[first - 3]
-    rgb = _frames(receiver.out, "rgb24", 3)[first - 3]
+    rgb = _frames(recording, "rgb24", 3)[first - 3]
     lm = FaceTracker().find(np.ascontiguousarray(rgb))
     assert lm is not None
     (fx0, fy0), (fx1, fy1) = lm[:, :2].min(0).astype(int), lm[:, :2].max(0).astype(int)

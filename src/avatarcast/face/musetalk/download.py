@@ -4,10 +4,11 @@ against the SHA-256 the hub publishes for it."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from pathlib import Path
+
+from ...avatar.source import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,6 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 class DownloadError(Exception):
     """A weight file could not be fetched or failed its checksum."""
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def download(models_dir: Path, endpoint: str | None = None) -> list[Path]:
@@ -61,7 +54,7 @@ def download(models_dir: Path, endpoint: str | None = None) -> list[Path]:
             ) from None
         expected = (meta.etag or "").strip('"')
         if SHA256.match(expected):
-            actual = sha256_of(path)
+            actual = file_sha256(path)
             if actual != expected:
                 path.unlink(missing_ok=True)
                 raise DownloadError(
