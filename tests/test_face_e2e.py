@@ -108,15 +108,23 @@ def test_the_mouth_moves_with_speech_only(
     assert max(background) < 1.0
     assert max(before + after) < 1.5
 
-    # No jump at the cuts: the frame-to-frame change there is within what idle frames show.
-    def step(k: int) -> float:
-        return float(np.abs(luma[k] - luma[k - 1]).mean())
+    # No jump at the cuts: outside the mouth, where speech itself moves nothing, the change
+    # from frame to frame around each cut is within what idle frames show; and at the cut the
+    # mouth is still closed (it opens over the following frames, as speech starts).
+    still = np.ones((H, W), bool)
+    still[mouth] = False
 
-    idle_steps = [step(k) for k in range(first - 20, first - 1)] + [step(k) for k in range(last + 3,
-                                                                                     len(luma))]
+    def step(k: int) -> float:
+        return float(np.abs(luma[k][still] - luma[k - 1][still]).mean())
+
+    idle_steps = [step(k) for k in range(first - 20, first - 1)]
+    idle_steps += [step(k) for k in range(last + 3, len(luma))]
     limit = max(idle_steps) + 0.05
-    assert step(first) <= limit, (step(first), limit)
-    assert step(last + 1) <= limit, (step(last + 1), limit)
+    cut_steps = [step(k) for k in (first - 1, first, first + 1, last, last + 1, last + 2)]
+    print(f"steps outside the mouth: at the cuts {max(cut_steps):.3f}, idle max "
+          f"{max(idle_steps):.3f}")
+    assert max(cut_steps) <= limit, (cut_steps, limit)
+    assert change(first, mouth) <= max(before) + 0.5, change(first, mouth)
 
 
 def test_musetalk_on_tiny_weights_through_the_stream(
