@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from .cli import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from .settings import Settings
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
-
-log = logging.getLogger("avatarcast")
 
 
 def _fail(message: str, code: int) -> int:
@@ -21,9 +17,9 @@ def _fail(message: str, code: int) -> int:
 def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
     from .avatar import cache
     from .avatar.loader import build_settings
-    from .avatar.models import FaceModelError, models_fingerprint
-    from .avatar.prepare import build
-    from .avatar.source import SourceError, file_sha256, is_image
+    from .avatar.models import FaceModelError
+    from .avatar.prepare import build, stale_reason
+    from .avatar.source import SourceError, is_image
     from .avatar.track import NoFaceError
 
     source = args.video or args.image
@@ -40,11 +36,7 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
     build_with = build_settings(settings.avatar, settings.video.fps)
     directory = settings.avatar.avatars_dir / avatar_id
     try:
-        reason = cache.stale_reason(
-            cache.read_manifest(directory), avatar_id, build_with, models_fingerprint(),
-            file_sha256(source),
-        )
-        if reason is None and not args.force:
+        if stale_reason(directory, avatar_id, build_with, source) is None and not args.force:
             print(f"avatar {avatar_id} is up to date in {directory}")
             return EXIT_OK
         build(source, avatar_id, settings.avatar.avatars_dir, build_with,

@@ -13,6 +13,7 @@ from .frames import Frame, frame_bytes
 
 log = logging.getLogger(__name__)
 
+PAD_RGB = (16, 20, 24)  # letterbox bars around a source of another aspect ratio
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -54,7 +55,7 @@ def load_idle(
     still = path.suffix.lower() in IMAGE_SUFFIXES
     vf = (
         f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
-        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=0x101418,setsar=1"
+        f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=0x{bytes(PAD_RGB).hex()},setsar=1"
     )
     if not still:
         vf = f"fps={fps}," + vf

@@ -13,6 +13,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Avatar ids name a folder under avatar.avatars_dir.
+AVATAR_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
 SpeechProvider = Literal["piper", "edge", "espeak"]
 AnimatorName = Literal["auto", "lite", "musetalk", "still"]
 
@@ -99,7 +102,7 @@ class AvatarSettings(BaseModel):
     @field_validator("id")
     @classmethod
     def _valid_id(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", v):
+        if v is not None and not AVATAR_ID_PATTERN.match(v):
             raise ValueError("use 1-64 letters, digits, '.', '_' or '-'")
         return v
 

@@ -14,7 +14,6 @@ never used as it is.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-FORMAT = 1
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+from ..settings import AVATAR_ID_PATTERN
 
-Array = npt.NDArray[np.float32]
+FORMAT = 1
 
 
 class AvatarCacheError(Exception):
@@ -45,7 +43,7 @@ class BuildSettings:
 
 
 def check_id(avatar_id: str) -> str:
-    if not ID_PATTERN.match(avatar_id):
+    if not AVATAR_ID_PATTERN.match(avatar_id):
         raise ValueError(
             f"invalid avatar id {avatar_id!r}: use 1-64 letters, digits, '.', '_' or '-'"
         )

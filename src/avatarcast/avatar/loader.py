@@ -3,15 +3,12 @@ plain idle source when the animator needs no face."""
 
 from __future__ import annotations
 
-import logging
 import re
 
 from ..idle import load_idle
 from ..settings import AvatarSettings, VideoSettings
 from .cache import BuildSettings
 from .runtime import Avatar, for_output
-
-log = logging.getLogger(__name__)
 
 
 def build_settings(avatar: AvatarSettings, fps: int) -> BuildSettings:
@@ -39,13 +36,7 @@ def load_avatar(
     else:
         avatar_id, source = auto_id(avatar), avatar.idle_source
     directory = ensure(
-        avatar_id, source, avatar.avatars_dir, build_settings(avatar, video.fps), ffmpeg=ffmpeg,
-        ffprobe=_ffprobe_beside(ffmpeg),
+        avatar_id, source, avatar.avatars_dir, build_settings(avatar, video.fps), ffmpeg=ffmpeg
     )
     return for_output(load(directory), video.width, video.height, keep_rgb)
 
-
-def _ffprobe_beside(ffmpeg: str) -> str:
-    head, _, tail = ffmpeg.rpartition("/")
-    probe = tail.replace("ffmpeg", "ffprobe") if "ffmpeg" in tail else "ffprobe"
-    return f"{head}/{probe}" if head else probe

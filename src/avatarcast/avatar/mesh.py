@@ -15,9 +15,6 @@ FACE_OVAL = (
 )
 
 MOUTH_RIGHT, MOUTH_LEFT = 61, 291
-UPPER_LIP_TOP, LOWER_LIP_BOTTOM = 0, 17
+UPPER_LIP_TOP = 0
 CHIN = 152
-NOSE_BRIDGE = 168
 NOSE_BOTTOM = 2
-# Where the face outline crosses the nose line on either side: the lower face starts there.
-CHEEK_RIGHT, CHEEK_LEFT = 234, 454

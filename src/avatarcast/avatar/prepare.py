@@ -42,7 +42,6 @@ def build(
     settings: BuildSettings,
     *,
     ffmpeg: str = "ffmpeg",
-    ffprobe: str = "ffprobe",
     show_progress: bool = False,
 ) -> Path:
     """Decode the source, find the face in every frame, and write the cache. Raises
@@ -51,7 +50,7 @@ def build(
     if not source.is_file():
         raise FileNotFoundError(f"avatar source not found: {source}")
     t0 = time.perf_counter()
-    width, height, estimate = probe_size(source, ffprobe)
+    width, height, estimate = probe_size(source, ffmpeg)
     size = fit(width, height, settings.max_side)
     total = 1 if is_image(source) else min(estimate, settings.max_frames)
     tracker = FaceTracker()
@@ -107,7 +106,6 @@ def ensure(
     settings: BuildSettings,
     *,
     ffmpeg: str = "ffmpeg",
-    ffprobe: str = "ffprobe",
 ) -> Path:
     """The cache for avatar_id, rebuilt first if it is missing or stale. Without a source
     argument the one recorded in the manifest is used."""
@@ -116,8 +114,7 @@ def ensure(
     if source is None and manifest is not None:
         recorded = Path(manifest.get("source", {}).get("path", ""))
         source = recorded if recorded.is_file() else None
-    sha = file_sha256(source) if source is not None and source.is_file() else None
-    reason = cache.stale_reason(manifest, avatar_id, settings, models_fingerprint(), sha)
+    reason = stale_reason(directory, avatar_id, settings, source, manifest)
     if reason is None:
         return directory
     if manifest is None and not directory.exists():
@@ -128,7 +125,19 @@ def ensure(
             f"rebuild it; run `avatarcast prepare --id {avatar_id} --video|--image FILE`"
         )
     log.info("avatar %s: %s; building it from %s", avatar_id, reason, source)
-    return build(source, avatar_id, avatars_dir, settings, ffmpeg=ffmpeg, ffprobe=ffprobe)
+    return build(source, avatar_id, avatars_dir, settings, ffmpeg=ffmpeg)
+
+
+def stale_reason(
+    directory: Path, avatar_id: str, settings: BuildSettings, source: Path | None,
+    manifest: dict[str, Any] | None = None,
+) -> str | None:
+    """Why the cache in directory must not be used for this source and these settings, or
+    None when it is current. A source that is not at hand is not compared."""
+    if manifest is None:
+        manifest = cache.read_manifest(directory)
+    sha = file_sha256(source) if source is not None and source.is_file() else None
+    return cache.stale_reason(manifest, avatar_id, settings, models_fingerprint(), sha)
 
 
 def load(directory: Path) -> PreparedAvatar:

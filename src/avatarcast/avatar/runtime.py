@@ -12,12 +12,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ..frames import Frame
-from ..idle import IdleCycle
+from ..idle import PAD_RGB, IdleCycle
 from .prepare import PreparedAvatar
 
 log = logging.getLogger(__name__)
-
-PAD_RGB = (16, 20, 24)  # the letterbox colour load_idle uses too
 
 
 @dataclass
@@ -26,9 +24,7 @@ class FaceTrack:
 
     landmarks: npt.NDArray[np.float32]  # (N, 468, 3)
     crop_boxes: npt.NDArray[np.float32]  # (N, 4)
-    mouth_masks: npt.NDArray[np.uint8]  # (N, 256, 256), crop space
-    lower_face_masks: npt.NDArray[np.uint8]
-    found: npt.NDArray[np.bool_]
+    lower_face_masks: npt.NDArray[np.uint8]  # (N, 256, 256), crop space
 
 
 @dataclass
@@ -36,7 +32,6 @@ class Avatar:
     idle: IdleCycle
     faces: FaceTrack | None = None  # None: a plain idle source without face geometry
     rgb: list[npt.NDArray[np.uint8]] | None = None  # the cycle in RGB, output size
-    avatar_id: str | None = None
     directory: Path | None = None  # the cache, where animators may keep their own data
 
 
@@ -74,11 +69,9 @@ def for_output(prepared: PreparedAvatar, width: int, height: int, keep_rgb: bool
     lm[..., :2] = lm[..., :2] * scale + shift
     lm[..., 2] *= scale
     boxes = prepared.crop_boxes * scale + np.tile(shift, 2)
-    faces = FaceTrack(lm, boxes.astype(np.float32), prepared.mouth_masks,
-                      prepared.lower_face_masks, prepared.found)
+    faces = FaceTrack(lm, boxes.astype(np.float32), prepared.lower_face_masks)
     log.info(
         "avatar %s: %d frame(s) fitted to %dx%d", prepared.manifest.get("id"), len(frames),
         width, height,
     )
-    return Avatar(IdleCycle(frames), faces, rgbs or None, prepared.manifest.get("id"),
-                  prepared.directory)
+    return Avatar(IdleCycle(frames), faces, rgbs or None, prepared.directory)

@@ -32,10 +32,17 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def probe_size(path: Path, ffprobe: str = "ffprobe") -> tuple[int, int, int]:
+def ffprobe_beside(ffmpeg: str) -> str:
+    """The ffprobe that comes with this ffmpeg (same folder, same naming)."""
+    head, _, tail = ffmpeg.rpartition("/")
+    probe = tail.replace("ffmpeg", "ffprobe") if "ffmpeg" in tail else "ffprobe"
+    return f"{head}/{probe}" if head else probe
+
+
+def probe_size(path: Path, ffmpeg: str = "ffmpeg") -> tuple[int, int, int]:
     """Width, height and (for a video, estimated) frame count of the first video stream."""
     cmd = [
-        ffprobe, "-v", "error", "-select_streams", "v:0", "-count_packets",
+        ffprobe_beside(ffmpeg), "-v", "error", "-select_streams", "v:0", "-count_packets",
         "-show_entries", "stream=width,height,nb_read_packets", "-of", "json", str(path),
     ]
     proc = subprocess.run(cmd, capture_output=True, check=False, timeout=60)

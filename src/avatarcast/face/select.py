@@ -4,12 +4,9 @@ lite CPU animator otherwise, and says why."""
 from __future__ import annotations
 
 import importlib.util
-import logging
 from pathlib import Path
 
 from ..settings import FaceSettings
-
-log = logging.getLogger(__name__)
 
 # What MuseTalk v1.5 loads, relative to face.models_dir (the public layout).
 MUSETALK_FILES = (
