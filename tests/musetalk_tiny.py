@@ -49,3 +49,26 @@ def build_tiny_musetalk(models_dir: Path, seed: int = 0) -> Path:
     WhisperModel(config).save_pretrained(models_dir / "whisper")
     WhisperFeatureExtractor(feature_size=80).save_pretrained(models_dir / "whisper")
     return models_dir
+
+
+def save_parser(models_dir: Path, winner: int | None = None, seed: int = 0) -> Path:
+    """BiSeNet face parsing with random weights at its real (fixed) size, saved as the public
+    `face-parse-bisent/79999_iter.pth` is: a state dict in torch's legacy (pre-zip) format.
+    With `winner`, the main head is rigged so that class wins at every pixel: its 3x3 block
+    then outputs a constant 1 (BN scale 0, shift 1), and the 1x1 classifier weighs +1 for the
+    winner and -1 for every other class."""
+    from avatarcast.face.musetalk.bisenet import BiSeNet
+
+    torch.manual_seed(seed)
+    net = BiSeNet()
+    if winner is not None:
+        with torch.no_grad():
+            net.conv_out.conv.bn.weight.zero_()
+            net.conv_out.conv.bn.bias.fill_(1.0)
+            w = -torch.ones_like(net.conv_out.conv_out.weight)
+            w[winner] = 1.0
+            net.conv_out.conv_out.weight.copy_(w)
+    path = models_dir / "face-parse-bisent" / "79999_iter.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), path, _use_new_zipfile_serialization=False)
+    return path

@@ -15,9 +15,10 @@ import torch
 from avatarcast.avatar.cache import BuildSettings
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
-from avatarcast.face.musetalk.animator import MuseTalkAnimator, crop_face, crop_latents
+from avatarcast.face.musetalk.animator import MuseTalkAnimator
 from avatarcast.face.musetalk.download import DownloadError, download
 from avatarcast.face.musetalk.features import frame_features, positional_encoding
+from avatarcast.face.musetalk.material import crop_face, crop_latents
 from avatarcast.face.musetalk.weights import WeightsError, load_models
 from avatarcast.face.select import choose
 from avatarcast.settings import FaceSettings
@@ -93,14 +94,15 @@ def test_whole_path_on_tiny_weights(models_dir: Path, avatar: Avatar) -> None:
 def test_latents_follow_the_cycle_and_are_cached(models_dir: Path, avatar: Avatar) -> None:
     anim = MuseTalkAnimator(_settings(models_dir), FPS)
     anim.load(avatar)
-    assert anim._latents is not None and avatar.faces is not None and avatar.rgb is not None
-    assert len(anim._latents) == avatar.idle.length == 16
+    assert anim._material is not None and avatar.faces is not None and avatar.rgb is not None
+    latents = anim._material.latents
+    assert len(latents) == avatar.idle.length == 16
     models = load_models(models_dir, torch.device("cpu"), fp16=False)
     for c in (0, FACELESS[1], 15):  # a faceless frame keeps its place with its neighbours' box
         crop = crop_face(avatar.rgb[c], avatar.faces.crop_boxes[c])
-        direct = crop_latents(models, crop[None])[0]
+        direct = crop_latents(models.vae, crop[None])[0]
         assert direct.shape == (8, 32, 32)
-        assert torch.allclose(anim._latents[c], direct, atol=1e-4)
+        assert torch.allclose(latents[c], direct, atol=1e-4)
     assert avatar.directory is not None
     cached = avatar.directory / "musetalk.npz"
     assert cached.is_file()
@@ -108,7 +110,8 @@ def test_latents_follow_the_cycle_and_are_cached(models_dir: Path, avatar: Avata
     second = MuseTalkAnimator(_settings(models_dir), FPS)
     second.load(avatar)
     assert cached.stat().st_mtime_ns == stamp  # read, not recomputed
-    assert second._latents is not None and torch.equal(second._latents, anim._latents)
+    assert second._material is not None and torch.equal(second._material.latents, latents)
+    assert np.array_equal(second._material.masks, avatar.faces.lower_face_masks)
 
 
 def test_auto_choice_says_why(models_dir: Path, tmp_path: Path) -> None:

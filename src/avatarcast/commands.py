@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .cli import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from .settings import Settings
@@ -38,16 +39,40 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if stale_reason(directory, avatar_id, build_with, source) is None and not args.force:
             print(f"avatar {avatar_id} is up to date in {directory}")
-            return EXIT_OK
-        build(source, avatar_id, settings.avatar.avatars_dir, build_with,
-              ffmpeg=settings.output.ffmpeg_path, show_progress=True)
+        else:
+            build(source, avatar_id, settings.avatar.avatars_dir, build_with,
+                  ffmpeg=settings.output.ffmpeg_path, show_progress=True)
+            print(f"avatar {avatar_id} prepared in {directory}")
     except NoFaceError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except SourceError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except FaceModelError as exc:
         return _fail(str(exc), EXIT_UNAVAILABLE)
-    print(f"avatar {avatar_id} prepared in {directory}")
+    return _prepare_musetalk(settings, directory)
+
+
+def _prepare_musetalk(settings: Settings, directory: Path) -> int:
+    """When MuseTalk is the animator, its per-frame latents and blend masks are part of the
+    avatar: computed here, so the daemon's first start does not wait for them."""
+    from .face.select import choose
+
+    name, why = choose(settings.face)
+    if name != "musetalk":
+        return EXIT_OK
+    from .avatar.prepare import load
+    from .avatar.runtime import for_output
+    from .face.musetalk.material import prepare_material
+    from .face.musetalk.weights import WeightsError
+
+    video = settings.video
+    try:
+        avatar = for_output(load(directory), video.width, video.height, keep_rgb=True)
+        material = prepare_material(settings.face, avatar)
+    except WeightsError as exc:
+        return _fail(str(exc), EXIT_UNAVAILABLE)
+    print(f"MuseTalk material for {video.width}x{video.height} ready ({why}): "
+          f"{len(material.latents)} latents, blend mask from {material.mask_source}")
     return EXIT_OK
 
 

@@ -5,7 +5,7 @@
     frames/NNNNNN.png   the idle cycle, lossless, at the source's resolution
     geometry.npz    landmarks (N, 468, 3), found (N,), crop_boxes (N, 4), in frame pixels
     masks.npz       mouth and lower_face (N, 256, 256) uint8, in crop space
-    musetalk.npz    MuseTalk latents of the masked and reference crops, when built
+    musetalk.npz    MuseTalk latents of the masked and reference crops and blend masks, when built
 
 A cache whose manifest does not match what is asked of it is stale and is rebuilt; it is
 never used as it is.

@@ -1,14 +1,12 @@
-"""The MuseTalk animator: per cycle frame, the VAE latents of the masked and the reference
-face crop (computed once, cached beside the avatar); per video frame, one UNet step at t=0
-conditioned on that frame's audio features, decoded, and blended back into the frame through
-the feathered lower-face mask. Frames come out in batches, so air can start early."""
+"""The MuseTalk animator: per video frame, one UNet step at t=0 on its cycle frame's latents
+(material.py), conditioned on that frame's audio features, decoded, and blended back into the
+frame through the cycle frame's feathered mask. Frames come out in batches, so air can start
+early."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,39 +15,17 @@ import torch
 
 from ...audio import Pcm
 from ...avatar.masks import CROP
-from ...avatar.runtime import Avatar, FaceTrack, rgb_to_frame
+from ...avatar.runtime import Avatar, rgb_to_frame
 from ...frames import Frame
 from ...settings import FaceSettings
 from .features import encoder_states, frame_features
-from .weights import LATENT_SCALE, MuseTalkModels, load_models, pick_device
+from .material import CycleMaterial, cycle_material
+from .parsing import FaceParser
+from .weights import LATENT_SCALE, MuseTalkModels, auto_batch, load_models, pick_device
 
 log = logging.getLogger(__name__)
 
 Image = npt.NDArray[np.uint8]
-
-
-def crop_face(rgb: Image, box: npt.NDArray[np.float32]) -> Image:
-    """The square crop box resampled to 256x256 (edges replicated where it leaves the frame)."""
-    s = CROP / float(box[2] - box[0])
-    m = np.array([[s, 0, -box[0] * s], [0, s, -box[1] * s]], np.float64)
-    return np.asarray(cv2.warpAffine(rgb, m, (CROP, CROP), flags=cv2.INTER_AREA,
-                                     borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8)
-
-
-def to_tensor(images: Image, models: MuseTalkModels) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    return (x.to(models.device, models.dtype) / 127.5) - 1.0
-
-
-@torch.no_grad()
-def crop_latents(models: MuseTalkModels, crops: Image) -> torch.Tensor:
-    """[B, 8, 32, 32]: the crop with its lower half blanked, then the crop itself."""
-    masked = crops.copy()
-    masked[:, CROP // 2 :] = 0
-    both = to_tensor(np.concatenate([masked, crops]), models)
-    lat = models.vae.encode(both).latent_dist.mode() * LATENT_SCALE
-    half = len(crops)
-    return torch.cat([lat[:half], lat[half:]], dim=1)
 
 
 @torch.no_grad()
@@ -86,15 +62,6 @@ def blend(frame_rgb: Image, face: Image, box: npt.NDArray[np.float32], mask: Ima
     return out
 
 
-def auto_batch(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 4
-    free, _ = torch.cuda.mem_get_info(device)
-    # About 0.4 GB of activations per frame in fp16 at 256x256 (UNet + VAE decode), halved
-    # for headroom.
-    return int(max(1, min(32, free * 0.5 // 0.4e9)))
-
-
 class MuseTalkAnimator:
     name = "musetalk"
 
@@ -103,7 +70,7 @@ class MuseTalkAnimator:
         self._fps = fps
         self._models: MuseTalkModels | None = None
         self._avatar: Avatar | None = None
-        self._latents: torch.Tensor | None = None
+        self._material: CycleMaterial | None = None
         self.batch = settings.batch_size or 4
 
     def load(self, avatar: Avatar) -> None:
@@ -112,40 +79,15 @@ class MuseTalkAnimator:
         device = pick_device(self._settings.device)
         self._models = load_models(self._settings.models_dir, device, self._settings.fp16)
         self.batch = self._settings.batch_size or auto_batch(device)
-        self._latents = self._cycle_latents(avatar.rgb, avatar.faces, avatar.directory)
+        parser = FaceParser.load(self._settings.models_dir, device, self._models.dtype)
+        self._material = cycle_material(self._models.vae, parser, avatar,
+                                        self._settings.models_dir, self.batch)
         self._avatar = avatar
-        log.info("musetalk: %d cycle latents ready, batch %d", len(self._latents), self.batch)
-
-    def _cycle_latents(
-        self, rgb: list[Image], faces: FaceTrack, directory: Path | None
-    ) -> torch.Tensor:
-        assert self._models is not None
-        h, w = rgb[0].shape[:2]
-        key = f"{vae_fingerprint(self._settings.models_dir)}-{w}x{h}"
-        path = directory / "musetalk.npz" if directory is not None else None
-        if path is not None and path.is_file():
-            with np.load(path) as cached:
-                if str(cached["key"]) == key and len(cached["latents"]) == len(rgb):
-                    return torch.from_numpy(cached["latents"]).to(
-                        self._models.device, self._models.dtype
-                    )
-        parts = []
-        for i in range(0, len(rgb), self.batch):
-            crops = np.stack([crop_face(rgb[k], faces.crop_boxes[k])
-                              for k in range(i, min(len(rgb), i + self.batch))])
-            parts.append(crop_latents(self._models, crops))
-        latents = torch.cat(parts)
-        if path is not None:
-            tmp = path.with_suffix(".tmp.npz")
-            try:
-                np.savez(tmp, key=np.array(key), latents=latents.float().cpu().numpy())
-                tmp.replace(path)
-            except OSError as exc:  # a read-only cache costs time at the next start, no more
-                log.warning("cannot cache MuseTalk latents in %s: %s", path, exc)
-        return latents
+        log.info("musetalk: %d cycle frames ready, batch %d, blend mask from %s",
+                 len(self._material.latents), self.batch, self._material.mask_source)
 
     def render(self, audio_16k: Pcm, cycle_indices: Sequence[int]) -> Iterator[list[Frame]]:
-        if self._models is None or self._avatar is None or self._latents is None:
+        if self._models is None or self._avatar is None or self._material is None:
             raise RuntimeError("MuseTalkAnimator.render before load")
         faces, rgb = self._avatar.faces, self._avatar.rgb
         assert faces is not None and rgb is not None
@@ -154,20 +96,10 @@ class MuseTalkAnimator:
                                self._fps)
         for i in range(0, len(cycle_indices), self.batch):
             idx = list(cycle_indices[i : i + self.batch])
-            lat = self._latents[torch.tensor(idx, device=self._latents.device)]
+            latents = self._material.latents
+            lat = latents[torch.tensor(idx, device=latents.device)]
             faces_out = generate(self._models, lat, feats[i : i + len(idx)])
             yield [
-                rgb_to_frame(blend(rgb[c], face, faces.crop_boxes[c], faces.lower_face_masks[c]))
+                rgb_to_frame(blend(rgb[c], face, faces.crop_boxes[c], self._material.masks[c]))
                 for c, face in zip(idx, faces_out, strict=True)
             ]
-
-
-def vae_fingerprint(models_dir: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted((models_dir / "sd-vae").glob("*")):
-        if p.is_file():
-            h.update(p.name.encode())
-            h.update(str(p.stat().st_size).encode())
-            with p.open("rb") as f:
-                h.update(f.read(1 << 20))
-    return h.hexdigest()[:16]

@@ -22,7 +22,6 @@ FILES = (
     ("openai/whisper-tiny", "pytorch_model.bin", "whisper"),
     ("openai/whisper-tiny", "preprocessor_config.json", "whisper"),
     ("ManyOtherFunctions/face-parse-bisent", "79999_iter.pth", "face-parse-bisent"),
-    ("ManyOtherFunctions/face-parse-bisent", "resnet18-5c106cde.pth", "face-parse-bisent"),
 )
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -4,6 +4,7 @@
     musetalkV15/unet.pth        its state dict (torch.save)
     sd-vae/                     AutoencoderKL (config.json + diffusion_pytorch_model.*)
     whisper/                    whisper-tiny (config, weights, preprocessor_config.json)
+    face-parse-bisent/          BiSeNet face parsing, optional (parsing.py)
 """
 
 from __future__ import annotations
@@ -46,35 +47,68 @@ def pick_device(setting: str) -> torch.device:
     return torch.device("cpu")
 
 
-def load_models(models_dir: Path, device: torch.device, fp16: bool) -> MuseTalkModels:
-    missing = missing_musetalk_files(models_dir)
-    if missing:
-        raise WeightsError(
-            f"MuseTalk weights missing in {models_dir}: {', '.join(missing)}; run "
-            "`avatarcast models download`"
-        )
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+def auto_batch(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 4
+    free, _ = torch.cuda.mem_get_info(device)
+    # About 0.4 GB of activations per frame in fp16 at 256x256 (UNet + VAE decode), halved
+    # for headroom.
+    return int(max(1, min(32, free * 0.5 // 0.4e9)))
+
+
+def model_dtype(device: torch.device, fp16: bool) -> torch.dtype:
+    return torch.float16 if fp16 and device.type == "cuda" else torch.float32
+
+
+def _quiet() -> None:
     from diffusers.utils import logging as diffusers_logging
-    from transformers import WhisperFeatureExtractor, WhisperModel
     from transformers.utils import logging as transformers_logging
 
     # Their notices (no accelerate, pickled .bin weights) are not ours to act on.
     diffusers_logging.set_verbosity_error()
     transformers_logging.set_verbosity_error()
 
-    dtype = torch.float16 if fp16 and device.type == "cuda" else torch.float32
+
+def _require(models_dir: Path, missing: list[str]) -> None:
+    if missing:
+        raise WeightsError(
+            f"MuseTalk weights missing in {models_dir}: {', '.join(missing)}; run "
+            "`avatarcast models download`"
+        )
+
+
+def load_vae(models_dir: Path, device: torch.device, dtype: torch.dtype) -> Any:
+    """The SD VAE alone: all that preparing an avatar's latents needs."""
+    _require(models_dir, [m for m in missing_musetalk_files(models_dir) if "sd-vae" in m])
+    from diffusers import AutoencoderKL
+
+    _quiet()
+    try:
+        vae = AutoencoderKL.from_pretrained(models_dir / "sd-vae")
+    except (OSError, ValueError, RuntimeError, KeyError, pickle.UnpicklingError) as exc:
+        raise WeightsError(f"MuseTalk weights in {models_dir} do not load: {exc}") from exc
+    return vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def load_models(models_dir: Path, device: torch.device, fp16: bool) -> MuseTalkModels:
+    _require(models_dir, missing_musetalk_files(models_dir))
+    from diffusers import UNet2DConditionModel
+    from transformers import WhisperFeatureExtractor, WhisperModel
+
+    _quiet()
+    dtype = model_dtype(device, fp16)
+    vae = load_vae(models_dir, device, dtype)
     try:
         config = json.loads((models_dir / "musetalkV15" / "musetalk.json").read_text())
         unet = UNet2DConditionModel(**config)
         state = torch.load(models_dir / "musetalkV15" / "unet.pth", map_location="cpu",
                            weights_only=True)
         unet.load_state_dict(state)
-        vae = AutoencoderKL.from_pretrained(models_dir / "sd-vae")
         whisper = WhisperModel.from_pretrained(models_dir / "whisper").get_encoder()
         extractor = WhisperFeatureExtractor.from_pretrained(models_dir / "whisper")
     except (OSError, ValueError, RuntimeError, KeyError, pickle.UnpicklingError) as exc:
         raise WeightsError(f"MuseTalk weights in {models_dir} do not load: {exc}") from exc
-    for m in (unet, vae, whisper):
+    for m in (unet, whisper):
         m.to(device=device, dtype=dtype).eval().requires_grad_(False)
     log.info(
         "MuseTalk loaded on %s (%s): UNet %.0f M parameters", device, dtype,
