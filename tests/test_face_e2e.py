@@ -136,7 +136,8 @@ def test_musetalk_on_tiny_weights_through_the_stream(
     daemon, st, recording = _speak_once(tmp_path, queues, rtmp_server, {
         "AVATARCAST_FACE__DEVICE": "cpu", "AVATARCAST_FACE__MODELS_DIR": str(models),
     }, "Hello from MuseTalk.", "musetalk")
-    assert re.search(r"musetalk: 1 cycle frames ready, batch \d+, blend mask from landmarks", daemon.log())
+    ready = r"musetalk: 1 cycle frames ready, batch \d+, blend mask from landmarks"
+    assert re.search(ready, daemon.log())
     luma = _frames(recording, "gray", 1)[..., 0].astype(np.int16)
     (entry,) = st["recent"]
     first, last = entry["stream_first"], entry["stream_last"]
