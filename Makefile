@@ -1,7 +1,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench deps dev-deps schema clean
+.PHONY: run test lint typecheck unit bench soak deps dev-deps schema clean
 
 run: deps            ## install what is missing, start RabbitMQ (+ nginx-rtmp), run the daemon
 	scripts/run-local.sh
@@ -15,11 +15,15 @@ test: dev-deps       ## install, start services, lint, type-check, run every tes
 unit: dev-deps       ## the tests that need no services
 	$(BIN)/pytest -q tests/test_units.py tests/test_program.py
 
-bench: dev-deps      ## idle CPU, say -> speech on air, lite fps, MuseTalk ms/frame
+MINUTES ?= 60
+
+bench: dev-deps      ## the quick suite: cadence, drift, time to air, skip, idle CPU, renderers
 	scripts/start-rabbitmq.sh
-	$(BIN)/python -m bench.broadcast
-	$(BIN)/python -m bench.faces
-	$(BIN)/python -m bench.musetalk --runs 2
+	$(BIN)/avatarcast-bench quick
+
+soak: dev-deps       ## the stream for MINUTES (60) with a message every 20 s: drift, memory
+	scripts/start-rabbitmq.sh
+	$(BIN)/avatarcast-bench soak --minutes $(MINUTES)
 
 lint: dev-deps
 	$(BIN)/ruff check src tests bench

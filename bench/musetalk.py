@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Any
 
 import torch
 
@@ -31,13 +32,10 @@ VAE = {
 }
 
 
-def main() -> None:
+def time_batches(batches: tuple[int, ...], runs: int) -> dict[str, Any]:
+    """Per batch size: UNet and VAE milliseconds per frame, median of `runs` after a warm-up."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--batches", default="1,4,8")
-    args = ap.parse_args()
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     dtype = torch.float16 if cuda else torch.float32
@@ -45,18 +43,17 @@ def main() -> None:
     unet = UNet2DConditionModel(**UNET).to(device, dtype).eval()
     vae = AutoencoderKL(**VAE).to(device, dtype).eval()
     name = torch.cuda.get_device_name(0) if cuda else f"CPU, {torch.get_num_threads()} threads"
-    params = sum(p.numel() for p in unet.parameters()) / 1e6
-    print(f"MuseTalk v1.5 full size, random weights: UNet {params:.0f} M parameters, "
-          f"{name}, {dtype}")
-    print(f"{'batch':>5} {'unet ms/frame':>14} {'vae ms/frame':>13} {'total ms/frame':>15} "
-          f"{'fps':>6}")
-    for b in (int(x) for x in args.batches.split(",")):
+    out: dict[str, Any] = {
+        "device": name, "dtype": str(dtype).removeprefix("torch."),
+        "unet_params_m": round(sum(p.numel() for p in unet.parameters()) / 1e6),
+    }
+    for b in batches:
         lat = torch.randn(b, 8, 32, 32, device=device, dtype=dtype)
         audio = torch.randn(b, 50, 384, device=device, dtype=dtype)
         t0 = torch.zeros(b, device=device, dtype=torch.long)
         u_times, v_times = [], []
         with torch.no_grad():
-            for run in range(args.runs + 1):  # the first run warms up and is not counted
+            for run in range(runs + 1):  # the first run warms up and is not counted
                 t = time.perf_counter()
                 pred = unet(lat, t0, encoder_hidden_states=audio).sample
                 if cuda:
@@ -70,7 +67,25 @@ def main() -> None:
                     u_times.append((mid - t) / b)
                     v_times.append((end - mid) / b)
         u, v = statistics.median(u_times) * 1000, statistics.median(v_times) * 1000
-        print(f"{b:5d} {u:14.1f} {v:13.1f} {u + v:15.1f} {1000 / (u + v):6.1f}")
+        out[f"batch{b}"] = {"unet_ms": round(u, 1), "vae_ms": round(v, 1),
+                            "total_ms": round(u + v, 1), "fps": round(1000 / (u + v), 2)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--batches", default="1,4,8")
+    args = ap.parse_args()
+    res = time_batches(tuple(int(x) for x in args.batches.split(",")), args.runs)
+    print(f"MuseTalk v1.5 full size, random weights: UNet {res['unet_params_m']} M parameters, "
+          f"{res['device']}, {res['dtype']}")
+    print(f"{'batch':>5} {'unet ms/frame':>14} {'vae ms/frame':>13} {'total ms/frame':>15} "
+          f"{'fps':>6}")
+    for key, r in res.items():
+        if key.startswith("batch"):
+            print(f"{key[5:]:>5} {r['unet_ms']:14.1f} {r['vae_ms']:13.1f} {r['total_ms']:15.1f} "
+                  f"{r['fps']:6.1f}")
 
 
 if __name__ == "__main__":

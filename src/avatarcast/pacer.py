@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Protocol
 
 from .audio import Pcm
@@ -80,6 +81,7 @@ class Pacer:
             if seg is not None:
                 if seg.stream_first is None or seg.stream_run != run:
                     seg.stream_run, seg.stream_first = run, self._stream_frame
+                    seg.aired_wall = time.time()
                 seg.stream_last = self._stream_frame
             self._stream_frame += 1
             return

@@ -41,6 +41,8 @@ class Utterance:
     cancelled: Outcome | None = None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    # Wall-clock marks (time.time()) on the way to air, for the time-to-air split.
+    marks: dict[str, float] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -154,12 +156,14 @@ class Scheduler:
         seg: Segment | None = None
         self._program.preparing += 1
         t0 = time.perf_counter()
+        utt.marks["render_started_at"] = time.time()
         try:
             async for pcm in self._speech.synthesize(msg.text, msg.voice):
                 if utt.cancelled is not None:
                     break
                 if seg is None:
                     utt.timings["tts_first_s"] = time.perf_counter() - t0
+                    utt.marks["tts_first_at"] = time.time()
                     seg = Segment(msg.id, self._program.plan_start(), tag=utt)
                     seg.min_unsealed = self._min_unsealed
                     utt.segment = seg
@@ -198,6 +202,8 @@ class Scheduler:
         seg.audio.extend(audio)
         async for batch in self._face.render(audio_16k, indices):
             seg.frames.extend(batch)
+            if isinstance(seg.tag, Utterance):
+                seg.tag.marks.setdefault("frames_first_at", time.time())
 
     # -- outcomes ------------------------------------------------------------------------
 
@@ -222,6 +228,9 @@ class Scheduler:
             await consumer.requeue(raw)
         self._inflight.pop(utt.id, None)
         self._record(utt, outcome)
+        if utt.segment is not None:
+            utt.segment.release()
+            utt.segment = None
         self._wake.set()
         self._settled.set()
 
@@ -233,6 +242,7 @@ class Scheduler:
             "received_at": utt.received,
             "settled_at": time.time(),
             **{k: round(v, 4) for k, v in utt.timings.items()},
+            **utt.marks,
         }
         if utt.error:
             entry["error"] = utt.error
@@ -240,7 +250,7 @@ class Scheduler:
             entry.update(
                 frames=len(seg.audio), started_at=seg.started_at, ended_at=seg.ended_at,
                 stream_run=seg.stream_run, stream_first=seg.stream_first,
-                stream_last=seg.stream_last,
+                stream_last=seg.stream_last, aired_at=seg.aired_wall,
             )
         self.history.append(entry)
         log.info("settled %s: %s", utt.id, outcome.value)

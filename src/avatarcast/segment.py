@@ -44,6 +44,7 @@ class Segment:
     stream_run: int | None = None
     stream_first: int | None = None
     stream_last: int | None = None
+    aired_wall: float | None = None  # time.time() when its first frame went to the encoder
     outcome: Outcome | None = None
     _done: threading.Event = field(default_factory=threading.Event)
 
@@ -83,3 +84,10 @@ class Segment:
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+    def release(self) -> None:
+        """Drop the rendered picture and sound once the outcome is settled. The owner and the
+        segment refer to each other, so without this a settled segment's frames (hundreds of
+        MB at 720p for a long message) would wait for a full garbage collection."""
+        self.frames = []
+        self.audio = []

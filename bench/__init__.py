@@ -1,0 +1,1 @@
+"""Benchmarks of the real stream (see docs/BENCHMARKS.md). They report; they never assert."""

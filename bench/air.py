@@ -1,0 +1,104 @@
+"""Time to air and interrupt/skip latency, from what a real RTMP client receives, split into
+parts with the daemon's own wall-clock marks (its /healthz `recent` entries)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from .probes import AudioWatch, MouthWatch
+from .session import Session
+
+SHORT = "Hello, I am live."
+LONG = ("This is a long message that keeps the avatar talking for a while, so that there "
+        "is time to skip it while it is on the air, and nothing in it matters at all.")
+# Daemon marks, in order, and the part of the way to air that ends at each.
+PARTS = (
+    ("queue", "received_at"),  # publish -> the daemon takes it from RabbitMQ
+    ("tts", "tts_first_at"),  # -> the first synthesized audio
+    ("render", "frames_first_at"),  # -> the animator's first frames
+    ("schedule", "aired_at"),  # -> its first frame handed to the encoder
+)
+
+
+def stats(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"n": 0}
+    v = sorted(values)
+    p95 = v[min(len(v) - 1, round(0.95 * (len(v) - 1)))]
+    return {"median": round(statistics.median(v) * 1000, 1), "p95": round(p95 * 1000, 1),
+            "max": round(v[-1] * 1000, 1), "n": len(v)}
+
+
+def time_to_air(s: Session, audio: AudioWatch, mouth: MouthWatch, n: int) -> dict[str, Any]:
+    speech, moves, missed = [], [], 0
+    parts: dict[str, list[float]] = {name: [] for name, _ in PARTS}
+    parts["encoder"] = []
+    for i in range(n):
+        msg_id = f"air{i}-{time.monotonic_ns()}"
+        t0 = s.say(msg_id, SHORT)
+        heard = audio.first_loud_after(t0, 15)
+        moved = mouth.first_move_after(t0, 15)
+        entry = s.entry(msg_id)
+        s.wait_idle()
+        if heard is None or entry.get("aired_at") is None:
+            missed += 1
+            continue
+        speech.append(heard - t0)
+        if moved is not None:
+            moves.append(moved - t0)
+        last = t0
+        for name, mark in PARTS:
+            parts[name].append(entry[mark] - last)
+            last = entry[mark]
+        parts["encoder"].append(heard - last)
+        time.sleep(0.5)
+    return {
+        "first_speech": stats(speech),
+        "first_mouth_movement": stats(moves),
+        "parts": {k: stats(v) for k, v in parts.items()},
+        "missed": missed,
+    }
+
+
+def skip_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
+    """`skip` published while a long message is on air -> its last speech sample received."""
+    lat, outcomes = [], []
+    for i in range(n):
+        msg_id = f"skip{i}-{time.monotonic_ns()}"
+        t0 = s.say(msg_id, LONG)
+        if audio.first_loud_after(t0, 15) is None:
+            continue
+        time.sleep(0.7)
+        t = s.control("skip")
+        last = audio.last_loud_before_quiet(t, quiet_s=0.8, timeout=15)
+        outcomes.append(s.entry(msg_id)["outcome"])
+        s.wait_idle()
+        if last is not None:
+            lat.append(max(0.0, last - t))
+        time.sleep(0.3)
+    return {"skip_to_last_speech": stats(lat),
+            "outcomes": {o: outcomes.count(o) for o in set(outcomes)}}
+
+
+def interrupt_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
+    """An interrupting message published while a long one is on air. The daemon cuts the old
+    speech when the new one's first audio is synthesized and airs the new one when its first
+    frames are rendered; both from the daemon's marks (the new speech follows the old without
+    a silence, so the client cannot tell where one ends)."""
+    cut, new = [], []
+    for i in range(n):
+        base = f"int{i}-{time.monotonic_ns()}"
+        t0 = s.say(f"{base}-long", LONG)
+        if audio.first_loud_after(t0, 15) is None:
+            continue
+        time.sleep(0.7)
+        t = s.say(f"{base}-urgent", SHORT, interrupt=True)
+        entry = s.entry(f"{base}-urgent")
+        s.wait_idle()
+        if entry.get("aired_at") is not None:
+            cut.append(entry["tts_first_at"] - t)
+            new.append(entry["aired_at"] - t)
+        time.sleep(0.3)
+    return {"interrupt_to_cut": stats(cut), "interrupt_to_new_speech_on_encoder": stats(new)}

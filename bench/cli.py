@@ -1,0 +1,207 @@
+"""avatarcast-bench: the quick suite (`make bench`) and the soak.
+
+  avatarcast-bench [quick] [--no-musetalk]     every figure, about 9 minutes on 2 cores
+  avatarcast-bench soak --minutes 60           720p on air for an hour, a message every 20 s
+
+Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
+a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from . import air, cadence, chart, cost, renderers, report
+from .probes import AudioWatch, MouthWatch, PacketLog
+from .session import BITRATE_KBPS, FPS, PRESET, SIZES, Session
+
+ONE_FRAME_MS = 1000 / FPS
+
+
+@contextlib.contextmanager
+def _clients(*clients: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for c in clients:
+            c.close()
+
+
+def _stream_figures(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    with Session(work / "720p", "720p") as s:
+        packets = PacketLog(s.url)
+        audio = AudioWatch(s.url)
+        mouth = MouthWatch(s.url, s.mouth_box())
+        memory = cost.MemorySampler(s.pids(), every=5)
+        with _clients(packets, audio, mouth):
+            time.sleep(4)  # the clients' start-up (stream probing)
+            t_idle = time.time()
+            time.sleep(args.idle_s)
+            t_speech = time.time()
+            figures["time_to_air"] = air.time_to_air(s, audio, mouth, args.messages)
+            figures["skip"] = air.skip_latency(s, audio, args.skips)
+            figures["interrupt"] = air.interrupt_latency(s, audio, args.interrupts)
+            t_end = time.time()
+            st = s.wait_idle()
+        figures["memory"] = memory.stop()
+        figures["cadence"] = {
+            "idle": cadence.summary(packets.packets, FPS, t_idle, t_speech),
+            "speaking": cadence.summary(packets.packets, FPS, t_speech, t_end),
+            "whole": cadence.summary(packets.packets, FPS),
+            "per_minute": cadence.per_minute(packets.packets, FPS),
+            "daemon": {k: st[k] for k in ("frames_sent", "frames_dropped", "frames_late")},
+        }
+        figures["idle_cpu"] = {"720p": cost.idle_cpu(s, args.cpu_s)}
+    for size in ("480p", "1080p"):
+        with Session(work / size, size) as s:
+            figures["idle_cpu"][size] = cost.idle_cpu(s, args.cpu_s)
+    figures["idle_cpu"] = {k: figures["idle_cpu"][k] for k in SIZES}
+    return figures
+
+
+def quick(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="avatarcast-bench-") as tmp:
+        figures = _stream_figures(Path(tmp), args)
+    tts, speech_16k = renderers.tts()
+    figures["renderers"] = {"tts": tts, "lite": renderers.lite_fps(speech_16k)}
+    if not args.no_musetalk:
+        figures["renderers"]["musetalk"] = renderers.musetalk()
+    return figures
+
+
+def soak(args: argparse.Namespace) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="avatarcast-soak-") as tmp, \
+            Session(Path(tmp), "720p") as s:
+        packets = PacketLog(s.url)
+        memory = cost.MemorySampler(s.pids(), every=10)
+        said = 0
+        with _clients(packets):
+            end = time.time() + args.minutes * 60
+            next_say = time.time() + 5
+            while time.time() < end:
+                if time.time() >= next_say:
+                    s.say(f"soak{said}-{time.monotonic_ns()}", air.SHORT)
+                    said += 1
+                    next_say += args.say_every
+                time.sleep(0.5)
+            st = s.wait_idle()
+        figures["memory"] = memory.stop()
+        figures["cadence"] = {
+            "whole": cadence.summary(packets.packets, FPS),
+            "per_minute": cadence.per_minute(packets.packets, FPS),
+            "daemon": {k: st[k] for k in ("frames_sent", "frames_dropped", "frames_late")},
+            "messages": said,
+            "aired": sum(1 for e in st["recent"] if e["outcome"] == "aired"),
+        }
+    return figures
+
+
+def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    cad = f.get("cadence", {})
+    for phase in ("idle", "speaking", "whole"):
+        c = cad.get(phase)
+        if not c or "error" in c:
+            continue
+        bad = c["frames_dropped"] + c["frames_duplicated"]
+        out.append((f"frames {phase} ({c['seconds']:.0f} s)",
+                    f"{c['frames_received']} of {c['frames_expected']}, {c['frames_dropped']} "
+                    f"dropped, {c['frames_duplicated']} dup, gap max {c['largest_gap_ms']} ms",
+                    "0 dropped or duplicated", report.verdict(bad == 0)))
+    if (c := cad.get("whole")) and "error" not in c:
+        out.append(("A/V drift at the end", f"{c['av_drift_ms']} ms", "within one frame (33 ms)",
+                    report.verdict(abs(c["av_drift_ms"]) <= ONE_FRAME_MS)))
+        ahead = c["stream_vs_wall_ms"]
+        out.append(("stream clock vs wall clock", f"{ahead} ms", "within one frame",
+                    report.verdict(abs(ahead) <= ONE_FRAME_MS)))
+    if d := cad.get("daemon"):
+        out.append(("daemon's own count", f"sent {d['frames_sent']}, dropped "
+                    f"{d['frames_dropped']}, late ticks {d['frames_late']}", "", ""))
+    if air_f := f.get("time_to_air"):
+        sp, mv = air_f["first_speech"], air_f["first_mouth_movement"]
+        out.append(("say -> first speech (client)", f"median {sp.get('median')} ms, p95 "
+                    f"{sp.get('p95')} ms, n={sp['n']}", "median <= 1000 ms",
+                    report.verdict(sp.get("median", 1e9) <= 1000) if sp["n"] else "n/a"))
+        out.append(("say -> first mouth movement", f"median {mv.get('median')} ms, p95 "
+                    f"{mv.get('p95')} ms, n={mv['n']}", "", ""))
+        parts = ", ".join(f"{k} {v.get('median')}" for k, v in air_f["parts"].items())
+        out.append(("  split (medians, ms)", parts, "", ""))
+    if sk := f.get("skip"):
+        s = sk["skip_to_last_speech"]
+        out.append(("skip -> last speech (client)", f"median {s.get('median')} ms, p95 "
+                    f"{s.get('p95')} ms, n={s['n']}", "p95 <= 100 ms",
+                    report.verdict(s.get("p95", 1e9) <= 100) if s["n"] else "n/a"))
+    if it := f.get("interrupt"):
+        s = it["interrupt_to_cut"]
+        out.append(("interrupt -> old speech cut (daemon)", f"median {s.get('median')} ms, p95 "
+                    f"{s.get('p95')} ms, n={s['n']}", "p95 <= 100 ms",
+                    report.verdict(s.get("p95", 1e9) <= 100) if s["n"] else "n/a"))
+        s = it["interrupt_to_new_speech_on_encoder"]
+        out.append(("interrupt -> new speech to encoder", f"median {s.get('median')} ms, p95 "
+                    f"{s.get('p95')} ms, n={s['n']}", "", ""))
+    for size, c in f.get("idle_cpu", {}).items():
+        out.append((f"idle CPU {size}", f"daemon {c['daemon_pct']}% + FFmpeg "
+                    f"{c['daemon_ffmpeg_pct']}% vs alone {c['baseline_ffmpeg_pct']}%: "
+                    f"x{c['ratio']}", "<= x1.15",
+                    report.verdict(c["ratio"] is not None and c["ratio"] <= 1.15)))
+    if (m := f.get("memory")) and "start_mb" in m:
+        slope = m["second_half_slope_mb_per_h"]
+        out.append(("resident memory (daemon + FFmpeg)", f"{m['start_mb']:.0f} -> "
+                    f"{m['end_mb']:.0f} MiB (max {m['max_mb']:.0f}), second half "
+                    f"{slope} MiB/h", "flat", ""))
+    r = f.get("renderers", {})
+    for name, t in r.get("tts", {}).items():
+        out.append((f"TTS {name}", f"RTF {t['rtf']}, first audio {t['first_audio_ms']} ms"
+                    if "rtf" in t else f"unavailable: {t['unavailable'][:60]}", "", ""))
+    for size in SIZES:
+        if size in r.get("lite", {}):
+            v = r["lite"][size]
+            out.append((f"lite animator {size}, one core", f"{v['fps']} fps "
+                        f"(x{v['x_real_time']} real time)",
+                        ">= x3 at 720p" if size == "720p" else "",
+                        report.verdict(v["x_real_time"] >= 3) if size == "720p" else ""))
+    if mt := r.get("musetalk"):
+        for k, v in mt.items():
+            if k.startswith("batch"):
+                out.append((f"MuseTalk {k[5:]}/batch, {mt['device']}", f"UNet {v['unet_ms']} + "
+                            f"VAE {v['vae_ms']} = {v['total_ms']} ms/frame", "", ""))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="avatarcast-bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("kind", nargs="?", choices=("quick", "soak"), default="quick")
+    ap.add_argument("--minutes", type=float, default=60, help="soak length")
+    ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
+    ap.add_argument("--idle-s", type=float, default=45, help="quick: idle cadence window")
+    ap.add_argument("--messages", type=int, default=20, help="quick: time-to-air messages")
+    ap.add_argument("--skips", type=int, default=10)
+    ap.add_argument("--interrupts", type=int, default=5)
+    ap.add_argument("--cpu-s", type=float, default=15, help="idle CPU window per size")
+    ap.add_argument("--no-musetalk", action="store_true")
+    ap.add_argument("--out", type=Path, default=report.ROOT / "bench" / "results")
+    args = ap.parse_args(argv)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    t = time.monotonic()
+    figures = quick(args) if args.kind == "quick" else soak(args)
+    record = {
+        "kind": args.kind, "stamp": stamp, "duration_s": round(time.monotonic() - t, 1),
+        "machine": report.machine(), "versions": report.versions(),
+        "settings": {"fps": FPS, "preset": PRESET, "bitrate_kbps": BITRATE_KBPS,
+                     "animator": "lite", "speech": "piper", **{k: v for k, v in vars(args).items()
+                                                                if k not in ("out", "kind")}},
+        "figures": figures,
+    }
+    report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
+
+
+if __name__ == "__main__":
+    main()
