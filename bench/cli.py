@@ -152,10 +152,11 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
                     f"x{c['ratio']}", "<= x1.15",
                     report.verdict(c["ratio"] is not None and c["ratio"] <= 1.15)))
     if (m := f.get("memory")) and "start_mb" in m:
-        slope = m["second_half_slope_mb_per_h"]
+        span_s = m["samples"][-1]["t_s"]
+        trend = (f", second half {m['second_half_slope_mb_per_h']} MiB/h" if span_s >= 600
+                 else f" over {span_s / 60:.0f} min (a trend needs the soak)")
         out.append(("resident memory (daemon + FFmpeg)", f"{m['start_mb']:.0f} -> "
-                    f"{m['end_mb']:.0f} MiB (max {m['max_mb']:.0f}), second half "
-                    f"{slope} MiB/h", "flat", ""))
+                    f"{m['end_mb']:.0f} MiB (max {m['max_mb']:.0f}){trend}", "flat", ""))
     r = f.get("renderers", {})
     for name, t in r.get("tts", {}).items():
         out.append((f"TTS {name}", f"RTF {t['rtf']}, first audio {t['first_audio_ms']} ms"

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from avatarcast.avatar import mesh
+from avatarcast.avatar.prepare import load
+from avatarcast.avatar.runtime import Avatar, for_output
 from tests.harness import DaemonProc, QueueNames, delete_queues, publish
 from tests.services import NginxRtmp, ensure_rabbitmq
 
@@ -125,24 +128,20 @@ class Session:
                                 timeout, f"{msg_id} settled")
         return next(e for e in st["recent"] if e["id"] == msg_id)
 
+    def _avatar(self) -> Avatar:
+        """The avatar the daemon airs: its prepared cache, fitted to the output size."""
+        (directory,) = (self.work / "models" / "avatars").glob("auto-*")
+        return for_output(load(directory), self.width, self.height, keep_rgb=False)
+
     def mouth_box(self) -> tuple[int, int, int, int]:
         """The lips' bounds over the whole idle cycle in output pixels, with a margin."""
-        from avatarcast.avatar import mesh
-        from avatarcast.avatar.prepare import load
-        from avatarcast.avatar.runtime import for_output
-
-        (directory,) = (self.work / "models" / "avatars").glob("auto-*")
-        avatar = for_output(load(directory), self.width, self.height, keep_rgb=False)
-        assert avatar.faces is not None
-        lips = avatar.faces.landmarks[:, list(mesh.OUTER_UPPER) + list(mesh.OUTER_LOWER), :2]
+        faces = self._avatar().faces
+        assert faces is not None
+        lips = faces.landmarks[:, list(mesh.OUTER_UPPER) + list(mesh.OUTER_LOWER), :2]
         (x0, y0), (x1, y1) = lips.reshape(-1, 2).min(0), lips.reshape(-1, 2).max(0)
         m = 0.35 * float(x1 - x0)
         return (int(max(0, x0 - m)), int(max(0, y0 - m)), int(min(self.width, x1 + m)),
                 int(min(self.height, y1 + 2 * m)))
 
     def idle_frames(self) -> list[np.ndarray]:
-        from avatarcast.avatar.prepare import load
-        from avatarcast.avatar.runtime import for_output
-
-        (directory,) = (self.work / "models" / "avatars").glob("auto-*")
-        return for_output(load(directory), self.width, self.height, keep_rgb=False).idle.frames
+        return self._avatar().idle.frames
