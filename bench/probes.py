@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tests.services import stop_process
+
 CLIENT = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-fflags", "nobuffer",
           "-analyzeduration", "3000000", "-rw_timeout", "5000000"]
 LOUD = 0.02  # RMS (full scale 1) above which a 10 ms window is speech, not idle silence
@@ -33,13 +35,7 @@ class _Client:
         raise NotImplementedError
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._thread.join(5)
 
 

@@ -168,9 +168,9 @@ class Scheduler:
                     seg.min_unsealed = self._min_unsealed
                     utt.segment = seg
                     self._program.submit(seg, front=msg.interrupt, cut=msg.interrupt)
-                await self._extend(seg, slicer.push(pcm))
+                await self._extend(utt, seg, slicer.push(pcm))
             if seg is not None and utt.cancelled is None:
-                await self._extend(seg, slicer.flush())
+                await self._extend(utt, seg, slicer.flush())
                 seg.sealed = True
                 utt.timings["render_s"] = time.perf_counter() - t0
         except (SpeechError, RuntimeError, ValueError, OSError) as exc:
@@ -190,7 +190,7 @@ class Scheduler:
         finally:
             self._program.preparing -= 1
 
-    async def _extend(self, seg: Segment, audio: list[Pcm]) -> None:
+    async def _extend(self, utt: Utterance, seg: Segment, audio: list[Pcm]) -> None:
         if not audio:
             return
         first = len(seg.audio)
@@ -202,8 +202,7 @@ class Scheduler:
         seg.audio.extend(audio)
         async for batch in self._face.render(audio_16k, indices):
             seg.frames.extend(batch)
-            if isinstance(seg.tag, Utterance):
-                seg.tag.marks.setdefault("frames_first_at", time.time())
+            utt.marks.setdefault("frames_first_at", time.time())
 
     # -- outcomes ------------------------------------------------------------------------
 

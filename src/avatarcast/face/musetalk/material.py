@@ -5,7 +5,6 @@ The cache is keyed by the VAE, the parser and the output size; any change recomp
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,14 @@ from ...avatar.masks import CROP
 from ...avatar.runtime import Avatar
 from ...settings import FaceSettings
 from .parsing import FaceParser, parser_fingerprint
-from .weights import LATENT_SCALE, auto_batch, load_vae, model_dtype, pick_device
+from .weights import (
+    LATENT_SCALE,
+    auto_batch,
+    files_fingerprint,
+    load_vae,
+    model_dtype,
+    pick_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +69,10 @@ def crop_latents(vae: Any, crops: Image) -> torch.Tensor:
     return torch.cat([lat[:half], lat[half:]], dim=1)
 
 
-def files_fingerprint(folder: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(folder.glob("*")):
-        if p.is_file():
-            h.update(p.name.encode())
-            h.update(str(p.stat().st_size).encode())
-            with p.open("rb") as f:
-                h.update(f.read(1 << 20))
-    return h.hexdigest()[:16]
-
-
 def material_key(models_dir: Path, width: int, height: int) -> str:
     parser = parser_fingerprint(models_dir) or LANDMARKS
-    return f"{FORMAT}-{files_fingerprint(models_dir / 'sd-vae')}-{parser}-{width}x{height}"
+    vae = files_fingerprint(sorted(p for p in (models_dir / "sd-vae").glob("*") if p.is_file()))
+    return f"{FORMAT}-{vae}-{parser}-{width}x{height}"
 
 
 def _read(path: Path, key: str, frames: int, latents_to: torch.Tensor) -> CycleMaterial | None:

@@ -5,7 +5,6 @@ mask is stretched down a little so a dropping jaw stays inside it, and it is fea
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 
 from ...avatar.masks import CROP
 from .bisenet import BiSeNet
-from .weights import WeightsError
+from .weights import WeightsError, files_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +38,7 @@ def parser_fingerprint(models_dir: Path) -> str | None:
     path = models_dir / PARSER_WEIGHTS
     if not path.is_file():
         return None
-    h = hashlib.sha256(str(path.stat().st_size).encode())
-    with path.open("rb") as f:
-        h.update(f.read(1 << 20))
-    return h.hexdigest()[:16]
+    return files_fingerprint([path])
 
 
 def _affine(box: Box, scale: float, size: int) -> npt.NDArray[np.float64]:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import pickle
@@ -54,6 +55,17 @@ def auto_batch(device: torch.device) -> int:
     # About 0.4 GB of activations per frame in fp16 at 256x256 (UNet + VAE decode), halved
     # for headroom.
     return int(max(1, min(32, free * 0.5 // 0.4e9)))
+
+
+def files_fingerprint(paths: list[Path]) -> str:
+    """Names, sizes and first MiB of each file: cheap, and changes with any real new weights."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(str(p.stat().st_size).encode())
+        with p.open("rb") as f:
+            h.update(f.read(1 << 20))
+    return h.hexdigest()[:16]
 
 
 def model_dtype(device: torch.device, fp16: bool) -> torch.dtype:
