@@ -139,13 +139,13 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
                     f"{s.get('p95')} ms, n={s['n']}", "p95 <= 100 ms",
                     report.verdict(s.get("p95", 1e9) <= 100) if s["n"] else "n/a"))
     if it := f.get("interrupt"):
-        s = it["interrupt_to_cut"]
-        out.append(("interrupt -> old speech cut (daemon)", f"median {s.get('median')} ms, p95 "
-                    f"{s.get('p95')} ms, n={s['n']}", "p95 <= 100 ms",
+        s = it["interrupt_to_last_old_speech"]
+        out.append(("interrupt -> last old speech (client)", f"median {s.get('median')} ms, "
+                    f"p95 {s.get('p95')} ms, n={s['n']}", "p95 <= 100 ms",
                     report.verdict(s.get("p95", 1e9) <= 100) if s["n"] else "n/a"))
-        s = it["interrupt_to_new_speech_on_encoder"]
-        out.append(("interrupt -> new speech to encoder", f"median {s.get('median')} ms, p95 "
-                    f"{s.get('p95')} ms, n={s['n']}", "", ""))
+        s = it["interrupt_to_first_new_speech"]
+        out.append(("interrupt -> first new speech (client)", f"median {s.get('median')} ms, "
+                    f"p95 {s.get('p95')} ms, n={s['n']}", "", ""))
     for size, c in f.get("idle_cpu", {}).items():
         out.append((f"idle CPU {size}", f"daemon {c['daemon_pct']}% + FFmpeg "
                     f"{c['daemon_ffmpeg_pct']}% vs alone {c['baseline_ffmpeg_pct']}%: "

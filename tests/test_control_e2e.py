@@ -15,6 +15,13 @@ LONG = (
     "Nothing in it matters, it only has to last."
 )
 
+# Many sentences: still being synthesized and rendered seconds after it was taken up.
+VERY_LONG = " ".join(f"Sentence number {i} of a message that takes a long time to render."
+                     for i in range(30))
+# A long first sentence: its speech takes a while to synthesize, the cut must not wait for it.
+URGENT = ("Breaking news, and this interrupting message has a rather long first sentence, so "
+          "that synthesizing its speech takes a while before anything of it can go on air.")
+
 
 def speak(q: QueueNames, msg_id: str, text: str = LONG, **extra: object) -> None:
     publish(q.speak, {"type": "speak", "id": msg_id, "text": text, **extra})
@@ -48,10 +55,26 @@ def test_skip_clear_interrupt_and_requeue_on_stop(tmp_path, queues: QueueNames) 
 
         speak(queues, "long4")
         daemon.wait_for(lambda s: s["on_air"] == "long4", 30, "long4 on air")
-        speak(queues, "urgent", "Breaking news.", interrupt=True)
-        st = daemon.wait_for(lambda s: daemon.outcomes(s).get("urgent") == "aired", 30, "urgent")
-        assert daemon.outcomes(st)["long4"] == "interrupted"
+        speak(queues, "long5", VERY_LONG)  # rendered ahead while long4 is on air
+        daemon.wait_for(
+            lambda s: (s["rendering"] or {}).get("id") == "long5" and s["rendering"]["frames"],
+            30, "long5 partly rendered",
+        )
+        speak(queues, "urgent", URGENT, interrupt=True)
+        st = daemon.wait_for(lambda s: daemon.outcomes(s).get("urgent") == "aired", 60, "urgent")
         entries = {e["id"]: e for e in st["recent"]}
+        assert daemon.outcomes(st)["long4"] == "interrupted"
+        # Cut when the interrupt arrived, before its own speech was even synthesized.
+        assert entries["long4"]["settled_at"] < entries["urgent"]["tts_first_at"]
+        # long5's rendering was stopped for it: not cut, not lost, it airs after the urgent one.
+        assert "long5: rendering stopped for interrupt urgent" in daemon.log()
+        assert "long5 back in the backlog" in daemon.log()
+        st = daemon.wait_for(lambda s: s["on_air"] == "long5", 60, "long5 on air")
+        control(queues, "skip")
+        st = daemon.wait_for(lambda s: daemon.outcomes(s).get("long5") == "skipped", 10, "skip")
+        entries = {e["id"]: e for e in st["recent"]}
+        assert [e["id"] for e in st["recent"]].count("long5") == 1
+        assert entries["long5"]["stream_first"] > entries["urgent"]["stream_last"]
         # Cut, not finished: each left the air before its last frame.
         for cut in ("long1", "long2", "long4"):
             e = entries[cut]

@@ -96,7 +96,8 @@ def test_skip_cuts_back_to_idle_within_three_frames() -> None:
     prog.skip()
     outs = [prog.tick(n + i) for i in range(6)]
     assert done == [seg] and seg.outcome is Outcome.SKIPPED
-    assert outs[0].audio[-1] == 0  # the slice after the cut fades out, no click
+    # The slice after the cut fades out over 5 ms (no click), then silence.
+    assert outs[0].audio[0] != 0 and not outs[0].audio[SPF * 30 // 200 :].any()
     assert all(not o.audio.any() for o in outs[1:])
     assert all(o.segment is None for o in outs)
     assert np.array_equal(outs[3].frame, prog.idle.frame(n + 3))  # crossfade over by frame 3
@@ -140,3 +141,71 @@ def test_encoder_outage_is_error_and_nothing_airs() -> None:
     prog.tick(5)
     assert prog.machine.state is StreamState.PROCESSING
     assert any(prog.tick(n).segment is not None for n in range(6, 10))
+
+
+def air(prog: Program, seg: Segment, n: int) -> int:
+    """Tick from n until seg is on air; the next tick number."""
+    while prog.on_air is not seg:
+        prog.tick(n)
+        n += 1
+        assert n < 1000, "never aired"
+    return n
+
+
+def test_interrupt_cuts_at_once_and_holds_the_queue_for_the_urgent_segment() -> None:
+    prog, done = make(xfade=2)
+    on_air, waiting = talking(prog, "a", 100, 0), talking(prog, "b", 10, 0)
+    prog.submit(on_air)
+    prog.submit(waiting)
+    n = air(prog, on_air, 0)
+    prog.interrupt()  # the interrupting message arrived; its speech is not rendered yet
+    outs = [prog.tick(n + i) for i in range(20)]
+    n += 20
+    assert done == [on_air] and on_air.outcome is Outcome.INTERRUPTED
+    assert all(o.segment is None for o in outs)  # "b" is held back for the urgent one
+    assert not any(o.audio[SPF * 30 // 200 :].any() for o in outs)
+    assert prog.machine.state is StreamState.PROCESSING
+    urgent = talking(prog, "u", 5, 0)
+    urgent.urgent = True
+    prog.submit(urgent, front=True, release_hold=True)
+    n = air(prog, urgent, n)
+    n = air(prog, waiting, n)  # then the one that waited
+    assert urgent.started_at is not None and waiting.started_at is not None
+    assert urgent.started_at < waiting.started_at
+
+
+def test_an_urgent_segment_starts_while_an_earlier_interrupt_still_holds() -> None:
+    prog, _ = make()
+    waiting = talking(prog, "b", 10, 0)
+    prog.submit(waiting)
+    prog.interrupt()
+    prog.interrupt()  # a second interrupting message; the first is rendered later
+    second = talking(prog, "u2", 5, 0)
+    second.urgent = True
+    prog.submit(second, front=True, release_hold=True)
+    n = air(prog, second, 0)
+    for i in range(20):
+        assert prog.tick(n + i).segment is not waiting
+    prog.release_hold()  # the first one failed: nothing holds "b" any more
+    air(prog, waiting, n + 20)
+
+
+def test_interrupt_takes_back_a_waiting_segment_and_cuts_one_on_air() -> None:
+    prog, done = make()
+    on_air, rendering = talking(prog, "a", 100, 0), talking(prog, "b", 10, 0)
+    prog.submit(on_air)
+    prog.submit(rendering)
+    n = air(prog, on_air, 0)
+    replies: list[bool] = []
+    prog.interrupt(take_back=rendering, reply=replies.append)
+    prog.release_hold()
+    for i in range(30):
+        assert prog.tick(n + i).segment is not rendering
+    assert replies == [True] and done == [on_air] and not rendering.done
+    # Taking back the segment that is on air cuts it like the rest.
+    again = talking(prog, "c", 100, 0)
+    prog.submit(again)
+    n = air(prog, again, n + 30)
+    prog.interrupt(take_back=again, reply=replies.append)
+    prog.tick(n)
+    assert replies == [True, False] and again.outcome is Outcome.INTERRUPTED

@@ -214,6 +214,7 @@ class Daemon:
             "paused": self.scheduler.paused,
             "queued": self.scheduler.inflight,
             "on_air": on_air.id if (on_air := self.program.on_air) is not None else None,
+            "rendering": self.scheduler.rendering_status(),
             "dead_lettered": self.consumer.dead_lettered,
             "speech_providers": self.speech.providers,
             "speech_ready": self.scheduler.speech_ready.is_set(),

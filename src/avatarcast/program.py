@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from .audio import Pcm, fade, silence
 from .frames import Frame, blend
 from .idle import IdleCycle
@@ -76,6 +78,8 @@ class Program:
         # One shared, read-only slice of silence: idle ticks allocate nothing.
         self._silence = silence(spf)
         self._silence.flags.writeable = False
+        # Speech cut off mid-word fades out over this many samples (5 ms), then silence.
+        self._cut_fade = max(1, spf * fps // 200)
         self.gap = gap_frames
         self.lead = lead_frames
         self.machine = machine
@@ -90,6 +94,8 @@ class Program:
         self._fade: _Fade | None = None
         self._free_at = 0  # first tick a new segment may start (gap after the last one)
         self._paused = False
+        # Interrupting messages that arrived and are not queued yet: nothing else starts.
+        self._holds = 0
         self._replan = False
         self._encoder_up = True
         self.preparing = 0  # utterances being synthesized, owned by the daemon's loop
@@ -101,14 +107,15 @@ class Program:
     def _command(self, fn: Callable[[int], None]) -> None:
         self._commands.append(fn)
 
-    def submit(self, seg: Segment, front: bool = False, cut: bool = False) -> None:
-        """Queue a segment; `cut` takes whatever is on air off it (an interrupt)."""
+    def submit(self, seg: Segment, front: bool = False, release_hold: bool = False) -> None:
+        """Queue a segment (`front`: ahead of the others). `release_hold` lets go of the hold
+        its interrupting message put on the program when it arrived."""
 
         def run(n: int) -> None:
+            if release_hold:
+                self._release_hold()
             if seg.done:
                 return
-            if cut:
-                self._cut(n, Outcome.INTERRUPTED)
             if front:
                 self._pending.appendleft(seg)
             else:
@@ -119,8 +126,42 @@ class Program:
     def skip(self) -> None:
         self._command(lambda n: self._cut(n, Outcome.SKIPPED))
 
-    def interrupt(self) -> None:
-        self._command(lambda n: self._cut(n, Outcome.INTERRUPTED))
+    def interrupt(
+        self, take_back: Segment | None = None, reply: Callable[[bool], None] | None = None
+    ) -> None:
+        """An interrupting message arrived: cut what is on air now, and hold anything but an
+        urgent segment back until `release_hold` (its own segment is not rendered yet).
+
+        `take_back` is a segment whose rendering was stopped for it: still waiting, it leaves
+        the queue unfinished and `reply(True)` says so; if it was on air it is cut with the
+        rest and `reply(False)`."""
+
+        def run(n: int) -> None:
+            self._cut(n, Outcome.INTERRUPTED)
+            self._holds += 1
+            taken = take_back is not None and take_back in self._pending
+            if taken:
+                assert take_back is not None
+                self._pending.remove(take_back)
+                self._replan = True
+            if reply is not None:
+                reply(taken)
+
+        self._command(run)
+
+    def hold(self) -> None:
+        """An interrupting message is waiting again (its rendering was stopped and requeued)."""
+
+        def run(n: int) -> None:
+            self._holds += 1
+
+        self._command(run)
+
+    def release_hold(self) -> None:
+        self._command(lambda n: self._release_hold())
+
+    def _release_hold(self) -> None:
+        self._holds = max(0, self._holds - 1)
 
     def clear(self) -> None:
         def run(n: int) -> None:
@@ -222,6 +263,8 @@ class Program:
         if not self._pending or n < self._free_at:
             return
         seg = self._pending[0]
+        if self._holds and not seg.urgent:
+            return
         # On plan, the talking frames continue the idle cycle; once plans are broken (a cut,
         # a withdrawal, a retry), air as soon as possible and crossfade instead.
         if n < seg.planned_start and not self._replan:
@@ -290,8 +333,12 @@ class Program:
         assert f is not None
         f.step += 1
         frame = blend(f.frozen, self.idle.frame(n), f.step / f.length)
-        # The first frame after a cut fades the next slice of speech out instead of clicking.
-        audio = fade(f.tail, 1.0, 0.0) if f.step == 1 and f.tail is not None else None
+        # The first frame after a cut fades the next few ms of speech out instead of clicking.
+        audio = None
+        if f.step == 1 and f.tail is not None:
+            audio = np.zeros_like(f.tail)
+            k = min(self._cut_fade, f.tail.size)
+            audio[:k] = fade(f.tail[:k], 1.0, 0.0)
         if f.step >= f.length:
             self._fade = None
         return TickOutput(frame, audio if audio is not None else self._silence)
@@ -309,7 +356,7 @@ class Program:
         elif out.segment is not None:
             fading = self._talk_weight(self._pos - 1, out.segment.total) is not None
             new = StreamState.TRANSITIONING if fading else StreamState.TALKING
-        elif self._pending or self.preparing > 0:
+        elif self._pending or self.preparing > 0 or self._holds:
             new = StreamState.PROCESSING
         else:
             new = StreamState.IDLE

@@ -1,8 +1,10 @@
 """From delivered messages to segments on air and back to acks.
 
-Speak messages wait in an ordered backlog (an `interrupt` jumps it); one worker synthesizes
-and renders them one at a time, at most `render_ahead` beyond the one on air. When the program
-reports a segment's outcome, its message is acked, dead-lettered or requeued.
+Speak messages wait in an ordered backlog; one worker synthesizes and renders them one at a
+time, at most `render_ahead` beyond the one on air. An `interrupt` cuts what is on air the
+moment it arrives, jumps the backlog and preempts the worker: a message whose rendering it
+stops goes back to the backlog unless it was already on air. When the program reports a
+segment's outcome, its message is acked, dead-lettered or requeued.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +46,11 @@ class Utterance:
     timings: dict[str, float] = field(default_factory=dict)
     # Wall-clock marks (time.time()) on the way to air, for the time-to-air split.
     marks: dict[str, float] = field(default_factory=dict)
+    holding: bool = False  # an interrupt holding the program until its segment is queued
+
+    @property
+    def urgent(self) -> bool:
+        return self.delivery.message.interrupt
 
     @property
     def id(self) -> str:
@@ -79,6 +87,7 @@ class Scheduler:
         self.paused = False
         self.history: deque[dict[str, Any]] = deque(maxlen=50)
         self.rendering: Utterance | None = None
+        self._task: asyncio.Task[None] | None = None
 
     # -- arrivals ------------------------------------------------------------------------
 
@@ -99,12 +108,56 @@ class Scheduler:
             return
         utt = Utterance(d)
         self._inflight[msg.id] = utt
-        if msg.interrupt:
-            self._backlog.appendleft(utt)
-        else:
-            self._backlog.append(utt)
         log.info("queued %s (%d chars%s)", msg.id, len(msg.text),
                  ", interrupt" if msg.interrupt else "")
+        if msg.interrupt:
+            self._interrupt(utt)
+        else:
+            self._backlog.append(utt)
+        self._wake.set()
+
+    def _interrupt(self, utt: Utterance) -> None:
+        """Cut what is on air now, not when the interrupting speech is ready, and free the
+        worker for it."""
+        utt.holding = True
+        self._backlog.appendleft(utt)
+        busy, task = self.rendering, self._task
+        if busy is None or task is None or task.done() or busy.cancelled is not None:
+            self._program.interrupt()
+            return
+        task.cancel()
+        log.info("%s: rendering stopped for interrupt %s", busy.id, utt.id)
+        seg = busy.segment
+        if seg is None:
+            self._program.interrupt()
+            self._back_to_backlog(busy)
+            return
+
+        def reply(taken: bool) -> None:  # on the pacer thread
+            if taken:
+                self._spawn(self._taken_back(busy))
+
+        self._program.interrupt(take_back=seg, reply=reply)
+
+    async def _taken_back(self, utt: Utterance) -> None:
+        self._back_to_backlog(utt)
+
+    def _back_to_backlog(self, utt: Utterance) -> None:
+        """A message whose rendering an interrupt stopped before it aired: it waits again,
+        behind the interrupting messages, and is rendered from the start."""
+        if self._inflight.get(utt.id) is not utt:
+            return  # settled meanwhile (a clear, a shutdown)
+        utt.segment = None
+        utt.marks.clear()
+        utt.timings.clear()
+        i = 0
+        while i < len(self._backlog) and self._backlog[i].urgent:
+            i += 1
+        self._backlog.insert(i, utt)
+        if utt.urgent and not utt.holding:
+            utt.holding = True
+            self._program.hold()
+        log.info("%s back in the backlog (%d ahead of it)", utt.id, i)
         self._wake.set()
 
     async def on_control(self, msg: ControlMessage) -> None:
@@ -131,17 +184,26 @@ class Scheduler:
         while True:
             utt = await self._next()
             self.rendering = utt
+            task = asyncio.create_task(self._render(utt), name=f"render-{utt.id}")
+            self._task = task
             try:
-                await self._render(utt)
+                # Not `await task`: a preempted render ends cancelled, the worker goes on.
+                await asyncio.wait({task})
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
             finally:
                 self.rendering = None
+                self._task = None
+            if not task.cancelled():
+                task.result()
 
     async def _next(self) -> Utterance:
         while True:
             if self._backlog:
                 head = self._backlog[0]
                 room = self._program.pending_count <= self._playout.render_ahead
-                if head.delivery.message.interrupt or room:
+                if head.urgent or room:
                     return self._backlog.popleft()
             self._wake.clear()
             # Also woken by a timeout: the program frees room from its own thread.
@@ -158,18 +220,21 @@ class Scheduler:
         t0 = time.perf_counter()
         utt.marks["render_started_at"] = time.time()
         try:
-            async for pcm in self._speech.synthesize(msg.text, msg.voice):
-                if utt.cancelled is not None:
-                    break
-                if seg is None:
-                    utt.timings["tts_first_s"] = time.perf_counter() - t0
-                    utt.marks["tts_first_at"] = time.time()
-                    seg = Segment(msg.id, self._program.plan_start(), tag=utt)
-                    seg.min_unsealed = self._min_unsealed
-                    utt.segment = seg
-                    self._program.submit(seg, front=msg.interrupt, cut=msg.interrupt)
-                await self._extend(utt, seg, slicer.push(pcm))
-            if seg is not None and utt.cancelled is None:
+            async with aclosing(self._speech.synthesize(msg.text, msg.voice)) as chunks:
+                async for pcm in chunks:
+                    if utt.cancelled is not None or (seg is not None and seg.done):
+                        break
+                    if seg is None:
+                        utt.timings["tts_first_s"] = time.perf_counter() - t0
+                        utt.marks["tts_first_at"] = time.time()
+                        seg = Segment(msg.id, self._program.plan_start(), tag=utt,
+                                      urgent=utt.urgent)
+                        seg.min_unsealed = self._min_unsealed
+                        utt.segment = seg
+                        self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)
+                        utt.holding = False
+                    await self._extend(utt, seg, slicer.push(pcm))
+            if seg is not None and utt.cancelled is None and not seg.done:
                 await self._extend(utt, seg, slicer.flush())
                 seg.sealed = True
                 utt.timings["render_s"] = time.perf_counter() - t0
@@ -187,6 +252,7 @@ class Scheduler:
                 self._settle_now(utt, utt.cancelled or Outcome.FAILED)
             elif utt.cancelled is not None:
                 self._program.withdraw(seg, utt.cancelled)
+            # else sealed, or already cut by the program, which reports its outcome
         finally:
             self._program.preparing -= 1
 
@@ -200,9 +266,12 @@ class Scheduler:
             resample, np.concatenate(audio), self._rate, ANIMATOR_RATE
         )
         seg.audio.extend(audio)
-        async for batch in self._face.render(audio_16k, indices):
-            seg.frames.extend(batch)
-            utt.marks.setdefault("frames_first_at", time.time())
+        async with aclosing(self._face.render(audio_16k, indices)) as batches:
+            async for batch in batches:
+                if seg.done:  # cut while rendering: the rest would never air
+                    break
+                seg.frames.extend(batch)
+                utt.marks.setdefault("frames_first_at", time.time())
 
     # -- outcomes ------------------------------------------------------------------------
 
@@ -216,6 +285,9 @@ class Scheduler:
         self._spawn(self._settle(utt, outcome))
 
     async def _settle(self, utt: Utterance, outcome: Outcome) -> None:
+        if utt.holding:
+            utt.holding = False
+            self._program.release_hold()
         consumer = self._consumer()
         raw = utt.delivery.raw
         if outcome.handled:
@@ -253,6 +325,14 @@ class Scheduler:
             )
         self.history.append(entry)
         log.info("settled %s: %s", utt.id, outcome.value)
+
+    def rendering_status(self) -> dict[str, Any] | None:
+        """The message the worker is rendering and how many of its frames are done."""
+        busy = self.rendering
+        if busy is None:
+            return None
+        seg = busy.segment
+        return {"id": busy.id, "frames": len(seg.frames) if seg is not None else 0}
 
     # -- shutdown ------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ class Segment:
     audio: list[Pcm] = field(default_factory=list)
     frames: list[Frame] = field(default_factory=list)
     sealed: bool = False
+    urgent: bool = False  # an interrupting message's: may start while interrupts are pending
     # An unsealed segment waits for this much audio, so a long second sentence still being
     # synthesized cannot leave a hole in the middle of the speech.
     min_unsealed: int = 0

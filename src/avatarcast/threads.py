@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Executor
 from typing import TypeVar
 
@@ -13,7 +13,7 @@ T = TypeVar("T")
 
 async def iterate_in_thread(
     executor: Executor, make: Callable[[], Iterator[T]]
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Run a blocking generator on `executor`, yielding its items on the event loop.
 
     Leaving the loop early (a skip, a cancel) stops the generator at its next item.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 
 from ..audio import Pcm
 from ..avatar.runtime import Avatar
@@ -44,15 +45,18 @@ class FaceService:
 
     async def render(
         self, audio_16k: Pcm, cycle_indices: Sequence[int]
-    ) -> AsyncIterator[list[Frame]]:
+    ) -> AsyncGenerator[list[Frame], None]:
+        """Batches as they are rendered; closing it early stops the animator at its next."""
         t = time.perf_counter()
-        async for batch in iterate_in_thread(
+        frames = iterate_in_thread(
             self._executor, lambda: self.animator.render(audio_16k, cycle_indices)
-        ):
-            now = time.perf_counter()
-            self._measure(len(batch), now - t)
-            t = now
-            yield batch
+        )
+        async with aclosing(frames):
+            async for batch in frames:
+                now = time.perf_counter()
+                self._measure(len(batch), now - t)
+                t = now
+                yield batch
 
     def _measure(self, frames: int, seconds: float) -> None:
         if seconds <= 1e-6:

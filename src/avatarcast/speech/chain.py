@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -74,7 +74,7 @@ class Speech:
     def providers(self) -> list[str]:
         return [p.name for p in self._usable]
 
-    async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[Pcm]:
+    async def synthesize(self, text: str, voice: str | None) -> AsyncGenerator[Pcm, None]:
         """PCM at the output rate, sentence by sentence. Falls back to the next provider while
         nothing has been produced; after the first sentence an error ends the utterance."""
         errors: list[str] = []
@@ -99,9 +99,14 @@ class Speech:
             if first is None:
                 errors.append(f"{provider.name}: produced no audio")
                 continue
-            yield await self._resample(first)
-            while (chunk := await self._next(it, timeout, provider.name)) is not None:
-                yield await self._resample(chunk)
+            try:
+                yield await self._resample(first)
+                while (chunk := await self._next(it, timeout, provider.name)) is not None:
+                    yield await self._resample(chunk)
+            finally:
+                # Closed early (a cut, an interrupt): the provider stops after this sentence.
+                if isinstance(it, AsyncGenerator):
+                    await it.aclose()
             return
         raise SpeechError("speech failed: " + "; ".join(errors), retryable=False)
 
