@@ -11,12 +11,13 @@ from .probes import AudioWatch, MouthWatch
 from .session import Session
 
 SHORT = "Hello, I am live."
-# No commas: Piper pauses about 330 ms at each, as long as the silence an interrupt leaves
-# between the old speech and the new. Without them its longest pause is about 190 ms.
-LONG = ("This is a long message that keeps the avatar talking for a while so that there "
-        "is time to cut it while it is on the air and nothing in it matters at all.")
-# Silence that tells the cut from a pause inside LONG (see above).
-CUT_GAP_S = 0.25
+# Six seconds of sound without a single pause (Piper's "lalala"), cut by a skip or an
+# interrupt: the first silence the client hears after the control is the cut, never a pause
+# in the speech (real sentences pause up to 330 ms in Piper, at commas).
+HUM = "La" + "la" * 99
+# Silence that marks the cut: longer than any gap inside HUM, shorter than the wait for the
+# interrupting speech.
+CUT_GAP_S = 0.15
 # Daemon marks, in order, and the part of the way to air that ends at each.
 PARTS = (
     ("queue", "received_at"),  # publish -> the daemon takes it from RabbitMQ
@@ -67,16 +68,17 @@ def time_to_air(s: Session, audio: AudioWatch, mouth: MouthWatch, n: int) -> dic
 
 
 def skip_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
-    """`skip` published while a long message is on air -> its last speech sample received."""
+    """`skip` published while HUM is on air -> its last sample received. HUM has no pauses,
+    so a cut that lands in a pause of real speech cannot make the figure look better."""
     lat, outcomes = [], []
     for i in range(n):
         msg_id = f"skip{i}-{time.monotonic_ns()}"
-        t0 = s.say(msg_id, LONG)
+        t0 = s.say(msg_id, HUM)
         if audio.first_loud_after(t0, 15) is None:
             continue
         time.sleep(0.7)
         t = s.control("skip")
-        last = audio.last_loud_before_quiet(t, quiet_s=0.8, timeout=15)
+        last = audio.last_loud_before_quiet(t, quiet_s=CUT_GAP_S, timeout=15)
         outcomes.append(s.entry(msg_id)["outcome"])
         s.wait_idle()
         if last is not None:
@@ -89,12 +91,12 @@ def skip_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
 def interrupt_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
     """An interrupting message published while a long one is on air. The daemon cuts the old
     speech when the message arrives and airs the new one when its first frames are rendered;
-    in between the client hears a silence longer than any pause inside LONG, so it can tell
-    the last sample of the old speech and the first of the new."""
+    the old speech has no pauses, so the first silence the client hears after the interrupt
+    is the cut: it tells the last sample of the old speech from the first of the new."""
     cut, new, daemon_cut, outcomes = [], [], [], []
     for i in range(n):
         base = f"int{i}-{time.monotonic_ns()}"
-        t0 = s.say(f"{base}-long", LONG)
+        t0 = s.say(f"{base}-long", HUM)
         if audio.first_loud_after(t0, 15) is None:
             continue
         time.sleep(0.7)
