@@ -1,7 +1,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench soak deps dev-deps schema clean
+.PHONY: run test lint typecheck unit bench pipeline soak deps dev-deps schema clean
 
 run: deps            ## install what is missing, start RabbitMQ (+ nginx-rtmp), run the daemon
 	scripts/run-local.sh
@@ -20,6 +20,9 @@ MINUTES ?= 60
 bench: dev-deps      ## the quick suite: cadence, drift, time to air, skip, idle CPU, renderers
 	scripts/start-rabbitmq.sh
 	$(BIN)/avatarcast-bench quick
+
+pipeline: dev-deps   ## what FFmpeg, nginx-rtmp and a client add to every cut (about 2 minutes)
+	$(BIN)/avatarcast-bench pipeline
 
 soak: dev-deps       ## the stream for MINUTES (60) with a message every 20 s: drift, memory
 	scripts/start-rabbitmq.sh

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from .probes import AudioWatch, MouthWatch
-from .session import Session
+from .session import FPS, Session
 
 SHORT = "Hello, I am live."
 # Six seconds of sound without a single pause (Piper's "lalala"), cut by a skip or an
@@ -107,7 +107,9 @@ def interrupt_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
         s.entry(f"{base}-urgent")
         s.wait_idle()
         outcomes.append(old["outcome"])
-        daemon_cut.append(old["settled_at"] - t)
+        if old.get("aired_at") is not None and old.get("ended_at") is not None:
+            # The wall time of the cut's tick: its first frame's, plus the frames since.
+            daemon_cut.append(old["aired_at"] + (old["ended_at"] - old["started_at"]) / FPS - t)
         if last is not None:
             cut.append(max(0.0, last - t))
         if heard is not None:
@@ -115,5 +117,5 @@ def interrupt_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
         time.sleep(0.3)
     return {"interrupt_to_last_old_speech": stats(cut),
             "interrupt_to_first_new_speech": stats(new),
-            "interrupt_to_cut_settled_daemon": stats(daemon_cut),
+            "interrupt_to_cut_tick_daemon": stats(daemon_cut),
             "outcomes": {o: outcomes.count(o) for o in set(outcomes)}}

@@ -83,6 +83,27 @@ def draw(record: dict[str, Any], path: Path) -> None:
         ax.axhline(90, color="orange", ls=":", label="3x real time")
         ax.legend()
     ax.set(title="lite animator, one core", ylabel="frames per second")
+    for ax in axes.flat:
+        if not ax.has_data():  # a soak measures no time to air, CPU or animator
+            ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def draw_pipeline(record: dict[str, Any], path: Path) -> None:
+    """Each cut's time from the last loud tick written to the last loud audio received."""
+    f = record["figures"]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    sizes = list(f)
+    for x, size in enumerate(sizes):
+        ms = f[size]["cut_ms"]
+        ax.plot([x] * len(ms), ms, "o", alpha=0.5)
+    ax.axhline(100, color="red", ls=":", label="skip/interrupt target, 100 ms p95")
+    ax.set_xticks(range(len(sizes)), sizes)
+    ax.set(title=f"Cut written -> last sound at the client, {record['stamp']}",
+           ylabel="ms")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

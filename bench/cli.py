@@ -2,6 +2,7 @@
 
   avatarcast-bench [quick] [--no-musetalk]     every figure, about 9 minutes on 2 cores
   avatarcast-bench soak --minutes 60           720p on air for an hour, a message every 20 s
+  avatarcast-bench pipeline                    the encoder's share of a cut, about 2 minutes
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
 a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import air, cadence, chart, cost, renderers, report
+from . import air, cadence, chart, cost, pipeline, renderers, report
 from .probes import AudioWatch, MouthWatch, PacketLog
 from .session import BITRATE_KBPS, FPS, PRESET, SIZES, Session
 
@@ -98,9 +99,22 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             "per_minute": cadence.per_minute(packets.packets, FPS),
             "daemon": {k: st[k] for k in ("frames_sent", "frames_dropped", "frames_late")},
             "messages": said,
-            "aired": sum(1 for e in st["recent"] if e["outcome"] == "aired"),
+            # /healthz keeps the last 50 outcomes
+            "recent_aired": sum(1 for e in st["recent"] if e["outcome"] == "aired"),
+            "recent": len(st["recent"]),
         }
     return figures
+
+
+def pipeline_rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for size, v in f.items():
+        for key, label in (("cut_to_last_sound", "cut written -> last sound"),
+                           ("onset_to_first_sound", "sound written -> first sound")):
+            s = v[key]
+            out.append((f"{label}, {size}", f"median {s.get('median')} ms, p95 {s.get('p95')} "
+                        f"ms, max {s.get('max')} ms, n={s['n']}", "", ""))
+    return out
 
 
 def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -143,7 +157,7 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
         out.append(("interrupt -> last old speech (client)", f"median {s.get('median')} ms, "
                     f"p95 {s.get('p95')} ms, n={s['n']}", "p95 <= 100 ms",
                     report.verdict(s.get("p95", 1e9) <= 100) if s["n"] else "n/a"))
-        s = it["interrupt_to_cut_settled_daemon"]
+        s = it.get("interrupt_to_cut_tick_daemon") or it["interrupt_to_cut_settled_daemon"]
         out.append(("  of which publish -> cut (daemon)", f"median {s.get('median')} ms, "
                     f"p95 {s.get('p95')} ms", "", ""))
         s = it["interrupt_to_first_new_speech"]
@@ -182,7 +196,7 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="avatarcast-bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", nargs="?", choices=("quick", "soak"), default="quick")
+    ap.add_argument("kind", nargs="?", choices=("quick", "soak", "pipeline"), default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
     ap.add_argument("--idle-s", type=float, default=45, help="quick: idle cadence window")
@@ -190,21 +204,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skips", type=int, default=20)
     ap.add_argument("--interrupts", type=int, default=20)
     ap.add_argument("--cpu-s", type=float, default=15, help="idle CPU window per size")
+    ap.add_argument("--cuts", type=int, default=20, help="pipeline: cuts per size")
     ap.add_argument("--no-musetalk", action="store_true")
     ap.add_argument("--out", type=Path, default=report.ROOT / "bench" / "results")
     args = ap.parse_args(argv)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     t = time.monotonic()
-    figures = quick(args) if args.kind == "quick" else soak(args)
+    if args.kind == "pipeline":
+        with tempfile.TemporaryDirectory(prefix="avatarcast-pipeline-") as tmp:
+            figures = pipeline.run(Path(tmp), args.cuts)
+    else:
+        figures = quick(args) if args.kind == "quick" else soak(args)
     record = {
         "kind": args.kind, "stamp": stamp, "duration_s": round(time.monotonic() - t, 1),
         "machine": report.machine(), "versions": report.versions(),
         "settings": {"fps": FPS, "preset": PRESET, "bitrate_kbps": BITRATE_KBPS,
-                     "animator": "lite", "speech": "piper", **{k: v for k, v in vars(args).items()
-                                                                if k not in ("out", "kind")}},
+                     **({} if args.kind == "pipeline" else {"animator": "lite", "speech": "piper"}),
+                     **{k: v for k, v in vars(args).items() if k not in ("out", "kind")}},
         "figures": figures,
     }
-    report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
+    if args.kind == "pipeline":
+        report.write(args.kind, stamp, record, pipeline_rows(figures), args.out,
+                     chart.draw_pipeline)
+    else:
+        report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""Pure units: state machine, clock arithmetic, audio slicing, messages, settings, redaction."""
+"""Pure units: state machine, clock arithmetic, audio slicing, messages, settings, redaction,
+worker thread priority."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -14,6 +18,7 @@ from avatarcast.messages import ControlMessage, MessageError, SpeakMessage, pars
 from avatarcast.redact import RedactingFormatter, Redactor
 from avatarcast.settings import SettingsError, load_settings
 from avatarcast.state import TRANSITIONS, IllegalTransition, StateMachine, StreamState
+from avatarcast.threads import WORKER_NICE, background_priority
 
 # -- state machine -------------------------------------------------------------------------
 
@@ -216,3 +221,26 @@ def test_env_example_documents_every_setting() -> None:
 
     missing = [n for n in names(Settings, "AVATARCAST_") if n + "=" not in text]
     assert not missing, f"undocumented settings: {missing}"
+
+
+# -- worker thread priority ----------------------------------------------------------------
+
+
+def _nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def _nice_of_a_thread_it_starts() -> int:
+    out: list[int] = []
+    t = threading.Thread(target=lambda: out.append(_nice()))  # as ONNX or torch start pools
+    t.start()
+    t.join()
+    return out[0]
+
+
+def test_render_threads_and_their_pools_run_below_the_rest() -> None:
+    base = _nice()
+    with ThreadPoolExecutor(1, initializer=background_priority) as ex:
+        assert ex.submit(_nice).result() == min(19, base + WORKER_NICE)
+        assert ex.submit(_nice_of_a_thread_it_starts).result() == min(19, base + WORKER_NICE)
+    assert _nice() == base  # the caller (the pacer's side) keeps its priority

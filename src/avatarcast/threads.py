@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Executor
 from typing import TypeVar
 
 T = TypeVar("T")
+
+# Speech and face rendering run this much nicer than the pacer and FFmpeg: on a busy machine
+# the stream's frames come first, and a cut is not held up by the next speech being rendered.
+WORKER_NICE = 5
+
+
+def background_priority() -> None:
+    """Lower the calling thread's priority (and that of the threads it starts later, such as an
+    ONNX or torch pool), for a ThreadPoolExecutor initializer. Linux only; elsewhere, a no-op."""
+    with contextlib.suppress(AttributeError, OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid)
+                                                 + WORKER_NICE))
 
 
 async def iterate_in_thread(

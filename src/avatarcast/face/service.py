@@ -12,7 +12,7 @@ from ..audio import Pcm
 from ..avatar.runtime import Avatar
 from ..frames import Frame
 from ..settings import FaceSettings
-from ..threads import iterate_in_thread
+from ..threads import background_priority, iterate_in_thread
 from .base import FaceAnimator
 
 
@@ -34,7 +34,9 @@ def make_animator(name: str, settings: FaceSettings, fps: int) -> FaceAnimator:
 class FaceService:
     def __init__(self, animator: FaceAnimator) -> None:
         self.animator = animator
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"face-{animator.name}")
+        self._executor = ThreadPoolExecutor(
+            1, thread_name_prefix=f"face-{animator.name}", initializer=background_priority
+        )
         # Frames per second the animator sustains; unknown until measured, and assumed fast.
         self.render_fps = float("inf")
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..threads import iterate_in_thread
+from ..threads import background_priority, iterate_in_thread
 from .base import SpeechChunk, SpeechError
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,9 @@ class PiperSynthesizer:
         self._voices_dir = voices_dir
         self._voices: dict[str, Any] = {}
         # One thread owns the ONNX sessions: models are never run on the event loop.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="piper")
+        self._executor = ThreadPoolExecutor(
+            1, thread_name_prefix="piper", initializer=background_priority
+        )
 
     async def load(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._voice, None)
