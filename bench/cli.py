@@ -157,7 +157,7 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
         out.append(("interrupt -> last old speech (client)", f"median {s.get('median')} ms, "
                     f"p95 {s.get('p95')} ms, n={s['n']}", "p95 <= 100 ms",
                     report.verdict(s.get("p95", 1e9) <= 100) if s["n"] else "n/a"))
-        s = it.get("interrupt_to_cut_tick_daemon") or it["interrupt_to_cut_settled_daemon"]
+        s = it["interrupt_to_cut_tick_daemon"]
         out.append(("  of which publish -> cut (daemon)", f"median {s.get('median')} ms, "
                     f"p95 {s.get('p95')} ms", "", ""))
         s = it["interrupt_to_first_new_speech"]

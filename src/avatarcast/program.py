@@ -139,11 +139,11 @@ class Program:
         def run(n: int) -> None:
             self._cut(n, Outcome.INTERRUPTED)
             self._holds += 1
-            taken = take_back is not None and take_back in self._pending
-            if taken:
-                assert take_back is not None
+            taken = False
+            if take_back is not None and take_back in self._pending:
                 self._pending.remove(take_back)
                 self._replan = True
+                taken = True
             if reply is not None:
                 reply(taken)
 
