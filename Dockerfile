@@ -12,7 +12,6 @@ RUN pip install --no-cache-dir torch==2.13.0 \
  && pip install --no-cache-dir -r requirements.txt \
  && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt
 COPY src ./src
-COPY assets ./assets
 RUN pip install --no-cache-dir --no-deps . \
  && useradd --system --home /app avatarcast \
  && mkdir -p /app/var && chown avatarcast /app/var

@@ -8,28 +8,28 @@ run: deps            ## install what is missing, start RabbitMQ (+ nginx-rtmp), 
 
 test: dev-deps       ## install, start services, lint, type-check, run every test
 	scripts/start-rabbitmq.sh
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench harness
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 unit: dev-deps       ## the tests that need no services
-	$(BIN)/pytest -q tests/test_units.py tests/test_program.py
+	$(BIN)/pytest -q tests/test_units.py tests/test_program.py tests/test_layout.py
 
 MINUTES ?= 60
 
 bench: dev-deps      ## the quick suite: cadence, drift, time to air, skip, idle CPU, renderers
 	scripts/start-rabbitmq.sh
-	$(BIN)/avatarcast-bench quick
+	$(BIN)/python -m bench quick
 
 pipeline: dev-deps   ## what FFmpeg, nginx-rtmp and a client add to every cut (about 2 minutes)
-	$(BIN)/avatarcast-bench pipeline
+	$(BIN)/python -m bench pipeline
 
 soak: dev-deps       ## the stream for MINUTES (60) with a message every 20 s: drift, memory
 	scripts/start-rabbitmq.sh
-	$(BIN)/avatarcast-bench soak --minutes $(MINUTES)
+	$(BIN)/python -m bench soak --minutes $(MINUTES)
 
 lint: dev-deps
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench harness
 
 typecheck: dev-deps
 	$(BIN)/mypy

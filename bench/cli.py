@@ -1,8 +1,8 @@
-"""avatarcast-bench: the quick suite (`make bench`) and the soak.
+"""python -m bench (from a checkout): the quick suite (`make bench`) and the soak.
 
-  avatarcast-bench [quick] [--no-musetalk]     every figure, about 9 minutes on 2 cores
-  avatarcast-bench soak --minutes 60           720p on air for an hour, a message every 20 s
-  avatarcast-bench pipeline                    the encoder's share of a cut, about 2 minutes
+  python -m bench [quick] [--no-musetalk]     every figure, about 9 minutes on 2 cores
+  python -m bench soak --minutes 60           720p on air for an hour, a message every 20 s
+  python -m bench pipeline                    the encoder's share of a cut, about 2 minutes
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
 a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
@@ -194,7 +194,7 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="avatarcast-bench", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", nargs="?", choices=("quick", "soak", "pipeline"), default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from avatarcast.ffmpeg_args import build_args
+from avatarcast.onair.ffmpeg_args import build_args
 from avatarcast.settings import Settings
 
 from .session import BITRATE_KBPS, FPS, PRESET, Session, cpu_percent, rss_mb

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from pydantic import SecretStr
 
-from avatarcast.encoder import Encoder
-from avatarcast.frames import Frame
+from avatarcast.onair.encoder import Encoder
+from avatarcast.onair.frames import Frame
 from avatarcast.settings import AudioSettings, OutputSettings, VideoSettings
-from tests.services import NginxRtmp
+from harness.services import NginxRtmp
 
 from .air import stats
 from .probes import AudioWatch

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tests.services import stop_process
+from harness.services import stop_process
 
 CLIENT = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-fflags", "nobuffer",
           "-analyzeduration", "3000000", "-rw_timeout", "5000000"]

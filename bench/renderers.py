@@ -15,13 +15,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from avatarcast.audio import resample
 from avatarcast.avatar.cache import BuildSettings
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import for_output
 from avatarcast.face.base import ANIMATOR_RATE
 from avatarcast.face.lite import LiteAnimator
-from avatarcast.settings import Settings
+from avatarcast.onair.audio import resample
+from avatarcast.settings import DEFAULT_IDLE_SOURCE, Settings
 from avatarcast.speech.base import SpeechError
 from avatarcast.speech.chain import Speech, make_providers
 
@@ -30,7 +30,7 @@ from .session import FPS, SIZES
 RATE = 48000
 TEXT = ("Good evening, and welcome to the stream. Tonight we talk about seven wonderful "
         "boots, a quiet harbour, and the weather tomorrow.")
-PORTRAIT = Path(__file__).resolve().parent.parent / "assets" / "avatar.png"
+PORTRAIT = DEFAULT_IDLE_SOURCE
 
 
 async def _synthesize(provider: str, runs: int) -> tuple[dict[str, Any], np.ndarray | None]:

@@ -16,8 +16,8 @@ import numpy as np
 from avatarcast.avatar import mesh
 from avatarcast.avatar.prepare import load
 from avatarcast.avatar.runtime import Avatar, for_output
-from tests.harness import DaemonProc, QueueNames, delete_queues, publish
-from tests.services import NginxRtmp, ensure_rabbitmq
+from harness.daemon import DaemonProc, QueueNames, delete_queues, publish
+from harness.services import NginxRtmp, ensure_rabbitmq
 
 FPS = 30
 TICK = os.sysconf("SC_CLK_TCK")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from .harness import QueueNames, delete_queues
-from .services import NginxRtmp, ensure_rabbitmq
+from harness.daemon import QueueNames, delete_queues
+from harness.services import NginxRtmp, ensure_rabbitmq
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .services import ROOT
+from avatarcast.settings import DEFAULT_IDLE_SOURCE
 
-PORTRAIT = ROOT / "assets" / "avatar.png"
+PORTRAIT = DEFAULT_IDLE_SOURCE
 FACELESS = (8, 9, 10)  # frames of the test video with a plain grey picture
 
 

@@ -16,9 +16,9 @@ from avatarcast.avatar.cache import AvatarCacheError, BuildSettings
 from avatarcast.avatar.prepare import build, ensure, load
 from avatarcast.avatar.runtime import for_output
 from avatarcast.avatar.track import NoFaceError, fill_gaps
+from harness.services import ROOT
 
 from .faces import FACELESS, PORTRAIT, make_video
-from .services import ROOT
 
 SETTINGS = BuildSettings(fps=30, max_frames=600, max_side=1920)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import DaemonProc, QueueNames, decode_audio, publish, queue_depth, rms_windows
+from harness.daemon import DaemonProc, QueueNames, decode_audio, publish, queue_depth, rms_windows
 
 pytestmark = pytest.mark.services
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from .harness import DaemonProc, QueueNames, packets
+from harness.daemon import DaemonProc, QueueNames, packets
 
 pytestmark = pytest.mark.services
 

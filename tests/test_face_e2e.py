@@ -15,9 +15,8 @@ import pytest
 
 from avatarcast.avatar import mesh
 from avatarcast.avatar.track import FaceTracker
-
-from .harness import DaemonProc, QueueNames, Receiver, packets, publish
-from .services import NginxRtmp
+from harness.daemon import DaemonProc, QueueNames, Receiver, packets, publish
+from harness.services import NginxRtmp
 
 pytestmark = pytest.mark.services
 FPS = 30

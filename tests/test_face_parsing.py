@@ -23,10 +23,10 @@ from avatarcast.face.musetalk.material import FILE, LANDMARKS, PARSED
 from avatarcast.face.musetalk.parsing import INPUT, FaceParser, mask_from_labels
 from avatarcast.face.musetalk.weights import WeightsError
 from avatarcast.settings import FaceSettings
+from harness.services import ROOT
 
 from .faces import PORTRAIT, make_video, voiced
 from .musetalk_tiny import build_tiny_musetalk, save_parser
-from .services import ROOT
 
 FPS = 30
 W, H = 320, 240

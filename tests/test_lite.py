@@ -107,7 +107,7 @@ def test_lite_renders_the_cycle_indices_it_is_given(tmp_path: Path) -> None:
 
 
 def test_lite_needs_a_face() -> None:
-    from avatarcast.idle import IdleCycle
+    from avatarcast.onair.idle import IdleCycle
 
     with pytest.raises(ValueError, match="prepared avatar"):
         LiteAnimator(FPS).load(Avatar(IdleCycle([np.zeros((H * 3 // 2, W), np.uint8)])))

@@ -22,10 +22,10 @@ from avatarcast.face.musetalk.material import crop_face, crop_latents
 from avatarcast.face.musetalk.weights import WeightsError, load_models
 from avatarcast.face.select import choose
 from avatarcast.settings import FaceSettings
+from harness.services import ROOT
 
 from .faces import FACELESS, make_video, voiced
 from .musetalk_tiny import build_tiny_musetalk
-from .services import ROOT
 
 FPS = 30
 W, H = 320, 240

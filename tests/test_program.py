@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatarcast.frames import Frame
-from avatarcast.idle import IdleCycle
-from avatarcast.program import Program
-from avatarcast.segment import Outcome, Segment
-from avatarcast.state import StateMachine, StreamState
+from avatarcast.onair.frames import Frame
+from avatarcast.onair.idle import IdleCycle
+from avatarcast.onair.program import Program
+from avatarcast.onair.segment import Outcome, Segment
+from avatarcast.onair.state import StateMachine, StreamState
 
 W, H, SPF = 8, 4, 1600
 

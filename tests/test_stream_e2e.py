@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .harness import (
+from harness.daemon import (
     DaemonProc,
     QueueNames,
     Receiver,
@@ -22,7 +22,7 @@ from .harness import (
     queue_depth,
     rms_windows,
 )
-from .services import NginxRtmp
+from harness.services import NginxRtmp
 
 pytestmark = pytest.mark.services
 FPS = 30

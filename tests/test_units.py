@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from avatarcast.audio import FrameSlicer, resample, samples_per_frame
-from avatarcast.clock import NS_PER_S, FrameClock
-from avatarcast.messages import ControlMessage, MessageError, SpeakMessage, parse_message
-from avatarcast.redact import RedactingFormatter, Redactor
+from avatarcast.broker.messages import ControlMessage, MessageError, SpeakMessage, parse_message
+from avatarcast.infra.redact import RedactingFormatter, Redactor
+from avatarcast.infra.threads import WORKER_NICE, background_priority
+from avatarcast.onair.audio import FrameSlicer, resample, samples_per_frame
+from avatarcast.onair.clock import NS_PER_S, FrameClock
+from avatarcast.onair.state import TRANSITIONS, IllegalTransition, StateMachine, StreamState
 from avatarcast.settings import SettingsError, load_settings
-from avatarcast.state import TRANSITIONS, IllegalTransition, StateMachine, StreamState
-from avatarcast.threads import WORKER_NICE, background_priority
 
 # -- state machine -------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ def test_bad_messages_have_a_reason(body: bytes, reason: str) -> None:
 def test_published_schema_is_current() -> None:
     from pathlib import Path
 
-    from avatarcast.messages import json_schema
+    from avatarcast.broker.messages import json_schema
 
     doc = Path(__file__).parent.parent / "docs" / "messages.schema.json"
     assert json.loads(doc.read_text()) == json_schema(), "regenerate: avatarcast schema"

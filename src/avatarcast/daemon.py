@@ -16,20 +16,20 @@ from collections.abc import Coroutine
 from typing import Any
 
 from .avatar.loader import load_avatar
-from .clock import FrameClock
-from .consumer import Consumer
-from .dedupe import HandledIds
-from .encoder import Encoder
+from .broker.consumer import Consumer
+from .broker.dedupe import HandledIds
 from .face.select import choose, needs_face
 from .face.service import FaceService, make_animator
 from .health import HealthServer
-from .pacer import Pacer
-from .program import Program
+from .onair.clock import FrameClock
+from .onair.encoder import Encoder
+from .onair.pacer import Pacer
+from .onair.program import Program
+from .onair.state import StateMachine
 from .scheduler import Scheduler
 from .settings import Settings
 from .speech.base import SpeechError
 from .speech.chain import Speech, make_providers
-from .state import StateMachine
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .redact import global_redactor
+from .infra.redact import global_redactor
 
 log = logging.getLogger(__name__)
 

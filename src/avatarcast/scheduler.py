@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from .audio import FrameSlicer, Pcm, resample
-from .consumer import Consumer, Delivery
-from .dedupe import HandledIds
+from .broker.consumer import Consumer, Delivery
+from .broker.dedupe import HandledIds
+from .broker.messages import ControlMessage
 from .face.base import ANIMATOR_RATE
 from .face.service import FaceService
-from .messages import ControlMessage
-from .program import Program
-from .segment import Outcome, Segment
+from .onair.audio import FrameSlicer, Pcm, resample
+from .onair.program import Program
+from .onair.segment import Outcome, Segment
 from .settings import PlayoutSettings
 from .speech.base import SpeechError
 from .speech.chain import Speech

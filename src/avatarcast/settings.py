@@ -89,11 +89,16 @@ class OutputSettings(BaseModel):
         return v
 
 
+# NASA's public-domain astronaut portrait (shipped with scikit-image), inside the package so an
+# installed wheel runs without a checkout.
+DEFAULT_IDLE_SOURCE = Path(__file__).resolve().parent / "avatar" / "avatar.png"
+
+
 class AvatarSettings(BaseModel):
     # A prepared avatar (`avatarcast prepare --id ID`); without one, the idle source is used,
     # prepared on the fly as "auto-<file stem>" when the animator needs a face.
     id: str | None = None
-    idle_source: Path = Path("assets/avatar.png")
+    idle_source: Path = DEFAULT_IDLE_SOURCE
     avatars_dir: Path = Path("models/avatars")
     max_idle_frames: int = Field(default=600, ge=1, le=10_000)
     # Cached frames are scaled down to this many pixels on their long side.

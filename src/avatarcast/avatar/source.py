@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ..idle import IMAGE_SUFFIXES
+from ..onair.idle import IMAGE_SUFFIXES
 
 Image = npt.NDArray[np.uint8]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from ..audio import Pcm
 from ..avatar.runtime import Avatar
-from ..frames import Frame
+from ..onair.audio import Pcm
+from ..onair.frames import Frame
 
 ANIMATOR_RATE = 16_000  # what speech-driven face models take
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ..audio import Pcm
 from ..avatar.runtime import Avatar
-from ..frames import Frame
+from ..onair.audio import Pcm
+from ..onair.frames import Frame
 from .base import ANIMATOR_RATE
 from .mouth import MouthTuning, mouth_shapes
 from .warp import FaceGeometry, WarpTuning, warp

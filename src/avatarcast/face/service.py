@@ -8,11 +8,11 @@ from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 
-from ..audio import Pcm
 from ..avatar.runtime import Avatar
-from ..frames import Frame
+from ..infra.threads import background_priority, iterate_in_thread
+from ..onair.audio import Pcm
+from ..onair.frames import Frame
 from ..settings import FaceSettings
-from ..threads import background_priority, iterate_in_thread
 from .base import FaceAnimator
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from ..audio import Pcm
 from ..avatar.runtime import Avatar
-from ..frames import Frame
-from ..idle import IdleCycle
+from ..onair.audio import Pcm
+from ..onair.frames import Frame
+from ..onair.idle import IdleCycle
 
 
 class StillAnimator:

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..avatar import mesh
-from ..frames import Frame
+from ..onair.frames import Frame
 
 Array = npt.NDArray[np.float32]
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from ..audio import Pcm, resample
+from ..onair.audio import Pcm, resample
 from ..settings import SpeechSettings
 from .base import SpeechChunk, SpeechError, Synthesizer
 

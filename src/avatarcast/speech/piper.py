@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..threads import background_priority, iterate_in_thread
+from ..infra.threads import background_priority, iterate_in_thread
 from .base import SpeechChunk, SpeechError
 
 log = logging.getLogger(__name__)

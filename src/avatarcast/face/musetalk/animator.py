@@ -13,10 +13,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from ...audio import Pcm
 from ...avatar.masks import CROP
 from ...avatar.runtime import Avatar, rgb_to_frame
-from ...frames import Frame
+from ...onair.audio import Pcm
+from ...onair.frames import Frame
 from ...settings import FaceSettings
 from .features import encoder_states, frame_features
 from .material import CycleMaterial, cycle_material

@@ -1,8 +1,6 @@
 """The command line: `avatarcast run | say | control | prepare | models download | schema`.
 
-Exit codes: 0 success; 1 the daemon failed while running, or `prepare` found no face; 2 bad
-usage, invalid settings or an unreadable source; 3 a required service or model was unusable
-(broker unreachable, no speech provider, weights not downloadable); 130 interrupted.
+Exit codes: see `exits`.
 """
 
 from __future__ import annotations
@@ -15,11 +13,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from .messages import MAX_TEXT_CHARS, ControlMessage, SpeakMessage, json_schema
-from .redact import setup_logging
-from .settings import Settings, SettingsError, load_settings
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+from ..broker.messages import MAX_TEXT_CHARS, ControlMessage, SpeakMessage, json_schema
+from ..infra.redact import setup_logging
+from ..settings import Settings, SettingsError, load_settings
+from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
 log = logging.getLogger("avatarcast")
 
@@ -90,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return asyncio.run(_publish(settings, args))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _run(settings: Settings) -> int:
-    from .daemon import Daemon
+    from ..daemon import Daemon
 
     try:
         return asyncio.run(Daemon(settings).run())
@@ -106,7 +103,7 @@ def _run(settings: Settings) -> int:
 async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from .publisher import PublishError, publish
+    from ..broker.publisher import PublishError, publish
 
     msg: SpeakMessage | ControlMessage
     try:

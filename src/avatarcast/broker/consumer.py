@@ -19,8 +19,8 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from ..settings import BrokerSettings
 from .messages import ControlMessage, MessageError, SpeakMessage, parse_message
-from .settings import BrokerSettings
 from .topology import REASON_HEADER, SOURCE_HEADER, declare, declare_queue, persistent
 
 log = logging.getLogger(__name__)

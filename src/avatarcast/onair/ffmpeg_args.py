@@ -7,7 +7,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from .settings import AudioSettings, OutputSettings, VideoSettings
+from ..settings import AudioSettings, OutputSettings, VideoSettings
 
 
 def record_file(pattern: Path) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
+from ..settings import BrokerSettings
 from .messages import ControlMessage, SpeakMessage
-from .settings import BrokerSettings
 from .topology import declare, persistent
 
 

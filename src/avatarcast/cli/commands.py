@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-from .settings import Settings
+from ..settings import Settings
+from .exits import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 
 
 def _fail(message: str, code: int) -> int:
@@ -16,12 +16,12 @@ def _fail(message: str, code: int) -> int:
 
 
 def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
-    from .avatar import cache
-    from .avatar.loader import build_settings
-    from .avatar.models import FaceModelError
-    from .avatar.prepare import build, stale_reason
-    from .avatar.source import SourceError, is_image
-    from .avatar.track import NoFaceError
+    from ..avatar import cache
+    from ..avatar.loader import build_settings
+    from ..avatar.models import FaceModelError
+    from ..avatar.prepare import build, stale_reason
+    from ..avatar.source import SourceError, is_image
+    from ..avatar.track import NoFaceError
 
     source = args.video or args.image
     try:
@@ -55,15 +55,15 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
 def _prepare_musetalk(settings: Settings, directory: Path) -> int:
     """When MuseTalk is the animator, its per-frame latents and blend masks are part of the
     avatar: computed here, so the daemon's first start does not wait for them."""
-    from .face.select import choose
+    from ..face.select import choose
 
     name, why = choose(settings.face)
     if name != "musetalk":
         return EXIT_OK
-    from .avatar.prepare import load
-    from .avatar.runtime import for_output
-    from .face.musetalk.material import prepare_material
-    from .face.musetalk.weights import WeightsError
+    from ..avatar.prepare import load
+    from ..avatar.runtime import for_output
+    from ..face.musetalk.material import prepare_material
+    from ..face.musetalk.weights import WeightsError
 
     video = settings.video
     try:
@@ -77,7 +77,7 @@ def _prepare_musetalk(settings: Settings, directory: Path) -> int:
 
 
 def download_command(settings: Settings, args: argparse.Namespace) -> int:
-    from .face.musetalk.download import DownloadError, download
+    from ..face.musetalk.download import DownloadError, download
 
     try:
         download(settings.face.models_dir, endpoint=args.endpoint)

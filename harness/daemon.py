@@ -20,7 +20,9 @@ from typing import Any
 import aio_pika
 import numpy as np
 
-from .services import ROOT, free_port
+from avatarcast.settings import DEFAULT_IDLE_SOURCE
+
+from .services import free_port
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -54,7 +56,7 @@ class DaemonProc:
         env.update({
             "AVATARCAST_HEALTH__PORT": str(self.health_port),
             "AVATARCAST_STATE_DIR": str(workdir / "state"),
-            "AVATARCAST_AVATAR__IDLE_SOURCE": str(ROOT / "assets" / "avatar.png"),
+            "AVATARCAST_AVATAR__IDLE_SOURCE": str(DEFAULT_IDLE_SOURCE),
             "AVATARCAST_VIDEO__WIDTH": "320",
             "AVATARCAST_VIDEO__HEIGHT": "240",
             "AVATARCAST_VIDEO__BITRATE_KBPS": "400",

@@ -26,11 +26,11 @@ import numpy as np
 import numpy.typing as npt
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
+from ..infra.redact import global_redactor
+from ..settings import AudioSettings, OutputSettings, VideoSettings
 from .audio import Pcm
 from .ffmpeg_args import build_args, record_file
 from .frames import Frame
-from .redact import global_redactor
-from .settings import AudioSettings, OutputSettings, VideoSettings
 
 log = logging.getLogger(__name__)
 

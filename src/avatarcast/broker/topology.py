@@ -8,7 +8,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue
 from aiormq.abc import FieldTable
 
-from .settings import BrokerSettings
+from ..settings import BrokerSettings
 
 REASON_HEADER = "x-avatarcast-reason"
 SOURCE_HEADER = "x-avatarcast-source-queue"

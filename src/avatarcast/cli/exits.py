@@ -1,0 +1,9 @@
+"""Exit codes, documented in the README: one place that `main` and the commands both import.
+
+0 success; 1 the daemon failed while running, or `prepare` found no face; 2 bad usage, invalid
+settings or an unreadable source; 3 a required service or model was unusable (broker
+unreachable, no speech provider, weights not downloadable); 130 interrupted.
+"""
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
