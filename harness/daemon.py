@@ -49,6 +49,7 @@ class QueueNames:
 class DaemonProc:
     def __init__(self, workdir: Path, queues: QueueNames, extra_env: dict[str, str]) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.health_port = free_port()
         self.log_path = workdir / "daemon.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARCAST_")}
@@ -65,6 +66,8 @@ class DaemonProc:
             "PYTHONUNBUFFERED": "1",
         })
         env.update(extra_env)
+        if not {"AVATARCAST_OUTPUT__RTMP_URLS", "AVATARCAST_OUTPUT__RECORD_PATH"} & set(env):
+            env["AVATARCAST_OUTPUT__RECORD_PATH"] = str(workdir / "program.mkv")
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "avatarcast", "run"], cwd=workdir, env=env,

@@ -23,6 +23,7 @@ def make(n_idle: int = 5, xfade: int = 4, gap: int = 0) -> tuple[Program, list[S
         idle_cycle(n_idle), fps=30, spf=SPF, crossfade_frames=xfade, gap_frames=gap,
         lead_frames=2, machine=StateMachine(), on_done=done.append,
     )
+    prog.encoder_up(True)
     return prog, done
 
 

@@ -3,7 +3,6 @@ worker thread priority."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -12,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from avatarcast.broker.messages import ControlMessage, MessageError, SpeakMessage, parse_message
 from avatarcast.infra.redact import RedactingFormatter, Redactor
 from avatarcast.infra.threads import WORKER_NICE, background_priority
 from avatarcast.onair.audio import FrameSlicer, resample, samples_per_frame
@@ -94,53 +92,6 @@ def test_resample_keeps_duration_and_pitch() -> None:
     assert out.dtype == np.int16 and abs(out.size - 48000) <= 2
     spectrum = np.abs(np.fft.rfft(out.astype(np.float64)))
     assert abs(np.argmax(spectrum) * 48000 / out.size - 440) < 2
-
-
-# -- messages --------------------------------------------------------------------------------
-
-
-def test_speak_wire_format() -> None:
-    msg = parse_message(b'{"type": "speak", "id": "a1", "text": "Hi", "interrupt": true}')
-    assert isinstance(msg, SpeakMessage) and msg.interrupt and msg.v == 1
-
-
-def test_message_id_property_stands_in_for_a_missing_id() -> None:
-    msg = parse_message(b'{"type": "speak", "text": "Hi"}', message_id="amqp-7")
-    assert isinstance(msg, SpeakMessage) and msg.id == "amqp-7"
-
-
-def test_control_wire_format() -> None:
-    msg = parse_message(b'{"type": "control", "command": "clear"}')
-    assert isinstance(msg, ControlMessage) and msg.command == "clear"
-
-
-@pytest.mark.parametrize(
-    ("body", "reason"),
-    [
-        (b"{nope", "not JSON"),
-        (b"[1, 2]", "JSON object"),
-        (b'{"type": "speak", "text": "Hi"}', "id"),
-        (b'{"type": "speak", "id": "x", "text": ""}', "text"),
-        (b'{"type": "speak", "id": "x", "text": "   "}', "blank"),
-        (json.dumps({"type": "speak", "id": "x", "text": "a" * 5001}).encode(), "text"),
-        (b'{"type": "control", "command": "explode"}', "command"),
-        (b'{"type": "shout", "text": "x"}', "type"),
-        (b'{"type": "speak", "id": "x", "text": "Hi", "v": 2}', "v"),
-        (b'{"type": "speak", "id": "x", "text": "Hi", "colour": "red"}', "colour"),
-    ],
-)
-def test_bad_messages_have_a_reason(body: bytes, reason: str) -> None:
-    with pytest.raises(MessageError, match=reason):
-        parse_message(body)
-
-
-def test_published_schema_is_current() -> None:
-    from pathlib import Path
-
-    from avatarcast.broker.messages import json_schema
-
-    doc = Path(__file__).parent.parent / "docs" / "messages.schema.json"
-    assert json.loads(doc.read_text()) == json_schema(), "regenerate: avatarcast schema"
 
 
 # -- settings --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from .avatar.loader import load_avatar
+from .broker.attempts import Attempts
 from .broker.consumer import Consumer
 from .broker.dedupe import HandledIds
 from .face.select import choose, needs_face
@@ -82,6 +83,8 @@ class Daemon:
         )
         self.handled = HandledIds(s.state_dir / "handled-ids.log", s.broker.dedupe_capacity)
         self.handled.load()
+        self.attempts = Attempts(s.state_dir / "attempts.json")
+        self.attempts.load()
         spf = s.audio.sample_rate // s.video.fps
         self.program = Program(
             idle, fps=s.video.fps, spf=spf, crossfade_frames=s.playout.crossfade_frames,
@@ -91,8 +94,10 @@ class Daemon:
             render_fps=lambda: self.face.render_fps,
         )
         self.scheduler = Scheduler(
-            self.program, self.speech, self.face, lambda: self.consumer, self.handled,
-            s.playout, s.audio.sample_rate, self.spawn_threadsafe,
+            program=self.program, speech=self.speech, face=self.face,
+            consumer_ref=lambda: self.consumer, handled=self.handled, attempts=self.attempts,
+            crash_limit=s.broker.crash_limit, playout=s.playout,
+            sample_rate=s.audio.sample_rate, spawn=self.spawn_threadsafe,
         )
         self.consumer = Consumer(s.broker, self.scheduler.on_speak, self.scheduler.on_control)
         self.encoder = Encoder(s.video, s.audio, s.output, on_state=self.program.encoder_up)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .broker.attempts import Attempts
 from .broker.consumer import Consumer, Delivery
 from .broker.dedupe import HandledIds
 from .broker.messages import ControlMessage
@@ -60,11 +61,14 @@ class Utterance:
 class Scheduler:
     def __init__(
         self,
+        *,
         program: Program,
         speech: Speech,
         face: FaceService,
         consumer_ref: Callable[[], Consumer],
         handled: HandledIds,
+        attempts: Attempts,
+        crash_limit: int,
         playout: PlayoutSettings,
         sample_rate: int,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
@@ -74,6 +78,8 @@ class Scheduler:
         self._face = face
         self._consumer = consumer_ref
         self._handled = handled
+        self._attempts = attempts
+        self._crash_limit = crash_limit
         self._playout = playout
         self._rate = sample_rate
         self._spf = program.spf
@@ -99,12 +105,20 @@ class Scheduler:
             await consumer.ack(d.raw)
             return
         if (same := self._inflight.get(msg.id)) is not None:
-            if same.delivery.epoch < d.epoch:
-                # Redelivered after a reconnect: the old delivery can no longer be acked.
+            if same.delivery.replaced_by(d):
+                # Redelivered after a reconnect: the work in hand carries on and is settled
+                # on the channel that can still ack it.
+                log.info("%s redelivered on a new channel; it settles there", msg.id)
                 same.delivery = d
             else:
                 log.info("duplicate delivery of %s (in flight): acked, not aired", msg.id)
                 await consumer.ack(d.raw)
+            return
+        if (deaths := self._attempts.deaths(msg.id)) >= self._crash_limit:
+            reason = (f"the daemon died {deaths} times while handling this message "
+                      f"(broker.crash_limit={self._crash_limit}); not retried")
+            if await consumer.dead_letter(d.raw, reason):
+                self._attempts.end(msg.id)
             return
         utt = Utterance(d)
         self._inflight[msg.id] = utt
@@ -184,6 +198,7 @@ class Scheduler:
         while True:
             utt = await self._next()
             self.rendering = utt
+            self._attempts.begin(utt.id)
             task = asyncio.create_task(self._render(utt), name=f"render-{utt.id}")
             self._task = task
             try:
@@ -294,9 +309,13 @@ class Scheduler:
             self._handled.add(utt.id)
             await consumer.ack(raw)
         elif outcome is Outcome.FAILED:
-            await consumer.dead_letter(raw, utt.error or "rendering failed")
+            if await consumer.dead_letter(raw, utt.error or "rendering failed"):
+                # Copied with its reason: a redelivery (the ack may miss a dead channel) is
+                # acked, not failed and copied again.
+                self._handled.add(utt.id)
         else:
             await consumer.requeue(raw)
+        self._attempts.end(utt.id)
         self._inflight.pop(utt.id, None)
         self._record(utt, outcome)
         if utt.segment is not None:

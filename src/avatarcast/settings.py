@@ -30,6 +30,9 @@ class BrokerSettings(BaseModel):
     prefetch: int = Field(default=32, ge=2, le=1000)
     reconnect_interval_s: float = Field(default=2.0, gt=0)
     dedupe_capacity: int = Field(default=10_000, ge=100)
+    # A message whose handling the process died in (crash, out of memory, kill) this many
+    # times is dead-lettered at its next delivery instead of being tried again.
+    crash_limit: int = Field(default=3, ge=1, le=100)
 
     @field_validator("url")
     @classmethod

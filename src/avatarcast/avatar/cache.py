@@ -23,12 +23,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from ..infra.errors import UserError
 from ..settings import AVATAR_ID_PATTERN
 
 FORMAT = 1
 
 
-class AvatarCacheError(Exception):
+class AvatarCacheError(UserError):
     """The cache is missing, stale or unreadable, and cannot be rebuilt here."""
 
 

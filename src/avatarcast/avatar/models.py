@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ..infra.errors import Unavailable
+
 DETECTOR_FILE = "face_detection_short_range.tflite"
 LANDMARK_FILE = "face_landmark.tflite"
 
 
-class FaceModelError(Exception):
+class FaceModelError(Unavailable):
     """A face model is missing or cannot run."""
 
 

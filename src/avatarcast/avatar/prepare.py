@@ -15,7 +15,7 @@ from tqdm import tqdm
 from . import cache, masks
 from .cache import AvatarCacheError, BuildSettings
 from .models import models_fingerprint
-from .source import decode, file_sha256, fit, is_image, probe_size
+from .source import SourceError, decode, file_sha256, fit, is_image, probe_size
 from .track import FaceTracker, NoFaceError, fill_gaps, smooth
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def build(
     NoFaceError when no frame shows a face."""
     cache.check_id(avatar_id)
     if not source.is_file():
-        raise FileNotFoundError(f"avatar source not found: {source}")
+        raise SourceError(f"avatar source not found: {source} (no such file)")
     t0 = time.perf_counter()
     width, height, estimate = probe_size(source, ffmpeg)
     size = fit(width, height, settings.max_side)
@@ -110,6 +110,9 @@ def ensure(
     """The cache for avatar_id, rebuilt first if it is missing or stale. Without a source
     argument the one recorded in the manifest is used."""
     directory = avatars_dir / cache.check_id(avatar_id)
+    if source is not None and not source.is_file():
+        raise SourceError(f"idle source not found: {source} (no such file); point "
+                          "AVATARCAST_AVATAR__IDLE_SOURCE at an image or a video")
     manifest = cache.read_manifest(directory)
     if source is None and manifest is not None:
         recorded = Path(manifest.get("source", {}).get("path", ""))

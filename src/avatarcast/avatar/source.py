@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ..infra.errors import UserError
 from ..onair.idle import IMAGE_SUFFIXES
 
 Image = npt.NDArray[np.uint8]
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """The source cannot be read or decoded."""
 
 

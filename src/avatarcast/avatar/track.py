@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from ..infra.errors import UserError
 from .detector import Detection, FaceDetector
 from .landmarker import Landmarker
 
@@ -19,7 +20,7 @@ Array = npt.NDArray[np.float32]
 Image = npt.NDArray[np.uint8]
 
 
-class NoFaceError(Exception):
+class NoFaceError(UserError):
     """Not one frame of the source shows a face."""
 
 

@@ -11,29 +11,47 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aio_pika
-import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.exceptions import ChannelInvalidStateError
 
 from ..settings import BrokerSettings
+from .failures import BROKER_ERRORS, describe, is_refusal
 from .messages import ControlMessage, MessageError, SpeakMessage, parse_message
 from .topology import REASON_HEADER, SOURCE_HEADER, declare, declare_queue, persistent
 
 log = logging.getLogger(__name__)
 
-_BROKER_ERRORS = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, ConnectionError,
-                  OSError, RuntimeError)
+
+
+def _channel(raw: AbstractIncomingMessage) -> object | None:
+    try:
+        return raw.channel
+    except ChannelInvalidStateError:
+        return None
 
 
 @dataclass
 class Delivery:
+    """A speak message and the AMQP delivery that brought it. The delivery can only be acked on
+    the channel that delivered it: once that channel is gone (a reconnect), RabbitMQ redelivers
+    the message on the new one, and the redelivery replaces this one."""
+
     message: SpeakMessage
     raw: AbstractIncomingMessage
-    epoch: int  # connection generation: a delivery from an older one can no longer be acked
+
+    @property
+    def open(self) -> bool:
+        return _channel(self.raw) is not None
+
+    def replaced_by(self, other: Delivery) -> bool:
+        """Is `other` this message delivered again on a newer channel?"""
+        mine = _channel(self.raw)
+        return mine is None or mine is not _channel(other.raw)
 
 
 SpeakHandler = Callable[[Delivery], Awaitable[None]]
@@ -53,7 +71,6 @@ class Consumer:
         self._speak_q: AbstractQueue | None = None
         self._control_q: AbstractQueue | None = None
         self._tags: list[tuple[AbstractQueue, str]] = []
-        self.epoch = 0
         self.dead_lettered = 0
 
     @property
@@ -70,11 +87,9 @@ class Consumer:
                     client_properties={"connection_name": "avatarcast"},
                 )
                 break
-            except _BROKER_ERRORS as exc:
-                log.warning(
-                    "broker unreachable (%s); retrying in %.1f s",
-                    type(exc).__name__, self._s.reconnect_interval_s,
-                )
+            except BROKER_ERRORS as exc:
+                what = describe(exc) if is_refusal(exc) else f"broker unreachable ({describe(exc)})"
+                log.warning("%s; retrying in %.1f s", what, self._s.reconnect_interval_s)
                 await asyncio.sleep(self._s.reconnect_interval_s)
         self._conn.reconnect_callbacks.add(self._reconnected)
         self._speak_ch = await self._conn.channel(publisher_confirms=True)
@@ -91,56 +106,71 @@ class Consumer:
         log.info("consuming %s and %s", self._s.speak_queue, self._s.control_queue)
 
     def _reconnected(self, *_: object) -> None:
-        self.epoch += 1
-        log.warning("broker connection re-established (epoch %d)", self.epoch)
+        log.warning("broker connection re-established; unacked messages are redelivered")
 
     async def stop_consuming(self) -> None:
         for queue, tag in self._tags:
             try:
                 await queue.cancel(tag)
-            except _BROKER_ERRORS as exc:
+            except BROKER_ERRORS as exc:
                 log.warning("cancel consumer on %s: %s", queue.name, exc)
         self._tags = []
 
     async def _got_speak(self, raw: AbstractIncomingMessage) -> None:
-        try:
-            msg = parse_message(raw.body, raw.message_id)
-        except MessageError as exc:
-            await self.dead_letter(raw, str(exc))
-            return
-        if not isinstance(msg, SpeakMessage):
-            await self.dead_letter(raw, f"{msg.type} message sent to the speak queue")
-            return
-        await self._on_speak(Delivery(msg, raw, self.epoch))
+        msg = await self._decode(raw, SpeakMessage)
+        if isinstance(msg, SpeakMessage):
+            await self._on_speak(Delivery(msg, raw))
 
     async def _got_control(self, raw: AbstractIncomingMessage) -> None:
+        msg = await self._decode(raw, ControlMessage)
+        if isinstance(msg, ControlMessage):
+            await self._on_control(msg)
+            await self.ack(raw)
+
+    async def _decode(
+        self, raw: AbstractIncomingMessage, kind: type[SpeakMessage | ControlMessage]
+    ) -> SpeakMessage | ControlMessage | None:
+        """The message, or None once it has been dead-lettered with the reason."""
         try:
             msg = parse_message(raw.body, raw.message_id)
         except MessageError as exc:
             await self.dead_letter(raw, str(exc))
-            return
-        if not isinstance(msg, ControlMessage):
-            await self.dead_letter(raw, f"{msg.type} message sent to the control queue")
-            return
-        await self._on_control(msg)
-        await self.ack(raw)
+            return None
+        except Exception as exc:  # a bug in decoding must not leave the message unsettled
+            log.exception("decoding message %s failed", raw.message_id or "(no id)")
+            await self.dead_letter(raw, f"could not decode: {type(exc).__name__}")
+            return None
+        if not isinstance(msg, kind):
+            expected = "speak" if kind is SpeakMessage else "control"
+            await self.dead_letter(raw, f"{msg.type} message sent to the {expected} queue")
+            return None
+        return msg
 
     async def ack(self, raw: AbstractIncomingMessage) -> None:
+        if _channel(raw) is None:
+            # RabbitMQ redelivers it on the new channel, where the id store acks it.
+            log.info("%s was delivered on a channel that is gone; its redelivery is acked "
+                     "as handled", raw.message_id)
+            return
         try:
             await raw.ack()
-        except _BROKER_ERRORS as exc:
-            # The channel it came on is gone; RabbitMQ redelivers and the id store dedupes.
-            log.warning("ack of %s failed (%s); it will be redelivered", raw.message_id, exc)
+        except BROKER_ERRORS as exc:
+            log.warning("ack of %s failed (%s); it will be redelivered", raw.message_id,
+                        describe(exc))
 
     async def requeue(self, raw: AbstractIncomingMessage) -> None:
+        if _channel(raw) is None:
+            return  # the broker requeued it when the channel closed
         try:
             await raw.nack(requeue=True)
-        except _BROKER_ERRORS as exc:
-            log.warning("requeue of %s failed (%s); the broker requeues it", raw.message_id, exc)
+        except BROKER_ERRORS as exc:
+            log.warning("requeue of %s failed (%s); the broker requeues it", raw.message_id,
+                        describe(exc))
 
-    async def dead_letter(self, raw: AbstractIncomingMessage, reason: str) -> None:
+    async def dead_letter(self, raw: AbstractIncomingMessage, reason: str) -> bool:
         """Copy the message to the dead-letter queue with the reason, then ack the original.
-        If the copy cannot be confirmed, reject instead: the queue's DLX still catches it."""
+        If the copy cannot be confirmed, reject instead: the queue's DLX still catches it.
+        True when the copy with the reason was confirmed."""
         log.error("dead-lettering message %s: %s", raw.message_id or "(no id)", reason)
         headers = dict(raw.headers or {})
         headers.update({
@@ -157,15 +187,16 @@ class Consumer:
                 ),
                 routing_key=self._s.dead_letter_queue,
             )
-        except (*_BROKER_ERRORS, AssertionError) as exc:
-            log.warning("dead-letter copy failed (%s); rejecting instead", exc)
+        except (*BROKER_ERRORS, AssertionError) as exc:
+            log.warning("dead-letter copy failed (%s); rejecting instead", describe(exc))
             try:
                 await raw.reject(requeue=False)
-            except _BROKER_ERRORS as exc2:
-                log.warning("reject failed too (%s); it will be redelivered", exc2)
-            return
+            except BROKER_ERRORS as exc2:
+                log.warning("reject failed too (%s); it will be redelivered", describe(exc2))
+            return False
         self.dead_lettered += 1
         await self.ack(raw)
+        return True
 
     async def purge_speak(self) -> int:
         """Drop every speak message still waiting in the queue (not yet delivered to us)."""
@@ -173,7 +204,7 @@ class Consumer:
             return 0
         try:
             result = await self._speak_q.purge()
-        except _BROKER_ERRORS as exc:
+        except BROKER_ERRORS as exc:
             log.warning("purge of %s failed: %s", self._s.speak_queue, exc)
             return 0
         return int(getattr(result, "message_count", 0) or 0)

@@ -7,16 +7,30 @@ The AMQP ``message_id`` property stands in for a missing ``id``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 WIRE_VERSION = 1
 MAX_TEXT_CHARS = 5000
+# The longest valid message, every character escaped as a JSON surrogate pair, still fits.
+MAX_BODY_BYTES = 64 * 1024
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab and newlines pass
+
+
+def _printable(v: str, forbidden: re.Pattern[str]) -> str:
+    # Lone surrogates never get here: strict str validation refuses them.
+    if (m := forbidden.search(v)) is not None:
+        raise ValueError(f"contains the control character U+{ord(m.group()):04X}")
+    return v
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: "yes" is not a boolean and 7 is not an id; publishers see their mistake.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     v: Literal[1] = Field(default=1, description="Wire format version.")
 
@@ -33,7 +47,12 @@ class SpeakMessage(_Message):
     def _has_words(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("text is blank")
-        return v
+        return _printable(v, _CONTROL_IN_TEXT)
+
+    @field_validator("id", "voice")
+    @classmethod
+    def _one_line(cls, v: str | None) -> str | None:
+        return None if v is None else _printable(v, _CONTROL)
 
 
 ControlCommand = Literal["skip", "clear", "pause", "resume"]
@@ -52,11 +71,31 @@ class MessageError(ValueError):
     """A message that can never be processed; the text is the dead-letter reason."""
 
 
-def parse_message(body: bytes, message_id: str | None = None) -> SpeakMessage | ControlMessage:
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise MessageError(f"body is not valid: duplicate key {dup[:50]!r}")
+    return data
+
+
+def decode_body(body: bytes) -> Any:
+    """JSON from a body of any shape; every failure is a MessageError with the reason."""
+    if len(body) > MAX_BODY_BYTES:
+        raise MessageError(f"body too large: {len(body)} bytes (at most {MAX_BODY_BYTES})")
     try:
-        data: Any = json.loads(body)
+        return json.loads(body, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise MessageError("body is not valid: JSON nested too deeply") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MessageError(f"body is not JSON: {exc}") from None
+    except ValueError as exc:  # e.g. a number past the int-string conversion limit
+        raise MessageError(f"body is not valid: a number is too long ({exc})"[:300]) from None
+
+
+def parse_message(body: bytes, message_id: str | None = None) -> SpeakMessage | ControlMessage:
+    data = decode_body(body)
     if not isinstance(data, dict):
         raise MessageError("body must be a JSON object")
     if data.get("type") == "speak" and "id" not in data and message_id:

@@ -6,6 +6,7 @@ import aio_pika
 from aio_pika.abc import AbstractRobustConnection
 
 from ..settings import BrokerSettings
+from .failures import BROKER_ERRORS, describe
 from .messages import ControlMessage, SpeakMessage
 from .topology import declare, persistent
 
@@ -27,8 +28,8 @@ async def publish(settings: BrokerSettings, msg: SpeakMessage | ControlMessage) 
             routing_key=queue.name,
             mandatory=True,
         )
-    except (aio_pika.exceptions.AMQPError, ConnectionError, OSError) as exc:
-        raise PublishError(f"{type(exc).__name__}: {exc}") from None
+    except BROKER_ERRORS as exc:
+        raise PublishError(describe(exc)) from None
     finally:
         if conn is not None:
             await conn.close()

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from ..broker.messages import MAX_TEXT_CHARS, ControlMessage, SpeakMessage, json_schema
+from ..infra.errors import Unavailable, UserError
 from ..infra.redact import setup_logging
 from ..settings import Settings, SettingsError, load_settings
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
@@ -93,8 +94,19 @@ def main(argv: list[str] | None = None) -> int:
 def _run(settings: Settings) -> int:
     from ..daemon import Daemon
 
+    if not settings.output.rtmp_urls and settings.output.record_path is None:
+        print("avatarcast: no output configured: set AVATARCAST_OUTPUT__RTMP_URLS (a JSON list "
+              "of rtmp:// URLs) and/or AVATARCAST_OUTPUT__RECORD_PATH", file=sys.stderr)
+        return EXIT_USAGE
+
     try:
         return asyncio.run(Daemon(settings).run())
+    except UserError as exc:
+        print(f"avatarcast: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Unavailable as exc:
+        print(f"avatarcast: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except Exception:
         log.exception("the daemon failed")
         return EXIT_FAILED

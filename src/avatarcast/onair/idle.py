@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..infra.errors import UserError
 from .frames import Frame, frame_bytes
 
 log = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ PAD_RGB = (16, 20, 24)  # letterbox bars around a source of another aspect ratio
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-class IdleSourceError(Exception):
+class IdleSourceError(UserError):
     pass
 
 

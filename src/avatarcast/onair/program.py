@@ -97,7 +97,7 @@ class Program:
         # Interrupting messages that arrived and are not queued yet: nothing else starts.
         self._holds = 0
         self._replan = False
-        self._encoder_up = True
+        self._encoder_up = False  # until the encoder says it is up: nothing airs into a void
         self.preparing = 0  # utterances being synthesized, owned by the daemon's loop
         self.tick_no = 0
         self.frames_late = 0

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ...infra.errors import Unavailable
 from ..select import missing_musetalk_files
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 LATENT_SCALE = 0.18215  # the SD VAE's latent scaling
 
 
-class WeightsError(Exception):
+class WeightsError(Unavailable):
     """The MuseTalk weights are missing or do not load."""
 
 

@@ -1,0 +1,159 @@
+"""Faults around the broker, against the real daemon process and a real RabbitMQ: a broker
+restart with a backlog followed by a crash, hostile bodies, and a message that keeps killing
+the daemon. What counts is what the broker and the daemon's own account of its stream show:
+every text aired exactly once, nothing left unacked, every refusal dead-lettered with a reason.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.daemon import DaemonProc, QueueNames, drain, packets, publish, queue_depth
+from harness.services import port_open, wait_port
+
+pytestmark = pytest.mark.services
+
+TEXT = "Message {}. It has two short sentences, so it lasts a few seconds on air."
+
+
+def aired(*logs: str) -> list[str]:
+    """Ids that the daemons settled as aired, in order, over all their lives."""
+    return [m for log in logs for m in re.findall(r"settled (\S+): aired", log)]
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120,
+                   capture_output=True)
+
+
+def test_broker_restart_then_crash_loses_nothing(tmp_path: Path, queues: QueueNames) -> None:
+    state = tmp_path / "state"
+    first = DaemonProc(tmp_path / "first", queues, {
+        "AVATARCAST_STATE_DIR": str(state),
+        "AVATARCAST_OUTPUT__RECORD_PATH": str(tmp_path / "first.mkv"),
+        "AVATARCAST_BROKER__RECONNECT_INTERVAL_S": "0.5",
+    })
+    ids = [f"m{i}" for i in range(1, 7)]
+    try:
+        first.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        for i in ids:
+            publish(queues.speak, {"type": "speak", "id": i, "text": TEXT.format(i)})
+        first.wait_for(lambda s: s["on_air"] == "m1", 30, "m1 on air")
+        rabbitmqctl("stop_app")
+        try:
+            time.sleep(8)
+        finally:
+            rabbitmqctl("start_app")
+            wait_port(5672, 60)
+        first.wait_for(lambda s: s["broker_connected"], 30, "reconnected")
+        time.sleep(3)  # the redeliveries arrive; nothing may be acked that has not aired
+        sent_before_kill = first.status()
+        first.kill()
+    finally:
+        first.kill()
+    assert sent_before_kill is not None and sent_before_kill["frames_dropped"] == 0
+    # The stream never stopped while the daemon lived: no hole in what it recorded.
+    pts = packets(tmp_path / "first.mkv", "v")[:, 0]
+    assert float(pts.max() - pts.min()) > 12  # on air through the outage
+    assert float(abs(pts[1:] - pts[:-1]).max()) < 0.1
+
+    second = DaemonProc(tmp_path / "second", queues, {
+        "AVATARCAST_STATE_DIR": str(state),
+        "AVATARCAST_OUTPUT__RECORD_PATH": str(tmp_path / "second.mkv"),
+    })
+    try:
+        second.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        second.wait_for(lambda s: s["queued"] == 0 and queue_depth(queues.speak) == 0,
+                        120, "backlog aired")
+        assert second.stop() == 0, second.log()
+    finally:
+        second.kill()
+    logs = (first.log(), second.log())
+    assert sorted(aired(*logs)) == ids, "\n".join(logs)[-6000:]
+    assert queue_depth(queues.speak) == 0 and queue_depth(queues.dead) == 0
+    assert "acked, not aired" not in first.log().split("re-established")[-1].replace(
+        "(already handled): acked, not aired", "")
+
+
+HOSTILE: list[bytes] = [
+    b"[" * 30_000 + b"]" * 30_000,
+    b'{"type": "speak", "id": "deep", "text": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"type": "speak", "id": "num", "text": "Hi", "v": ' + b"9" * 10_000 + b"}",
+    b'{"type": "speak", "id": "sur", "text": "lone \\ud800 surrogate"}',
+    b'{"type": "speak", "id": "ctl", "text": "nul \\u0000 byte"}',
+    b'{"type": "speak", "id": "yes", "text": "Hi", "interrupt": "yes"}',
+    b'{"type": "speak", "id": "dup", "id": "dup2", "text": "Hi"}',
+    b'{"type": "control", "command": "skip"}',  # a control on the speak queue
+    b"\xff\xfe\x00garbage",
+    b"",
+    b"null",
+]
+
+
+def test_hostile_bodies_are_dead_lettered_with_a_reason(
+    tmp_path: Path, queues: QueueNames
+) -> None:
+    daemon = DaemonProc(tmp_path, queues, {})
+    try:
+        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        for i, body in enumerate(HOSTILE):
+            publish(queues.speak, body, message_id=f"hostile-{i}")
+        publish(queues.control, b'{"type": "control", "command": "explode"}', "bad-control")
+        publish(queues.speak, {"type": "speak", "id": "good", "text": "Still here."})
+        st = daemon.wait_for(lambda s: daemon.outcomes(s).get("good") == "aired", 60, "good")
+        assert st["dead_lettered"] == len(HOSTILE) + 1
+        assert daemon.stop() == 0, daemon.log()
+    finally:
+        daemon.kill()
+    # Nothing left unsettled: a clean stop requeues what is unacked, and nothing came back.
+    assert queue_depth(queues.speak) == 0 and queue_depth(queues.control) == 0
+    dead = drain(queues.dead)
+    reasons = {m.message_id: str((m.headers or {}).get("x-avatarcast-reason")) for m in dead}
+    assert set(reasons) == {f"hostile-{i}" for i in range(len(HOSTILE))} | {"bad-control"}
+    assert "nested too deeply" in reasons["hostile-0"]
+    assert "too large" in reasons["hostile-2"]
+    assert "interrupt" in reasons["hostile-6"]
+    assert "control message sent to the speak queue" in reasons["hostile-8"]
+    assert all(r and r != "None" for r in reasons.values()), reasons
+    assert "Traceback" not in daemon.log()
+
+
+def test_a_message_that_keeps_killing_the_daemon_is_dead_lettered(
+    tmp_path: Path, queues: QueueNames
+) -> None:
+    state = tmp_path / "state"
+    env = {"AVATARCAST_STATE_DIR": str(state), "AVATARCAST_BROKER__CRASH_LIMIT": "2"}
+    poison = "A message that the daemon never survives, however often it is delivered."
+    for life in range(2):
+        daemon = DaemonProc(tmp_path / f"life{life}", queues, env)
+        try:
+            if life == 0:  # the daemon declares the queues
+                daemon.wait_for(lambda s: s["broker_connected"], 60, "connected")
+                publish(queues.speak, {"type": "speak", "id": "poison", "text": poison})
+            daemon.wait_for(
+                lambda s: s["on_air"] == "poison" or (s["rendering"] or {}).get("id") == "poison",
+                60, "poison taken up",
+            )
+        finally:
+            daemon.kill()  # what an out-of-memory kill or a crash in a native library does
+    assert queue_depth(queues.speak) == 1  # unacked, so RabbitMQ has it back
+    last = DaemonProc(tmp_path / "last", queues, env)
+    try:
+        last.wait_for(lambda s: s["dead_lettered"] == 1, 60, "poison dead-lettered")
+        publish(queues.speak, {"type": "speak", "id": "after", "text": "Still on air."})
+        last.wait_for(lambda s: last.outcomes(s).get("after") == "aired", 60, "after")
+        assert last.stop() == 0
+    finally:
+        last.kill()
+    (dead,) = drain(queues.dead)
+    reason = str((dead.headers or {}).get("x-avatarcast-reason"))
+    assert b'"id": "poison"' in dead.body
+    assert "died 2 times" in reason, reason
+    assert "poison" not in aired(last.log())
+    assert port_open(5672)
