@@ -59,12 +59,13 @@ def test_segment_planned_on_the_cycle_cuts_in_without_a_crossfade() -> None:
     prog.tick(0)
     planned = prog.plan_start()
     seg = talking(prog, "a", 10, planned)
+    rendered = [seg.frames[k] for k in range(10)]
     prog.submit(seg)
     outs = [prog.tick(n) for n in range(1, planned + 12)]
     on_air = [o for o in outs if o.segment is seg]
     assert len(on_air) == 10 and seg.started_at == planned
     for k, o in enumerate(on_air):
-        assert np.array_equal(o.frame, seg.frames[k])  # untouched: no blend needed
+        assert np.array_equal(o.frame, rendered[k])  # untouched: no blend needed
         assert o.audio[0] == 1000 + k
     assert on_air[-1].receipt is not None
     on_air[-1].receipt.written()
@@ -74,15 +75,27 @@ def test_segment_planned_on_the_cycle_cuts_in_without_a_crossfade() -> None:
 def test_off_cycle_segment_crossfades_in_and_out() -> None:
     prog, _ = make(xfade=4)
     seg = talking(prog, "a", 12, planned=1)  # planned for frame 1, will start later
+    rendered = [seg.frames[k] for k in range(12)]
     for n in range(3):
         prog.tick(n)
     prog.submit(seg)
     outs = [prog.tick(n) for n in range(3, 20)]
     on_air = [o for o in outs if o.segment is seg]
     first = on_air[0].frame
-    assert not np.array_equal(first, seg.frames[0]), "first frame should be blended"
-    assert np.array_equal(on_air[5].frame, seg.frames[5]), "middle frame untouched"
-    assert not np.array_equal(on_air[-1].frame, seg.frames[-1]), "last frame blended"
+    assert not np.array_equal(first, rendered[0]), "first frame should be blended"
+    assert np.array_equal(on_air[5].frame, rendered[5]), "middle frame untouched"
+    assert not np.array_equal(on_air[-1].frame, rendered[-1]), "last frame blended"
+
+
+def test_frames_are_let_go_once_sent() -> None:
+    prog, _ = make()
+    seg = talking(prog, "a", 50, 0)
+    prog.submit(seg)
+    sent = sum(prog.tick(n).segment is seg for n in range(40))
+    assert sent > 30
+    # The program keeps the frame on screen (for a hold or a cut) and what is still to come.
+    assert seg.frames.held == 50 - sent + 1 and seg.audio.held == 50 - sent
+    assert len(seg.frames) == 50  # indices stay absolute
 
 
 def test_skip_cuts_back_to_idle_within_three_frames() -> None:
@@ -120,7 +133,7 @@ def test_clear_drops_the_backlog_and_pause_holds_it() -> None:
     assert prog.machine.state is StreamState.IDLE
 
 
-def test_dropped_last_frame_airs_the_segment_again() -> None:
+def test_dropped_last_frame_hands_the_segment_back_to_render_again() -> None:
     prog, done = make()
     seg = talking(prog, "a", 3, 0)
     prog.submit(seg)
@@ -128,7 +141,23 @@ def test_dropped_last_frame_airs_the_segment_again() -> None:
     receipt = next(o.receipt for o in outs if o.receipt is not None)
     receipt.dropped()
     later = [prog.tick(n) for n in range(6, 12)]
-    assert sum(o.segment is seg for o in later) == 3 and not done
+    # Its first frames are gone: the owner renders it anew (Outcome.RETRY), nothing replays.
+    assert done == [seg] and seg.outcome is Outcome.RETRY
+    assert not any(o.segment is seg for o in later)
+
+
+def test_encoder_outage_mid_segment_cuts_it_for_a_retry() -> None:
+    prog, done = make()
+    seg = talking(prog, "a", 30, 0)
+    prog.submit(seg)
+    for n in range(8):
+        prog.tick(n)
+    assert prog.on_air is seg
+    prog.encoder_up(False)
+    outs = [prog.tick(n) for n in range(8, 14)]
+    assert done == [seg] and seg.outcome is Outcome.RETRY
+    assert all(o.segment is None for o in outs)
+    assert prog.machine.state is StreamState.ERROR
 
 
 def test_encoder_outage_is_error_and_nothing_airs() -> None:

@@ -97,6 +97,7 @@ class Daemon:
             program=self.program, speech=self.speech, face=self.face,
             consumer_ref=lambda: self.consumer, handled=self.handled, attempts=self.attempts,
             crash_limit=s.broker.crash_limit, playout=s.playout,
+            buffer_frames=s.playout.buffer_frames(s.video),
             sample_rate=s.audio.sample_rate, spawn=self.spawn_threadsafe,
         )
         self.consumer = Consumer(s.broker, self.scheduler.on_speak, self.scheduler.on_control)

@@ -70,6 +70,7 @@ class Scheduler:
         attempts: Attempts,
         crash_limit: int,
         playout: PlayoutSettings,
+        buffer_frames: int,
         sample_rate: int,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
     ) -> None:
@@ -84,6 +85,7 @@ class Scheduler:
         self._rate = sample_rate
         self._spf = program.spf
         self._min_unsealed = playout.min_buffer_ms * program.fps // 1000
+        self._buffer_frames = buffer_frames
         self._spawn = spawn
         self._backlog: deque[Utterance] = deque()
         self._inflight: dict[str, Utterance] = {}
@@ -156,16 +158,17 @@ class Scheduler:
     async def _taken_back(self, utt: Utterance) -> None:
         self._back_to_backlog(utt)
 
-    def _back_to_backlog(self, utt: Utterance) -> None:
-        """A message whose rendering an interrupt stopped before it aired: it waits again,
-        behind the interrupting messages, and is rendered from the start."""
+    def _back_to_backlog(self, utt: Utterance, front: bool = False) -> None:
+        """A message whose rendering an interrupt stopped before it aired waits again, behind
+        the interrupting messages; one cut by an encoder outage goes first (`front`). Either
+        is rendered from the start."""
         if self._inflight.get(utt.id) is not utt:
             return  # settled meanwhile (a clear, a shutdown)
         utt.segment = None
         utt.marks.clear()
         utt.timings.clear()
         i = 0
-        while i < len(self._backlog) and self._backlog[i].urgent:
+        while not front and i < len(self._backlog) and self._backlog[i].urgent:
             i += 1
         self._backlog.insert(i, utt)
         if utt.urgent and not utt.holding:
@@ -245,6 +248,7 @@ class Scheduler:
                         seg = Segment(msg.id, self._program.plan_start(), tag=utt,
                                       urgent=utt.urgent)
                         seg.min_unsealed = self._min_unsealed
+                        seg.max_buffered = self._buffer_frames
                         utt.segment = seg
                         self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)
                         utt.holding = False
@@ -287,6 +291,16 @@ class Scheduler:
                     break
                 seg.frames.extend(batch)
                 utt.marks.setdefault("frames_first_at", time.time())
+                await self._room(utt, seg)
+
+    async def _room(self, utt: Utterance, seg: Segment) -> None:
+        """Wait while the segment holds a full buffer of frames not yet on air: memory is
+        bounded by seconds of frames, not by the length of the text. The animator's thread
+        waits meanwhile (its hand-off holds at most a batch or two). The pacer thread frees
+        room a frame at a time; polling every two frames costs less than a wake-up per frame."""
+        full = self._buffer_frames
+        while seg.frames.held >= full and not seg.done and utt.cancelled is None:  # noqa: ASYNC110
+            await asyncio.sleep(2 / self._program.fps)
 
     # -- outcomes ------------------------------------------------------------------------
 
@@ -300,6 +314,11 @@ class Scheduler:
         self._spawn(self._settle(utt, outcome))
 
     async def _settle(self, utt: Utterance, outcome: Outcome) -> None:
+        if outcome is Outcome.RETRY:
+            if utt.segment is not None:
+                utt.segment.release()
+            self._back_to_backlog(utt, front=True)
+            return
         if utt.holding:
             utt.holding = False
             self._program.release_hold()

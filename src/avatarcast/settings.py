@@ -123,6 +123,13 @@ class PlayoutSettings(BaseModel):
     render_ahead: int = Field(default=1, ge=1, le=8)
     # Audio an utterance must have before it airs while later sentences are still synthesized.
     min_buffer_ms: int = Field(default=1500, ge=0, le=60_000)
+    # Rendered frames held ahead of air, per utterance (the one on air and each rendered
+    # ahead): memory is bounded by this, never by the length of a text. At least a second.
+    render_buffer_mb: int = Field(default=128, ge=16, le=16_384)
+
+    def buffer_frames(self, video: VideoSettings) -> int:
+        frame = video.width * video.height * 3 // 2  # yuv420p
+        return max(video.fps, self.render_buffer_mb * 1024 * 1024 // frame)
 
 
 class SpeechSettings(BaseModel):

@@ -93,11 +93,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(settings: Settings) -> int:
     from ..daemon import Daemon
+    from ..infra.malloc import return_big_blocks_to_the_os
 
     if not settings.output.rtmp_urls and settings.output.record_path is None:
         print("avatarcast: no output configured: set AVATARCAST_OUTPUT__RTMP_URLS (a JSON list "
               "of rtmp:// URLs) and/or AVATARCAST_OUTPUT__RECORD_PATH", file=sys.stderr)
         return EXIT_USAGE
+    return_big_blocks_to_the_os()
 
     try:
         return asyncio.run(Daemon(settings).run())

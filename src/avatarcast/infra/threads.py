@@ -27,15 +27,18 @@ def background_priority() -> None:
 
 
 async def iterate_in_thread(
-    executor: Executor, make: Callable[[], Iterator[T]]
+    executor: Executor, make: Callable[[], Iterator[T]], ahead: int = 2
 ) -> AsyncGenerator[T, None]:
     """Run a blocking generator on `executor`, yielding its items on the event loop.
 
-    Leaving the loop early (a skip, a cancel) stops the generator at its next item.
+    The generator runs at most `ahead` items ahead of the consumer, then waits: a consumer
+    that pauses (a full render buffer) pauses the work, and memory stays bounded. Leaving the
+    loop early (a skip, a cancel) stops the generator at its next item.
     """
     loop = asyncio.get_running_loop()
     items: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
     stop = threading.Event()
+    room = threading.Semaphore(ahead)
 
     def put(kind: str, value: object) -> None:
         loop.call_soon_threadsafe(items.put_nowait, (kind, value))
@@ -43,6 +46,9 @@ async def iterate_in_thread(
     def work() -> None:
         try:
             for item in make():
+                while not room.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
                 if stop.is_set():
                     return
                 put("item", item)
@@ -56,6 +62,7 @@ async def iterate_in_thread(
         while True:
             kind, value = await items.get()
             if kind == "item":
+                room.release()
                 yield value  # type: ignore[misc]
             elif kind == "error":
                 assert isinstance(value, BaseException)

@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import queue
+import socket
 import subprocess
 import tempfile
 import threading
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +40,26 @@ log = logging.getLogger(__name__)
 class Receipt(Protocol):
     def written(self) -> None: ...
     def dropped(self) -> None: ...
+
+
+PROBE_INTERVAL_S = 0.5
+
+
+def rtmp_address(url: str) -> tuple[str, int]:
+    """(host, port) of an RTMP URL; the stream key in its path is not needed for a probe."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "rtmps" else 1935
+    return parts.hostname or "127.0.0.1", parts.port or default
+
+
+def servers_accept(servers: list[tuple[str, int]], timeout: float = 0.3) -> bool:
+    for host, port in servers:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+        except OSError:
+            return False
+    return True
 
 
 class EncoderCrashed(Exception):
@@ -104,6 +126,7 @@ class Encoder:
         self.restarts = 0
         self.last_error: str | None = None
         self._closed = False
+        self._servers = [rtmp_address(u.get_secret_value()) for u in output.rtmp_urls]
 
     @property
     def alive(self) -> bool:
@@ -171,7 +194,23 @@ class Encoder:
                 return  # stopping during backoff
 
     def _sleep(self, seconds: float) -> None:
-        self._stopping.wait(seconds)  # a stop cuts the backoff short
+        """The backoff between restarts, cut short by a stop, or by an RTMP server that was
+        refusing connections and now accepts them: back on air within a probe interval of its
+        return, without hammering a server that stays down (a TCP connect per interval)."""
+        deadline = time.monotonic() + seconds
+        was_down = False
+        while not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._stopping.wait(min(left, PROBE_INTERVAL_S))
+            if not self._servers:
+                continue
+            if not servers_accept(self._servers):
+                was_down = True
+            elif was_down:
+                log.info("the RTMP server accepts connections again; restarting now")
+                return
 
     def _log_backoff(self, state: RetryCallState) -> None:
         delay = state.next_action.sleep if state.next_action else 0.0
@@ -295,6 +334,11 @@ class Encoder:
         redact = global_redactor()
         for raw in pipe:
             line = redact(raw.decode(errors="replace").rstrip())
-            if line:
-                log.warning("ffmpeg: %s", line)
-                self.last_error = line
+            level, _, text = line.partition("] ") if line.startswith("[") else ("", "", line)
+            if not text:
+                continue
+            if level in ("[error", "[fatal", "[panic"):
+                log.error("ffmpeg: %s", text)
+                self.last_error = text
+            else:
+                log.warning("ffmpeg: %s", text)

@@ -58,7 +58,9 @@ def build_args(
         "pipe:0", format="rawvideo", pix_fmt="yuv420p",
         s=f"{video.width}x{video.height}", r=video.fps, **raw,
     )
-    a_in = ffmpeg.input(audio_fifo, format="s16le", ar=audio.sample_rate, ac=1, **raw)
+    # ch_layout, not ac: with a channel count only, FFmpeg warns that it guessed the layout.
+    a_in = ffmpeg.input(audio_fifo, format="s16le", ar=audio.sample_rate, ch_layout="mono",
+                        **raw)
     fmt, target = output_target([u.get_secret_value() for u in output.rtmp_urls], record)
     gop = max(1, round(video.fps * video.keyframe_interval_s))
     rate = f"{video.bitrate_kbps}k"
@@ -85,4 +87,5 @@ def build_args(
     if fmt == "tee":
         del opts["flvflags"]
     cmd = ffmpeg.output(v_in, a_in, target, **opts).get_args()
-    return [output.ffmpeg_path, "-hide_banner", "-nostats", "-loglevel", "warning", *cmd]
+    # level+: each line says its level, so warnings are logged but only errors count as such.
+    return [output.ffmpeg_path, "-hide_banner", "-nostats", "-loglevel", "level+warning", *cmd]

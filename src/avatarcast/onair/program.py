@@ -194,7 +194,8 @@ class Program:
         self._command(run)
 
     def retry(self, seg: Segment) -> None:
-        """Some of its frames never reached the encoder: air it again from the start."""
+        """Some of its frames never reached the encoder. What aired of it is no longer held
+        (frames are dropped once sent), so its owner renders it again and it airs anew."""
 
         def run(n: int) -> None:
             if seg.done:
@@ -202,18 +203,22 @@ class Program:
             if self._current is seg:
                 self._current = None
                 self._fade = None
-            if seg not in self._pending:
-                self._pending.appendleft(seg)
+            elif seg in self._pending:
+                self._pending.remove(seg)
             self._replan = True
-            seg.started_at = None
-            seg.stream_first = seg.stream_last = seg.stream_run = None
             log.warning("segment %s did not fully reach the encoder; it will air again", seg.id)
+            self._finish(seg, Outcome.RETRY, n)
 
         self._command(run)
 
     def encoder_up(self, up: bool) -> None:
         def run(n: int) -> None:
             self._encoder_up = up
+            if not up and self._current is not None:
+                # Talking into an outage would lose the rest: cut now, air it again later.
+                log.warning("segment %s cut by the encoder outage; it will air again",
+                            self._current.id)
+                self._cut(n, Outcome.RETRY)
 
         self._command(run)
 
@@ -293,12 +298,15 @@ class Program:
             held = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self.idle.frame(n)
             return TickOutput(held, self._silence, seg)
         frame = seg.frames[k]
+        out = TickOutput(frame, seg.audio[k], seg)
         self._pos = k + 1
+        # Sent once, never again (a cut shows the last frame; an outage renders anew).
+        seg.frames.drop_before(k)
+        seg.audio.drop_before(k + 1)
         total = seg.total
         weight = self._talk_weight(k, total)
         if weight is not None:
-            frame = blend(self.idle.frame(n), frame, weight)
-        out = TickOutput(frame, seg.audio[k], seg)
+            out.frame = blend(self.idle.frame(n), frame, weight)
         if total is not None and self._pos >= total:
             out.receipt = Receipt(self, seg, n)
             self._current = None

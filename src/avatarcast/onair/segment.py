@@ -6,8 +6,10 @@ from __future__ import annotations
 import enum
 import math
 import threading
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .audio import Pcm
 from .frames import Frame
@@ -20,6 +22,8 @@ class Outcome(enum.Enum):
     INTERRUPTED = "interrupted"
     FAILED = "failed"  # rendering failed; the message is dead-lettered
     REQUEUED = "requeued"  # shutdown grace ran out; RabbitMQ will redeliver it
+    # Cut by an encoder outage: its first frames are gone, so it is rendered and aired again.
+    RETRY = "retry"
 
     @property
     def handled(self) -> bool:
@@ -27,18 +31,67 @@ class Outcome(enum.Enum):
         return self in (Outcome.AIRED, Outcome.SKIPPED, Outcome.CLEARED, Outcome.INTERRUPTED)
 
 
+T = TypeVar("T")
+
+
+class Window(Generic[T]):
+    """A sequence that the renderer appends to (event loop) and the program reads once, in
+    order, dropping what is behind it (pacer thread): it holds what is buffered, never the
+    whole utterance. Indices stay absolute; `len` counts everything ever appended."""
+
+    def __init__(self) -> None:
+        self._items: deque[T] = deque()
+        self._base = 0  # index of the first item still held
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._base + len(self._items)
+
+    def __getitem__(self, k: int) -> T:
+        with self._lock:
+            if k < self._base:
+                raise IndexError(f"item {k} was dropped (held from {self._base})")
+            return self._items[k - self._base]
+
+    def append(self, item: T) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def extend(self, items: Iterable[T]) -> None:
+        with self._lock:
+            self._items.extend(items)
+
+    @property
+    def held(self) -> int:
+        return len(self._items)
+
+    def drop_before(self, k: int) -> None:
+        with self._lock:
+            while self._base < k and self._items:
+                self._items.popleft()
+                self._base += 1
+
+    def clear(self) -> None:
+        with self._lock:
+            self._base += len(self._items)
+            self._items.clear()
+
+
 @dataclass(eq=False)
 class Segment:
     id: str
     planned_start: int  # tick the frames were rendered for: frame k shows cycle(planned+k)
     tag: Any = None  # the owner's handle (the delivery to ack)
-    audio: list[Pcm] = field(default_factory=list)
-    frames: list[Frame] = field(default_factory=list)
+    audio: Window[Pcm] = field(default_factory=Window)
+    frames: Window[Frame] = field(default_factory=Window)
     sealed: bool = False
     urgent: bool = False  # an interrupting message's: may start while interrupts are pending
     # An unsealed segment waits for this much audio, so a long second sentence still being
     # synthesized cannot leave a hole in the middle of the speech.
     min_unsealed: int = 0
+    # Rendered frames held ahead of air at most; the renderer waits for room beyond it.
+    max_buffered: int = 1 << 30
     started_at: int | None = None  # tick of the first frame on air
     ended_at: int | None = None
     # Where it landed in the encoder's output: (run, first frame, last frame) of that run.
@@ -68,6 +121,10 @@ class Segment:
             return False
         if render_fps >= fps or rendered >= known:
             return True
+        if self.frames.held >= self.max_buffered:
+            # The buffer is full: waiting longer cannot help. A renderer slower than real time
+            # may then hold the picture for a moment in the middle of a long text.
+            return True
         # Frame k is needed k/fps after the start and rendered (k - rendered + 1)/render_fps
         # from now; the last frame is the tightest.
         needed = known - render_fps * (known - 1) / fps
@@ -90,5 +147,5 @@ class Segment:
         """Drop the rendered picture and sound once the outcome is settled. The owner and the
         segment refer to each other, so without this a settled segment's frames (hundreds of
         MB at 720p for a long message) would wait for a full garbage collection."""
-        self.frames = []
-        self.audio = []
+        self.frames.clear()
+        self.audio.clear()

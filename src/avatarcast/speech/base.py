@@ -39,7 +39,40 @@ class Synthesizer(Protocol):
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+_CLAUSE_END = re.compile(r"(?<=[,\u2014\u2013)])\s+")
+# Synthesis memory grows with the length of what is synthesized at once (a VITS voice holds
+# activations for the whole utterance), so no piece is longer than this, however the text is
+# punctuated.
+MAX_PIECE_CHARS = 300
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+    """Sentences, and any sentence longer than MAX_PIECE_CHARS cut at clauses, then words."""
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        if sentence and sentence.strip():
+            pieces.extend(_bounded(sentence.strip()))
+    return pieces
+
+
+def _bounded(sentence: str) -> list[str]:
+    if len(sentence) <= MAX_PIECE_CHARS:
+        return [sentence]
+    out: list[str] = []
+    current = ""
+    for part in _CLAUSE_END.split(sentence) if _CLAUSE_END.search(sentence) else sentence.split():
+        joined = f"{current} {part}".strip()
+        if len(joined) <= MAX_PIECE_CHARS:
+            current = joined
+            continue
+        if current:
+            out.append(current)
+        while len(part) > MAX_PIECE_CHARS:  # a clause or a "word" too long on its own
+            cut = part.rfind(" ", 0, MAX_PIECE_CHARS)
+            cut = cut if cut > 0 else MAX_PIECE_CHARS
+            out.append(part[:cut].strip())
+            part = part[cut:].strip()
+        current = part
+    if current:
+        out.append(current)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -11,12 +12,32 @@ from pathlib import Path
 from typing import Any
 
 from ..infra.threads import background_priority, iterate_in_thread
-from .base import SpeechChunk, SpeechError
+from .base import SpeechChunk, SpeechError, split_sentences
 
 log = logging.getLogger(__name__)
 
 BUNDLED = "en_US-joe-medium"
 _VOICE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _load_voice(path: Path) -> Any:
+    """PiperVoice.load, but with ONNX Runtime's CPU arena off: the arena keeps the largest
+    activations it ever held (hundreds of MB after one long sentence) for the life of the
+    process; without it, each sentence's memory goes back when the sentence is done."""
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    config_path = Path(f"{path}.json")
+    if not config_path.is_file():
+        raise SpeechError(f"piper voice config not found: {config_path}", retryable=False)
+    options = onnxruntime.SessionOptions()
+    options.enable_cpu_mem_arena = False
+    session = onnxruntime.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    return PiperVoice(session=session, config=config)
 
 
 class PiperSynthesizer:
@@ -55,19 +76,18 @@ class PiperSynthesizer:
     def _voice(self, voice: str | None) -> Any:
         key, path = self._model_path(voice)
         if key not in self._voices:
-            from piper import PiperVoice
-
             if not path.is_file():
                 raise SpeechError(f"piper model not found: {path}", retryable=False)
             log.info("loading piper voice %s", key)
-            self._voices[key] = PiperVoice.load(path)
+            self._voices[key] = _load_voice(path)
         return self._voices[key]
 
     def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
         def run() -> Iterator[SpeechChunk]:
             model = self._voice(voice)
-            for chunk in model.synthesize(text):
-                yield SpeechChunk(chunk.audio_float_array, chunk.sample_rate)
+            for piece in split_sentences(text):  # bounded pieces: bounded inference memory
+                for chunk in model.synthesize(piece):
+                    yield SpeechChunk(chunk.audio_float_array, chunk.sample_rate)
 
         return iterate_in_thread(self._executor, run)
 

@@ -1,0 +1,78 @@
+"""The RTMP server goes away and comes back: the daemon keeps its clock, backs off without
+hammering, is back on air within a couple of seconds of the server's return (not at the end of
+a long backoff), and the text that the outage cut airs again, once, in full."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.daemon import DaemonProc, QueueNames, publish
+from harness.services import NginxRtmp
+
+pytestmark = pytest.mark.services
+
+TEXT = ("The server will vanish while this is being said. It has to come back, and then the "
+        "whole of this text has to be heard again, from the start.")
+
+
+def first_packet(url: str, limit_s: float) -> float:
+    """When a client playing `url` is handed its first packet (time.monotonic)."""
+    proc = subprocess.Popen(
+        ["ffprobe", "-v", "error", "-rw_timeout", "3000000", "-fflags", "nobuffer",
+         "-probesize", "32", "-analyzeduration", "0", "-show_entries", "packet=pts_time",
+         "-of", "csv=p=0", url],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    timer = threading.Timer(limit_s, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        at = time.monotonic()
+        assert line, "no packet from the RTMP server"
+        return at
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.wait()
+
+
+def test_rtmp_server_down_and_back(tmp_path: Path, queues: QueueNames,
+                                   rtmp_server: NginxRtmp) -> None:
+    daemon = DaemonProc(tmp_path / "d", queues, {
+        "AVATARCAST_OUTPUT__RTMP_URLS": f'["{rtmp_server.url("avatar")}"]',
+        "AVATARCAST_OUTPUT__RESTART_BACKOFF_MIN_S": "0.5",
+        # A long backoff, as after hours of outage: the return must not wait for it.
+        "AVATARCAST_OUTPUT__RESTART_BACKOFF_MAX_S": "30",
+    })
+    try:
+        st = daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        assert st["last_error"] is None, st["last_error"]  # FFmpeg's warnings are not errors
+        publish(queues.speak, {"type": "speak", "id": "cut", "text": TEXT})
+        daemon.wait_for(lambda s: s["on_air"] == "cut", 30, "on air")
+        time.sleep(1)
+        rtmp_server.stop()
+        daemon.wait_for(lambda s: s["state"] == "error", 15, "outage seen")
+        time.sleep(14)  # the backoff has grown past 8 s by now
+        st = daemon.status()
+        assert st is not None and st["frames_dropped"] > 0  # the clock kept running
+        assert st["encoder_restarts"] >= 4
+        assert st["last_error"] and "Guessed" not in st["last_error"]
+        print("last_error during the outage:", st["last_error"])
+
+        rtmp_server.start()
+        back = time.monotonic()
+        on_air_after = first_packet(rtmp_server.url("avatar"), limit_s=30) - back
+        st = daemon.wait_for(lambda s: daemon.outcomes(s).get("cut") == "aired", 60, "aired")
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    print(f"on air {on_air_after:.2f} s after the RTMP server returned")
+    assert on_air_after < 4, f"{on_air_after:.1f} s"  # the old backoff waited 8-16 s here
+    assert [e["id"] for e in st["recent"]] == ["cut"]  # aired once, after the return
+    assert "cut by the encoder outage" in daemon.log()

@@ -1,0 +1,52 @@
+"""Memory does not grow with the length of a text: the longest accepted text at 1080p, rendered
+by the real daemon, keeps its resident memory within idle + 300 MiB while it airs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from avatarcast.broker.messages import MAX_TEXT_CHARS
+from harness.daemon import DaemonProc, QueueNames, publish
+
+pytestmark = pytest.mark.services
+
+SENTENCE = "This sentence is one of many in the longest text a publisher may send. "
+LONGEST = (SENTENCE * (MAX_TEXT_CHARS // len(SENTENCE) + 1))[:MAX_TEXT_CHARS].strip()
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_longest_text_at_1080p_keeps_memory_bounded(tmp_path: Path, queues: QueueNames) -> None:
+    daemon = DaemonProc(tmp_path, queues, {
+        "AVATARCAST_VIDEO__WIDTH": "1920",
+        "AVATARCAST_VIDEO__HEIGHT": "1080",
+        "AVATARCAST_VIDEO__BITRATE_KBPS": "2000",
+    })
+    try:
+        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
+        time.sleep(3)
+        idle = max(rss_mib(daemon.proc.pid) for _ in range(5) if time.sleep(0.2) is None)
+        publish(queues.speak, {"type": "speak", "id": "longest", "text": LONGEST})
+        daemon.wait_for(lambda s: s["on_air"] == "longest", 90, "on air")
+        peak = idle
+        deadline = time.monotonic() + 40  # the old renderer ran minutes ahead in this time
+        while time.monotonic() < deadline:
+            peak = max(peak, rss_mib(daemon.proc.pid))
+            time.sleep(0.25)
+        st = daemon.status()
+        assert st is not None and st["on_air"] == "longest"  # still talking, not cut
+        publish(queues.control, {"type": "control", "command": "skip"})
+        daemon.wait_for(lambda s: daemon.outcomes(s).get("longest") == "skipped", 30, "skip")
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    print(f"resident memory: idle {idle:.0f} MiB, peak {peak:.0f} MiB (+{peak - idle:.0f})")
+    assert peak - idle < 300, f"idle {idle:.0f} MiB, peak {peak:.0f} MiB"
