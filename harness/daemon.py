@@ -121,6 +121,13 @@ class DaemonProc:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def rss_mib(self) -> float:
+        """The daemon's resident memory (FFmpeg, a process of its own, not included)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
 
 class Receiver:
     """A real RTMP client recording what the server relays."""

@@ -17,13 +17,6 @@ SENTENCE = "This sentence is one of many in the longest text a publisher may sen
 LONGEST = (SENTENCE * (MAX_TEXT_CHARS // len(SENTENCE) + 1))[:MAX_TEXT_CHARS].strip()
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_longest_text_at_1080p_keeps_memory_bounded(tmp_path: Path, queues: QueueNames) -> None:
     daemon = DaemonProc(tmp_path, queues, {
         "AVATARCAST_VIDEO__WIDTH": "1920",
@@ -33,13 +26,13 @@ def test_longest_text_at_1080p_keeps_memory_bounded(tmp_path: Path, queues: Queu
     try:
         daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
         time.sleep(3)
-        idle = max(rss_mib(daemon.proc.pid) for _ in range(5) if time.sleep(0.2) is None)
+        idle = daemon.rss_mib()
         publish(queues.speak, {"type": "speak", "id": "longest", "text": LONGEST})
         daemon.wait_for(lambda s: s["on_air"] == "longest", 90, "on air")
         peak = idle
         deadline = time.monotonic() + 40  # the old renderer ran minutes ahead in this time
         while time.monotonic() < deadline:
-            peak = max(peak, rss_mib(daemon.proc.pid))
+            peak = max(peak, daemon.rss_mib())
             time.sleep(0.25)
         st = daemon.status()
         assert st is not None and st["on_air"] == "longest"  # still talking, not cut

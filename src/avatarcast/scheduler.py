@@ -255,15 +255,18 @@ class Scheduler:
                     await self._extend(utt, seg, slicer.push(pcm))
             if seg is not None and utt.cancelled is None and not seg.done:
                 await self._extend(utt, seg, slicer.flush())
+                if not len(seg.audio):
+                    # Chunks that resampled to nothing: a segment of no frames never airs.
+                    raise SpeechError("speech produced no audio", retryable=False)
                 seg.sealed = True
                 utt.timings["render_s"] = time.perf_counter() - t0
         except (SpeechError, RuntimeError, ValueError, OSError) as exc:
-            utt.error = f"rendering failed: {exc}"
-            log.error("%s: %s", msg.id, utt.error)
-            if seg is None:
-                self._settle_now(utt, Outcome.FAILED)
-            else:
-                self._program.withdraw(seg, Outcome.FAILED)
+            log.error("%s: rendering failed: %s", msg.id, exc)
+            self._fail(utt, seg, f"rendering failed: {exc}")
+        except Exception as exc:
+            # A bug, not the message's fault, but the worker must go on with the next one.
+            log.exception("%s: rendering failed with an unexpected error", msg.id)
+            self._fail(utt, seg, f"rendering failed (internal error {type(exc).__name__}: {exc})")
         else:
             if seg is None:
                 if utt.cancelled is None:
@@ -274,6 +277,13 @@ class Scheduler:
             # else sealed, or already cut by the program, which reports its outcome
         finally:
             self._program.preparing -= 1
+
+    def _fail(self, utt: Utterance, seg: Segment | None, error: str) -> None:
+        utt.error = error[:1000]
+        if seg is None:
+            self._settle_now(utt, Outcome.FAILED)
+        else:
+            self._program.withdraw(seg, Outcome.FAILED)
 
     async def _extend(self, utt: Utterance, seg: Segment, audio: list[Pcm]) -> None:
         if not audio:

@@ -44,6 +44,8 @@ class EspeakSynthesizer:
             raise SpeechError(f"espeak-ng failed: {msg}", retryable=True)
         # espeak streams its WAV with placeholder sizes: read the rate, take the rest as data.
         (rate,) = struct.unpack_from("<I", out, 24)
+        if out[:4] != b"RIFF" or out[8:12] != b"WAVE" or not 8000 <= rate <= 192_000:
+            raise SpeechError(f"{self._exe} returned no WAV audio", retryable=True)
         samples = np.frombuffer(out, dtype=np.int16, offset=44, count=(len(out) - 44) // 2)
         return SpeechChunk(samples.copy(), rate)
 
