@@ -6,14 +6,27 @@ every text aired exactly once, nothing left unacked, every refusal dead-lettered
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from harness.daemon import DaemonProc, QueueNames, drain, packets, publish, queue_depth
+from avatarcast.broker.messages import MAX_TEXT_CHARS
+from harness.daemon import (
+    DaemonProc,
+    QueueNames,
+    delete_queues,
+    drain,
+    packets,
+    publish,
+    queue_depth,
+)
 from harness.services import port_open, wait_port
 
 pytestmark = pytest.mark.services
@@ -157,3 +170,58 @@ def test_a_message_that_keeps_killing_the_daemon_is_dead_lettered(
     assert "died 2 times" in reason, reason
     assert "poison" not in aired(last.log())
     assert port_open(5672)
+
+
+_any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                  max_size=3),
+    max_leaves=8,
+)
+_bodies = st.one_of(
+    st.binary(max_size=200),
+    _any_json.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {"type": st.just("speak")},
+        optional={"id": _any_json, "text": st.text(max_size=40) | _any_json,
+                  "interrupt": _any_json, "voice": _any_json, "v": _any_json},
+    ).map(lambda v: json.dumps(v).encode()),
+    st.integers(MAX_TEXT_CHARS - 2, MAX_TEXT_CHARS + 2).map(
+        lambda n: json.dumps({"type": "speak", "id": f"len-{n}", "text": "a" * n}).encode()),
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory, rabbitmq: None) -> Any:
+    q = QueueNames.unique()
+    daemon = DaemonProc(tmp_path_factory.mktemp("fuzz"), q, {})
+    daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+    yield daemon, q
+    daemon.kill()
+    delete_queues(q)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=_bodies)
+def test_generated_bodies_are_aired_or_dead_lettered(fuzz_daemon: Any, body: bytes) -> None:
+    daemon, q = fuzz_daemon
+    before = daemon.status()
+    assert before is not None
+    dups = daemon.log().count("duplicate delivery")
+    publish(q.speak, body, message_id=None)
+
+    def settled(s: dict[str, Any]) -> bool:
+        return (s["dead_lettered"] > before["dead_lettered"]
+                or len(s["recent"]) > len(before["recent"])
+                or s["recent"][-1:] != before["recent"][-1:]
+                or daemon.log().count("duplicate delivery") > dups)
+
+    st_ = daemon.wait_for(lambda s: settled(s) or s["on_air"] is not None, 90,
+                          f"{body[:80]!r} settled or on air")
+    if not settled(st_):  # a valid text airing (the longest, a minute or more): move on
+        publish(q.control, {"type": "control", "command": "skip"})
+        daemon.wait_for(settled, 30, f"{body[:80]!r} skipped")
+    for m in drain(q.dead):  # every refusal carries its reason
+        assert (m.headers or {}).get("x-avatarcast-reason"), m.body[:80]
+    assert "Traceback" not in daemon.log()

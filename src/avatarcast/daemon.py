@@ -77,7 +77,8 @@ class Daemon:
         )
         idle = avatar.idle
         self.machine = StateMachine()
-        self.face = FaceService(make_animator(animator, s.face, s.video.fps))
+        self.face = FaceService(make_animator(animator, s.face, s.video.fps),
+                                timeout_s=s.face.timeout_s)
         self.speech = Speech(
             make_providers(s.speech, s.output.ffmpeg_path), s.speech, s.audio.sample_rate
         )

@@ -17,12 +17,12 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .broker.attempts import Attempts
-from .broker.consumer import Consumer, Delivery
+from .broker.consumer import Delivery
 from .broker.dedupe import HandledIds
 from .broker.messages import ControlMessage
 from .face.base import ANIMATOR_RATE
@@ -35,6 +35,15 @@ from .speech.base import SpeechError
 from .speech.chain import Speech
 
 log = logging.getLogger(__name__)
+
+
+class Broker(Protocol):
+    """What the scheduler needs of RabbitMQ (the Consumer): settling deliveries."""
+
+    async def ack(self, raw: Any) -> None: ...
+    async def requeue(self, raw: Any) -> None: ...
+    async def dead_letter(self, raw: Any, reason: str) -> bool: ...
+    async def purge_speak(self) -> int: ...
 
 
 @dataclass(eq=False)
@@ -65,7 +74,7 @@ class Scheduler:
         program: Program,
         speech: Speech,
         face: FaceService,
-        consumer_ref: Callable[[], Consumer],
+        consumer_ref: Callable[[], Broker],
         handled: HandledIds,
         attempts: Attempts,
         crash_limit: int,

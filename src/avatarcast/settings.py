@@ -158,6 +158,8 @@ class FaceSettings(BaseModel):
     # MuseTalk frames per UNet call; 0 picks it from free GPU memory.
     batch_size: int = Field(default=0, ge=0, le=64)
     fp16: bool = True
+    # An animator silent for this long fails the utterance and gets a fresh thread.
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
 
 
 class HealthSettings(BaseModel):

@@ -1,4 +1,7 @@
-"""Runs the configured animator on its own thread and measures how fast it renders."""
+"""Runs the configured animator on its own thread, measures how fast it renders, and holds it
+to its contract: every frame the right size, as many frames as asked, no silence longer than
+`face.timeout_s`. An animator that breaks it fails the utterance, never the stream (a frame of
+the wrong size written to FFmpeg's raw input would shift every frame after it)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
+
+import numpy as np
 
 from ..avatar.runtime import Avatar
 from ..infra.threads import background_priority, iterate_in_thread
@@ -31,16 +36,28 @@ def make_animator(name: str, settings: FaceSettings, fps: int) -> FaceAnimator:
     return StillAnimator()
 
 
+class FaceError(RuntimeError):
+    """The animator failed its contract for one utterance; the message is dead-lettered."""
+
+
 class FaceService:
-    def __init__(self, animator: FaceAnimator) -> None:
+    """Owned by the event loop; the animator runs on the service's one thread."""
+
+    def __init__(self, animator: FaceAnimator, *, timeout_s: float = 30.0) -> None:
         self.animator = animator
-        self._executor = ThreadPoolExecutor(
-            1, thread_name_prefix=f"face-{animator.name}", initializer=background_priority
-        )
+        self._timeout = timeout_s
+        self._executor = self._new_executor()
+        self._shape: tuple[int, ...] | None = None
         # Frames per second the animator sustains; unknown until measured, and assumed fast.
         self.render_fps = float("inf")
 
+    def _new_executor(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(
+            1, thread_name_prefix=f"face-{self.animator.name}", initializer=background_priority
+        )
+
     async def start(self, avatar: Avatar) -> None:
+        self._shape = avatar.idle.frames[0].shape
         await asyncio.get_running_loop().run_in_executor(
             self._executor, self.animator.load, avatar
         )
@@ -50,15 +67,47 @@ class FaceService:
     ) -> AsyncGenerator[list[Frame], None]:
         """Batches as they are rendered; closing it early stops the animator at its next."""
         t = time.perf_counter()
+        asked, made = len(cycle_indices), 0
         frames = iterate_in_thread(
             self._executor, lambda: self.animator.render(audio_16k, cycle_indices)
         )
         async with aclosing(frames):
-            async for batch in frames:
+            while True:
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        batch = await anext(frames)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    self._abandon_thread()
+                    raise FaceError(f"the {self.animator.name} animator rendered nothing for "
+                                    f"{self._timeout:.0f} s (face.timeout_s)") from None
+                made += len(batch)
+                self._check(batch, made, asked)
                 now = time.perf_counter()
                 self._measure(len(batch), now - t)
                 t = now
                 yield batch
+        if made != asked:
+            raise FaceError(f"the {self.animator.name} animator rendered {made} frames "
+                            f"for {asked}")
+
+    def _check(self, batch: list[Frame], made: int, asked: int) -> None:
+        if made > asked:
+            raise FaceError(f"the {self.animator.name} animator rendered more frames than the "
+                            f"{asked} asked for")
+        for frame in batch:
+            if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8
+                    and frame.shape == self._shape):
+                got = (f"{frame.shape} {frame.dtype}" if isinstance(frame, np.ndarray)
+                       else type(frame).__name__)
+                raise FaceError(f"the {self.animator.name} animator returned a frame of {got}; "
+                                f"expected {self._shape} uint8")
+
+    def _abandon_thread(self) -> None:
+        """A hung animator keeps its thread; the next utterance gets a new one."""
+        old, self._executor = self._executor, self._new_executor()
+        old.shutdown(wait=False, cancel_futures=True)
 
     def _measure(self, frames: int, seconds: float) -> None:
         if seconds <= 1e-6:

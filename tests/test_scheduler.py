@@ -1,0 +1,176 @@
+"""The scheduler with the real program, pacer and speech (espeak-ng), and an animator with
+failure knobs (a broken talking-face model cannot be had for real here): an animator that
+raises, hangs past its timeout, or returns frames of the wrong size or number fails that one
+utterance with a reason; the stream keeps its cadence; the next message airs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from avatarcast.avatar.runtime import Avatar
+from avatarcast.broker.attempts import Attempts
+from avatarcast.broker.consumer import Delivery
+from avatarcast.broker.dedupe import HandledIds
+from avatarcast.broker.messages import SpeakMessage
+from avatarcast.face.service import FaceService
+from avatarcast.onair.audio import Pcm
+from avatarcast.onair.clock import FrameClock
+from avatarcast.onair.frames import Frame
+from avatarcast.onair.idle import IdleCycle
+from avatarcast.onair.pacer import Pacer
+from avatarcast.onair.program import Program, Receipt
+from avatarcast.onair.state import StateMachine
+from avatarcast.scheduler import Scheduler
+from avatarcast.settings import PlayoutSettings, SpeechSettings
+from avatarcast.speech.chain import Speech, make_providers
+
+FPS, RATE, W, H = 30, 48_000, 64, 48
+
+
+class Knobs:
+    """An animator that renders the idle frames, or fails as told."""
+
+    name = "knobs"
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.release = threading.Event()
+        self._idle: IdleCycle | None = None
+
+    def load(self, avatar: Avatar) -> None:
+        self._idle = avatar.idle
+
+    def render(self, audio_16k: Pcm, cycle_indices: Sequence[int]) -> Iterator[list[Frame]]:
+        assert self._idle is not None
+        frames = [self._idle.frames[c] for c in cycle_indices]
+        if self.mode == "raise":
+            raise RuntimeError("the model blew up")
+        if self.mode == "hang":
+            self.release.wait(60)
+        if self.mode == "wrong_size":
+            frames[len(frames) // 2] = np.zeros((10, 10), np.uint8)
+        if self.mode == "too_few":
+            frames = frames[:-3]
+        for i in range(0, len(frames), 8):
+            yield frames[i : i + 8]
+
+
+class Sink:
+    """The encoder's place: takes every frame and reports it written."""
+
+    generation = 1
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def submit(self, frame: Frame, audio: Pcm, receipt: Receipt | None = None) -> bool:
+        assert frame.shape == (H * 3 // 2, W)  # nothing of the wrong size reaches the encoder
+        self.frames += 1
+        if receipt is not None:
+            receipt.written()
+        return True
+
+
+@dataclass
+class Raw:
+    message_id: str
+    channel: object = field(default_factory=object)
+
+
+class FakeBroker:
+    def __init__(self) -> None:
+        self.settled: dict[str, tuple[str, str]] = {}
+        self.changed = asyncio.Event()
+
+    def _note(self, raw: Raw, how: str, reason: str = "") -> None:
+        self.settled[raw.message_id] = (how, reason)
+        self.changed.set()
+
+    async def ack(self, raw: Any) -> None:
+        self._note(raw, "acked")
+
+    async def requeue(self, raw: Any) -> None:
+        self._note(raw, "requeued")
+
+    async def dead_letter(self, raw: Any, reason: str) -> bool:
+        self._note(raw, "dead", reason)
+        return True
+
+    async def purge_speak(self) -> int:
+        return 0
+
+
+@pytest.fixture
+def idle() -> IdleCycle:
+    return IdleCycle([np.full((H * 3 // 2, W), 40 + 10 * i, np.uint8) for i in range(4)])
+
+
+async def settle(broker: FakeBroker, msg_id: str, limit_s: float = 20) -> tuple[str, str]:
+    async with asyncio.timeout(limit_s):
+        while msg_id not in broker.settled:
+            broker.changed.clear()
+            await broker.changed.wait()
+    return broker.settled[msg_id]
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [("raise", "the model blew up"), ("hang", "rendered nothing for 1 s"),
+     ("wrong_size", "frame of (10, 10) uint8"), ("too_few", "frames for")],
+)
+async def test_a_failing_animator_fails_one_utterance_not_the_stream(
+    tmp_path: Path, idle: IdleCycle, mode: str, reason: str
+) -> None:
+    machine = StateMachine()
+    knobs = Knobs()
+    face = FaceService(knobs, timeout_s=1.0)
+    await face.start(Avatar(idle))
+    speech = Speech(make_providers(SpeechSettings(providers=["espeak"]), "ffmpeg"),
+                    SpeechSettings(), RATE)
+    await speech.start()
+    broker = FakeBroker()
+    loop = asyncio.get_running_loop()
+    program = Program(idle, fps=FPS, spf=RATE // FPS, crossfade_frames=2, gap_frames=3,
+                      lead_frames=2, machine=machine,
+                      on_done=lambda seg: scheduler.segment_done(seg))
+    program.encoder_up(True)
+    handled = HandledIds(tmp_path / "handled.log", 100)
+    attempts = Attempts(tmp_path / "attempts.json")
+    scheduler = Scheduler(
+        program=program, speech=speech, face=face, consumer_ref=lambda: broker,
+        handled=handled, attempts=attempts, crash_limit=3, playout=PlayoutSettings(),
+        buffer_frames=60, sample_rate=RATE,
+        spawn=lambda coro: loop.call_soon_threadsafe(loop.create_task, coro),
+    )
+    sink = Sink()
+    pacer = Pacer(FrameClock(FPS), program, sink)
+    pacer.start()
+    worker = asyncio.create_task(scheduler.run())
+    scheduler.speech_ready.set()
+    try:
+        knobs.mode = mode
+        await scheduler.on_speak(Delivery(SpeakMessage(id="bad", text="Fail, please."),
+                                          Raw("bad")))  # type: ignore[arg-type]
+        how, why = await settle(broker, "bad")
+        assert how == "dead" and reason in why, why
+        knobs.mode = "ok"
+        await scheduler.on_speak(Delivery(SpeakMessage(id="good", text="Now it works."),
+                                          Raw("good")))  # type: ignore[arg-type]
+        assert (await settle(broker, "good"))[0] == "acked"
+        assert scheduler.history[-1]["outcome"] == "aired"
+        assert pacer.running and pacer.frames_dropped == 0
+    finally:
+        knobs.release.set()
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        pacer.stop()
+        await face.aclose()
+        await speech.aclose()
