@@ -4,6 +4,7 @@ a long backoff), and the text that the outage cut airs again, once, in full."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.daemon import DaemonProc, QueueNames, publish
+from harness.daemon import DaemonProc, QueueNames, Receiver, packets, publish
 from harness.services import NginxRtmp
 
 pytestmark = pytest.mark.services
@@ -76,3 +77,67 @@ def test_rtmp_server_down_and_back(tmp_path: Path, queues: QueueNames,
     assert on_air_after < 4, f"{on_air_after:.1f} s"  # the old backoff waited 8-16 s here
     assert [e["id"] for e in st["recent"]] == ["cut"]  # aired once, after the return
     assert "cut by the encoder outage" in daemon.log()
+
+
+def test_two_outputs_stand_alone(tmp_path: Path, queues: QueueNames) -> None:
+    a, b = NginxRtmp(tmp_path / "a"), NginxRtmp(tmp_path / "b")
+    a.start()
+    b.start()
+    daemon = DaemonProc(tmp_path / "d", queues, {
+        "AVATARCAST_OUTPUT__RTMP_URLS": json.dumps([a.url("avatar"), b.url("avatar")]),
+        "AVATARCAST_OUTPUT__RESTART_BACKOFF_MAX_S": "30",
+    })
+    try:
+        daemon.wait_for(lambda s: s["encoder_alive"] and s["frames_sent"] > 60, 30, "on air")
+        first_packet(a.url("avatar"), limit_s=10)
+        first_packet(b.url("avatar"), limit_s=10)
+        watch_a = Receiver(a.url("avatar"), tmp_path / "a.flv")
+        time.sleep(2)
+        b.stop()
+        time.sleep(12)  # b's retries back off past 8 s
+        st = daemon.status()
+        assert st is not None and st["encoder_restarts"] == 0 and st["state"] == "idle"
+        b.start()
+        back = time.monotonic()
+        b_after = first_packet(b.url("avatar"), limit_s=30) - back
+        time.sleep(2)
+        watch_a.proc.terminate()
+        watch_a.wait(10)
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+        a.stop()
+        b.stop()
+    pts = packets(tmp_path / "a.flv", "v")[:, 0]
+    print(f"output b back {b_after:.2f} s after its server returned; a: {pts.size} frames, "
+          f"largest gap {float((pts[1:] - pts[:-1]).max()):.3f} s")
+    # a never noticed: a continuous stream through b's outage and return.
+    assert float(pts.max() - pts.min()) > 12 and float((pts[1:] - pts[:-1]).max()) < 0.2
+    # b rejoined on its own, at the next keyframe, without restarting the encoder.
+    assert b_after < 5
+
+
+def test_recording_goes_on_while_the_rtmp_output_is_down(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    daemon = DaemonProc(tmp_path / "d", queues, {
+        "AVATARCAST_OUTPUT__RTMP_URLS": json.dumps([rtmp_server.url("avatar")]),
+        "AVATARCAST_OUTPUT__RECORD_PATH": str(tmp_path / "rec" / "program.mkv"),
+    })
+    try:
+        daemon.wait_for(lambda s: all(o["live"] for o in s["outputs"]) and s["outputs"], 30,
+                        "both outputs live")
+        rtmp_server.stop()
+        st = daemon.wait_for(lambda s: not s["outputs"][0]["live"], 15, "rtmp output down")
+        assert [o["live"] for o in st["outputs"]] == [False, True]
+        time.sleep(4)
+        rtmp_server.start()
+        daemon.wait_for(lambda s: all(o["live"] for o in s["outputs"]), 15, "rtmp back")
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    (recording,) = sorted((tmp_path / "rec").iterdir())  # one file: never restarted
+    v = packets(recording, "v")[:, 0]
+    a = packets(recording, "a")[:, 0]
+    assert float(v.max() - v.min()) > 5 and float((v[1:] - v[:-1]).max()) < 0.1
+    assert abs(float(v.max() - a.max())) < 0.2  # sound and picture end together

@@ -214,6 +214,7 @@ class Daemon:
             "state": self.machine.state.value,
             "encoder_alive": e.alive,
             "encoder_restarts": e.restarts,
+            "outputs": e.outputs(),
             "broker_connected": self.consumer.connected,
             "frames_sent": p.frames_sent,
             "frames_dropped": p.frames_dropped,

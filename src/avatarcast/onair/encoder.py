@@ -13,7 +13,6 @@ import fcntl
 import logging
 import os
 import queue
-import socket
 import subprocess
 import tempfile
 import threading
@@ -22,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
-from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +29,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from ..infra.redact import global_redactor
 from ..settings import AudioSettings, OutputSettings, VideoSettings
 from .audio import Pcm
-from .ffmpeg_args import build_args, record_file
+from .fanout import Fanout, Preamble, Relay
+from .ffmpeg_args import build_args, log_line, record_file, relay_args, targets
 from .frames import Frame
+from .reconnect import Address, backoff, rtmp_address
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +40,6 @@ log = logging.getLogger(__name__)
 class Receipt(Protocol):
     def written(self) -> None: ...
     def dropped(self) -> None: ...
-
-
-PROBE_INTERVAL_S = 0.5
-
-
-def rtmp_address(url: str) -> tuple[str, int]:
-    """(host, port) of an RTMP URL; the stream key in its path is not needed for a probe."""
-    parts = urlsplit(url)
-    default = 443 if parts.scheme == "rtmps" else 1935
-    return parts.hostname or "127.0.0.1", parts.port or default
-
-
-def servers_accept(servers: list[tuple[str, int]], timeout: float = 0.3) -> bool:
-    for host, port in servers:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                pass
-        except OSError:
-            return False
-    return True
 
 
 class EncoderCrashed(Exception):
@@ -126,13 +106,51 @@ class Encoder:
         self.restarts = 0
         self.last_error: str | None = None
         self._closed = False
-        self._servers = [rtmp_address(u.get_secret_value()) for u in output.rtmp_urls]
+        urls = [u.get_secret_value() for u in output.rtmp_urls]
+        self._fanout: Fanout | None = None
+        if len(targets(urls, output.record_path)) > 1:
+            # Several outputs: each stands alone; the encoder's own backoff probes nothing.
+            self._fanout = Fanout(lambda preamble: self._relays(urls, preamble))
+            self._servers: list[Address] = []
+        else:
+            self._servers = [rtmp_address(u) for u in urls]
+
+    def _relays(self, urls: list[str], preamble: Preamble) -> list[Relay]:
+        out, ffmpeg = self._output, self._output.ffmpeg_path
+
+        def relay(name: str, servers: list[Address], args: Callable[[], list[str]]) -> Relay:
+            return Relay(name=name, args=args, servers=servers, preamble=preamble,
+                         backoff_s=(out.restart_backoff_min_s, out.restart_backoff_max_s),
+                         stable_after_s=out.stable_after_s)
+
+        def stream(url: str) -> Callable[[], list[str]]:
+            return lambda: relay_args(ffmpeg, url, "flv")
+
+        relays = []
+        for i, url in enumerate(urls, 1):
+            host, port = rtmp_address(url)
+            relays.append(relay(f"rtmp{i} ({host}:{port})", [(host, port)], stream(url)))
+        if out.record_path is not None:
+            pattern = out.record_path
+            fmt = "matroska" if pattern.suffix == ".mkv" else "flv"
+            relays.append(relay("record", [], lambda: relay_args(ffmpeg, record_file(pattern),
+                                                                  fmt)))
+        return relays
+
+    def outputs(self) -> list[dict[str, Any]]:
+        """Each output's state when there are several (no URLs: they may hold keys)."""
+        if self._fanout is None:
+            return []
+        return [{"name": r.name, "live": r.live, "restarts": r.restarts,
+                 "last_error": r.last_error} for r in self._fanout.relays]
 
     @property
     def alive(self) -> bool:
         return self._up
 
     def start(self) -> None:
+        if self._fanout is not None:
+            self._fanout.start()
         self._supervisor = threading.Thread(target=self._supervise, name="encoder", daemon=True)
         self._supervisor.start()
 
@@ -161,6 +179,8 @@ class Encoder:
                 q.put(_STOP, timeout=1.0)
         if self._supervisor is not None:
             self._supervisor.join(timeout)
+        if self._fanout is not None:
+            self._fanout.close()
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.kill()
@@ -194,23 +214,7 @@ class Encoder:
                 return  # stopping during backoff
 
     def _sleep(self, seconds: float) -> None:
-        """The backoff between restarts, cut short by a stop, or by an RTMP server that was
-        refusing connections and now accepts them: back on air within a probe interval of its
-        return, without hammering a server that stays down (a TCP connect per interval)."""
-        deadline = time.monotonic() + seconds
-        was_down = False
-        while not self._stopping.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._stopping.wait(min(left, PROBE_INTERVAL_S))
-            if not self._servers:
-                continue
-            if not servers_accept(self._servers):
-                was_down = True
-            elif was_down:
-                log.info("the RTMP server accepts connections again; restarting now")
-                return
+        backoff(seconds, self._stopping, self._servers)
 
     def _log_backoff(self, state: RetryCallState) -> None:
         delay = state.next_action.sleep if state.next_action else 0.0
@@ -220,14 +224,19 @@ class Encoder:
         )
 
     def _run_once(self) -> None:
-        record = record_file(self._output.record_path) if self._output.record_path else None
-        args = build_args(self._video, self._audio, self._output, str(self._fifo), record)
+        fanout = self._fanout
+        record = None
+        if fanout is None and self._output.record_path is not None:
+            record = record_file(self._output.record_path)
+        args = build_args(self._video, self._audio, self._output, str(self._fifo), record,
+                          to_stdout=fanout is not None)
         started = time.monotonic()
         self.generation += 1
         self.frames_written = 0
         log.info("encoder run %d: %s", self.generation, " ".join(args))
         proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            args, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE if fanout is not None else subprocess.DEVNULL,
             # Its own process group: a Ctrl-C or a group-wide SIGTERM reaches the daemon only,
             # which then ends the stream cleanly by closing FFmpeg's input.
             start_new_session=True,
@@ -239,6 +248,10 @@ class Encoder:
             threading.Thread(target=self._write_audio, args=(proc,), name="enc-audio"),
             threading.Thread(target=self._read_stderr, args=(proc.stderr,), name="enc-log"),
         ]
+        if fanout is not None:
+            assert proc.stdout is not None
+            threads.append(threading.Thread(target=fanout.pump, args=(proc.stdout,),
+                                            name="enc-fanout"))
         for t in threads:
             t.daemon = True
             t.start()
@@ -334,10 +347,10 @@ class Encoder:
         redact = global_redactor()
         for raw in pipe:
             line = redact(raw.decode(errors="replace").rstrip())
-            level, _, text = line.partition("] ") if line.startswith("[") else ("", "", line)
+            error, text = log_line(line)
             if not text:
                 continue
-            if level in ("[error", "[fatal", "[panic"):
+            if error:
                 log.error("ffmpeg: %s", text)
                 self.last_error = text
             else:

@@ -22,28 +22,28 @@ def record_file(pattern: Path) -> str:
     return str(path)
 
 
-def _escape_tee(target: str) -> str:
-    # The tee muxer splits on '|' and reads options in '[...]'; escape both in targets.
-    for ch in ("\\", "|", "[", "]"):
-        target = target.replace(ch, "\\" + ch)
-    return target
+def log_line(line: str) -> tuple[bool, str]:
+    """(is an error, text) of a line FFmpeg logs with `-loglevel level+...`."""
+    level, _, text = line.partition("] ") if line.startswith("[") else ("", "", line)
+    return level in ("[error", "[fatal", "[panic"), text
 
 
-def output_target(urls: list[str], record: str | None) -> tuple[str, str]:
-    """(format, target): FLV to one URL, or the tee muxer when there are several outputs."""
-    targets = [(u, "flv", True) for u in urls]
-    if record:
-        fmt = "matroska" if record.endswith(".mkv") else "flv"
-        targets.append((record, fmt, False))
-    if not targets:
+def targets(urls: list[str], record: Path | None) -> list[tuple[str, str]]:
+    """(target, format) of every output; a record path is expanded per run by the caller."""
+    found = [(u, "flv") for u in urls]
+    if record is not None:
+        found.append((str(record), "matroska" if record.suffix == ".mkv" else "flv"))
+    if not found:
         raise ValueError("no output: set output.rtmp_urls and/or output.record_path")
-    if len(targets) == 1:
-        return targets[0][1], targets[0][0]
-    parts = []
-    for target, fmt, is_stream in targets:
-        opts = f"f={fmt}:onfail=ignore" if is_stream else f"f={fmt}"
-        parts.append(f"[{opts}]{_escape_tee(target)}")
-    return "tee", "|".join(parts)
+    return found
+
+
+def relay_args(ffmpeg_path: str, target: str, fmt: str) -> list[str]:
+    """One output of the fan-out: the encoder's FLV in on stdin, copied out unchanged."""
+    out = ["-f", fmt, "-flvflags", "no_duration_filesize"] if fmt == "flv" else ["-f", fmt]
+    return [ffmpeg_path, "-hide_banner", "-nostats", "-loglevel", "level+warning",
+            "-f", "flv", "-analyzeduration", "500000", "-i", "pipe:0",
+            "-map", "0", "-c", "copy", *out, target]
 
 
 def build_args(
@@ -52,7 +52,10 @@ def build_args(
     output: OutputSettings,
     audio_fifo: str,
     record: str | None,
+    *,
+    to_stdout: bool = False,
 ) -> list[str]:
+    """The encoder: one output directly, or FLV on stdout for the fan-out (`to_stdout`)."""
     raw = {"probesize": 32, "analyzeduration": 0, "thread_queue_size": 64}
     v_in = ffmpeg.input(
         "pipe:0", format="rawvideo", pix_fmt="yuv420p",
@@ -61,7 +64,11 @@ def build_args(
     # ch_layout, not ac: with a channel count only, FFmpeg warns that it guessed the layout.
     a_in = ffmpeg.input(audio_fifo, format="s16le", ar=audio.sample_rate, ch_layout="mono",
                         **raw)
-    fmt, target = output_target([u.get_secret_value() for u in output.rtmp_urls], record)
+    if to_stdout:
+        fmt, target = "flv", "pipe:1"
+    else:
+        urls = [u.get_secret_value() for u in output.rtmp_urls]
+        ((target, fmt),) = targets(urls, Path(record) if record else None)
     gop = max(1, round(video.fps * video.keyframe_interval_s))
     rate = f"{video.bitrate_kbps}k"
     opts: dict[str, object] = {
@@ -84,7 +91,7 @@ def build_args(
         "ac": 2,
         "flvflags": "no_duration_filesize",
     }
-    if fmt == "tee":
+    if fmt != "flv":
         del opts["flvflags"]
     cmd = ffmpeg.output(v_in, a_in, target, **opts).get_args()
     # level+: each line says its level, so warnings are logged but only errors count as such.
