@@ -1,7 +1,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench pipeline soak deps dev-deps schema clean
+.PHONY: run test lint typecheck unit bench pipeline memory soak deps dev-deps schema clean
 
 run: deps            ## install what is missing, start RabbitMQ (+ nginx-rtmp), run the daemon
 	scripts/run-local.sh
@@ -23,6 +23,10 @@ bench: dev-deps      ## the quick suite: cadence, drift, time to air, skip, idle
 
 pipeline: dev-deps   ## what FFmpeg, nginx-rtmp and a client add to every cut (about 2 minutes)
 	$(BIN)/python -m bench pipeline
+
+memory: dev-deps     ## resident memory vs. the longest text at 480p/720p/1080p (about 4 minutes)
+	scripts/start-rabbitmq.sh
+	$(BIN)/python -m bench memory
 
 soak: dev-deps       ## the stream for MINUTES (60) with a message every 20 s: drift, memory
 	scripts/start-rabbitmq.sh

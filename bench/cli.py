@@ -3,6 +3,7 @@
   python -m bench [quick] [--no-musetalk]     every figure, about 9 minutes on 2 cores
   python -m bench soak --minutes 60           720p on air for an hour, a message every 20 s
   python -m bench pipeline                    the encoder's share of a cut, about 2 minutes
+  python -m bench memory                      resident memory vs. the longest text, 4 minutes
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
 a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import air, cadence, chart, cost, pipeline, renderers, report
+from . import air, cadence, chart, cost, memory, pipeline, renderers, report
 from .probes import AudioWatch, MouthWatch, PacketLog
 from .session import BITRATE_KBPS, FPS, PRESET, SIZES, Session
 
@@ -196,7 +197,8 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", nargs="?", choices=("quick", "soak", "pipeline"), default="quick")
+    ap.add_argument("kind", nargs="?", choices=("quick", "soak", "pipeline", "memory"),
+                    default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
     ap.add_argument("--idle-s", type=float, default=45, help="quick: idle cadence window")
@@ -205,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--interrupts", type=int, default=20)
     ap.add_argument("--cpu-s", type=float, default=15, help="idle CPU window per size")
     ap.add_argument("--cuts", type=int, default=20, help="pipeline: cuts per size")
+    ap.add_argument("--speak-s", type=float, default=40, help="memory: seconds sampled on air")
     ap.add_argument("--no-musetalk", action="store_true")
     ap.add_argument("--out", type=Path, default=report.ROOT / "bench" / "results")
     args = ap.parse_args(argv)
@@ -213,6 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.kind == "pipeline":
         with tempfile.TemporaryDirectory(prefix="avatarcast-pipeline-") as tmp:
             figures = pipeline.run(Path(tmp), args.cuts)
+    elif args.kind == "memory":
+        with tempfile.TemporaryDirectory(prefix="avatarcast-memory-") as tmp:
+            figures = memory.run(Path(tmp), args.speak_s)
     else:
         figures = quick(args) if args.kind == "quick" else soak(args)
     record = {
@@ -226,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.kind == "pipeline":
         report.write(args.kind, stamp, record, pipeline_rows(figures), args.out,
                      chart.draw_pipeline)
+    elif args.kind == "memory":
+        report.write(args.kind, stamp, record, memory.rows(figures), args.out, memory.draw)
     else:
         report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
 
