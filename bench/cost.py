@@ -14,8 +14,9 @@ import numpy as np
 
 from avatarcast.onair.ffmpeg_args import build_args
 from avatarcast.settings import Settings
+from harness.daemon import rss_mib
 
-from .session import BITRATE_KBPS, FPS, PRESET, Session, cpu_percent, rss_mb
+from .session import BITRATE_KBPS, FPS, PRESET, Session, cpu_percent
 
 
 def baseline_args(s: Session, video_file: Path, audio_file: Path) -> list[str]:
@@ -81,7 +82,7 @@ class MemorySampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                row = {k: round(rss_mb(p), 1) for k, p in self.pids.items()}
+                row = {k: round(rss_mib(p), 1) for k, p in self.pids.items()}
             except (OSError, IndexError):
                 break
             row["t_s"] = round(time.time() - self._t0, 1)

@@ -9,12 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from avatarcast.broker.messages import MAX_TEXT_CHARS
+from harness.daemon import LONGEST_TEXT, rss_mib
 
-from .session import SIZES, Session, rss_mb
+from .session import SIZES, Session
 
-SENTENCE = "This sentence is one of many in the longest text a publisher may send. "
-LONGEST = (SENTENCE * (MAX_TEXT_CHARS // len(SENTENCE) + 1))[:MAX_TEXT_CHARS].strip()
 TARGET_MIB = 300
 
 
@@ -22,7 +20,7 @@ def _sample(pid: int, seconds: float, every: float = 0.25) -> list[float]:
     out = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        out.append(rss_mb(pid))
+        out.append(rss_mib(pid))
         time.sleep(every)
     return out
 
@@ -35,7 +33,7 @@ def one_size(work: Path, size: str, speak_s: float) -> dict[str, Any]:
         s.say("short", "A short text first.")
         s.entry("short", timeout=60)
         after_short = statistics.median(_sample(pid, 2))
-        s.say("longest", LONGEST)
+        s.say("longest", LONGEST_TEXT)
         s.proc.wait_for(lambda st: st["on_air"] == "longest", 90, "longest on air")
         talking = _sample(pid, speak_s)
         s.control("skip")

@@ -21,7 +21,6 @@ from harness.services import NginxRtmp, ensure_rabbitmq
 
 FPS = 30
 TICK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 PRESET, BITRATE_KBPS = "veryfast", {"480p": 1200, "720p": 2500, "1080p": 4500}
 
@@ -29,10 +28,6 @@ PRESET, BITRATE_KBPS = "veryfast", {"480p": 1200, "720p": 2500, "1080p": 4500}
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-
-
-def rss_mb(pid: int) -> float:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
 
 
 def cpu_percent(pids: dict[str, int], seconds: float) -> dict[str, float]:

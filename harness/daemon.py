@@ -20,6 +20,7 @@ from typing import Any
 import aio_pika
 import numpy as np
 
+from avatarcast.broker.messages import MAX_TEXT_CHARS
 from avatarcast.settings import DEFAULT_IDLE_SOURCE
 
 from .services import free_port
@@ -44,6 +45,16 @@ class QueueNames:
             "AVATARCAST_BROKER__CONTROL_QUEUE": self.control,
             "AVATARCAST_BROKER__DEAD_LETTER_QUEUE": self.dead,
         }
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_SENTENCE = "This sentence is one of many in the longest text a publisher may send. "
+# The longest text a publisher may send, in ordinary sentences: minutes of speech.
+LONGEST_TEXT = (_SENTENCE * (MAX_TEXT_CHARS // len(_SENTENCE) + 1))[:MAX_TEXT_CHARS].strip()
+
+
+def rss_mib(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE / 2**20
 
 
 class DaemonProc:
@@ -123,10 +134,7 @@ class DaemonProc:
 
     def rss_mib(self) -> float:
         """The daemon's resident memory (FFmpeg, a process of its own, not included)."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmRSS")
+        return rss_mib(self.proc.pid)
 
 
 class Receiver:

@@ -8,13 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from avatarcast.broker.messages import MAX_TEXT_CHARS
-from harness.daemon import DaemonProc, QueueNames, publish
+from harness.daemon import LONGEST_TEXT, DaemonProc, QueueNames, publish
 
 pytestmark = pytest.mark.services
 
-SENTENCE = "This sentence is one of many in the longest text a publisher may send. "
-LONGEST = (SENTENCE * (MAX_TEXT_CHARS // len(SENTENCE) + 1))[:MAX_TEXT_CHARS].strip()
 
 
 def test_longest_text_at_1080p_keeps_memory_bounded(tmp_path: Path, queues: QueueNames) -> None:
@@ -27,7 +24,7 @@ def test_longest_text_at_1080p_keeps_memory_bounded(tmp_path: Path, queues: Queu
         daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
         time.sleep(3)
         idle = daemon.rss_mib()
-        publish(queues.speak, {"type": "speak", "id": "longest", "text": LONGEST})
+        publish(queues.speak, {"type": "speak", "id": "longest", "text": LONGEST_TEXT})
         daemon.wait_for(lambda s: s["on_air"] == "longest", 90, "on air")
         peak = idle
         deadline = time.monotonic() + 40  # the old renderer ran minutes ahead in this time

@@ -15,23 +15,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from contextlib import aclosing
-from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-import numpy as np
 
 from .broker.attempts import Attempts
 from .broker.consumer import Delivery
 from .broker.dedupe import HandledIds
 from .broker.messages import ControlMessage
-from .face.base import ANIMATOR_RATE
 from .face.service import FaceService
-from .onair.audio import FrameSlicer, Pcm, resample
 from .onair.program import Program
 from .onair.segment import Outcome, Segment
+from .rendering import Renderer, Utterance
 from .settings import PlayoutSettings
-from .speech.base import SpeechError
 from .speech.chain import Speech
 
 log = logging.getLogger(__name__)
@@ -44,27 +38,6 @@ class Broker(Protocol):
     async def requeue(self, raw: Any) -> None: ...
     async def dead_letter(self, raw: Any, reason: str) -> bool: ...
     async def purge_speak(self) -> int: ...
-
-
-@dataclass(eq=False)
-class Utterance:
-    delivery: Delivery
-    received: float = field(default_factory=time.time)
-    segment: Segment | None = None
-    cancelled: Outcome | None = None
-    error: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    # Wall-clock marks (time.time()) on the way to air, for the time-to-air split.
-    marks: dict[str, float] = field(default_factory=dict)
-    holding: bool = False  # an interrupt holding the program until its segment is queued
-
-    @property
-    def urgent(self) -> bool:
-        return self.delivery.message.interrupt
-
-    @property
-    def id(self) -> str:
-        return self.delivery.message.id
 
 
 class Scheduler:
@@ -84,17 +57,16 @@ class Scheduler:
         spawn: Callable[[Coroutine[Any, Any, None]], None],
     ) -> None:
         self._program = program
-        self._speech = speech
-        self._face = face
         self._consumer = consumer_ref
         self._handled = handled
         self._attempts = attempts
         self._crash_limit = crash_limit
         self._playout = playout
-        self._rate = sample_rate
-        self._spf = program.spf
-        self._min_unsealed = playout.min_buffer_ms * program.fps // 1000
-        self._buffer_frames = buffer_frames
+        self._renderer = Renderer(
+            program=program, speech=speech, face=face, sample_rate=sample_rate,
+            min_unsealed=playout.min_buffer_ms * program.fps // 1000,
+            buffer_frames=buffer_frames,
+        )
         self._spawn = spawn
         self._backlog: deque[Utterance] = deque()
         self._inflight: dict[str, Utterance] = {}
@@ -240,86 +212,8 @@ class Scheduler:
                     await self._wake.wait()
 
     async def _render(self, utt: Utterance) -> None:
-        msg = utt.delivery.message
-        slicer = FrameSlicer(self._spf)
-        seg: Segment | None = None
-        self._program.preparing += 1
-        t0 = time.perf_counter()
-        utt.marks["render_started_at"] = time.time()
-        try:
-            async with aclosing(self._speech.synthesize(msg.text, msg.voice)) as chunks:
-                async for pcm in chunks:
-                    if utt.cancelled is not None or (seg is not None and seg.done):
-                        break
-                    if seg is None:
-                        utt.timings["tts_first_s"] = time.perf_counter() - t0
-                        utt.marks["tts_first_at"] = time.time()
-                        seg = Segment(msg.id, self._program.plan_start(), tag=utt,
-                                      urgent=utt.urgent)
-                        seg.min_unsealed = self._min_unsealed
-                        seg.max_buffered = self._buffer_frames
-                        utt.segment = seg
-                        self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)
-                        utt.holding = False
-                    await self._extend(utt, seg, slicer.push(pcm))
-            if seg is not None and utt.cancelled is None and not seg.done:
-                await self._extend(utt, seg, slicer.flush())
-                if not len(seg.audio):
-                    # Chunks that resampled to nothing: a segment of no frames never airs.
-                    raise SpeechError("speech produced no audio", retryable=False)
-                seg.sealed = True
-                utt.timings["render_s"] = time.perf_counter() - t0
-        except (SpeechError, RuntimeError, ValueError, OSError) as exc:
-            log.error("%s: rendering failed: %s", msg.id, exc)
-            self._fail(utt, seg, f"rendering failed: {exc}")
-        except Exception as exc:
-            # A bug, not the message's fault, but the worker must go on with the next one.
-            log.exception("%s: rendering failed with an unexpected error", msg.id)
-            self._fail(utt, seg, f"rendering failed (internal error {type(exc).__name__}: {exc})")
-        else:
-            if seg is None:
-                if utt.cancelled is None:
-                    utt.error = "speech produced no audio"
-                self._settle_now(utt, utt.cancelled or Outcome.FAILED)
-            elif utt.cancelled is not None:
-                self._program.withdraw(seg, utt.cancelled)
-            # else sealed, or already cut by the program, which reports its outcome
-        finally:
-            self._program.preparing -= 1
-
-    def _fail(self, utt: Utterance, seg: Segment | None, error: str) -> None:
-        utt.error = error[:1000]
-        if seg is None:
-            self._settle_now(utt, Outcome.FAILED)
-        else:
-            self._program.withdraw(seg, Outcome.FAILED)
-
-    async def _extend(self, utt: Utterance, seg: Segment, audio: list[Pcm]) -> None:
-        if not audio:
-            return
-        first = len(seg.audio)
-        idle = self._program.idle
-        indices = [idle.index(seg.planned_start + first + i) for i in range(len(audio))]
-        audio_16k = await asyncio.to_thread(
-            resample, np.concatenate(audio), self._rate, ANIMATOR_RATE
-        )
-        seg.audio.extend(audio)
-        async with aclosing(self._face.render(audio_16k, indices)) as batches:
-            async for batch in batches:
-                if seg.done:  # cut while rendering: the rest would never air
-                    break
-                seg.frames.extend(batch)
-                utt.marks.setdefault("frames_first_at", time.time())
-                await self._room(utt, seg)
-
-    async def _room(self, utt: Utterance, seg: Segment) -> None:
-        """Wait while the segment holds a full buffer of frames not yet on air: memory is
-        bounded by seconds of frames, not by the length of the text. The animator's thread
-        waits meanwhile (its hand-off holds at most a batch or two). The pacer thread frees
-        room a frame at a time; polling every two frames costs less than a wake-up per frame."""
-        full = self._buffer_frames
-        while seg.frames.held >= full and not seg.done and utt.cancelled is None:  # noqa: ASYNC110
-            await asyncio.sleep(2 / self._program.fps)
+        if (outcome := await self._renderer.render(utt)) is not None:
+            self._settle_now(utt, outcome)
 
     # -- outcomes ------------------------------------------------------------------------
 

@@ -27,7 +27,6 @@ from .topology import REASON_HEADER, SOURCE_HEADER, declare, declare_queue, pers
 log = logging.getLogger(__name__)
 
 
-
 def _channel(raw: AbstractIncomingMessage) -> object | None:
     try:
         return raw.channel
@@ -43,10 +42,6 @@ class Delivery:
 
     message: SpeakMessage
     raw: AbstractIncomingMessage
-
-    @property
-    def open(self) -> bool:
-        return _channel(self.raw) is not None
 
     def replaced_by(self, other: Delivery) -> bool:
         """Is `other` this message delivered again on a newer channel?"""

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..settings import Settings
-from .exits import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"avatarcast: {message}", file=sys.stderr)
-    return code
+from .exits import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 
 
 def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -27,13 +21,13 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
     try:
         avatar_id = cache.check_id(args.id)
     except ValueError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     if not source.is_file():
-        return _fail(f"source not found: {source}", EXIT_USAGE)
+        return fail(f"source not found: {source}", EXIT_USAGE)
     if args.image is not None and not is_image(source):
-        return _fail(f"--image {source}: not an image file; use --video for videos", EXIT_USAGE)
+        return fail(f"--image {source}: not an image file; use --video for videos", EXIT_USAGE)
     if args.video is not None and is_image(source):
-        return _fail(f"--video {source}: this is an image; use --image", EXIT_USAGE)
+        return fail(f"--video {source}: this is an image; use --image", EXIT_USAGE)
     build_with = build_settings(settings.avatar, settings.video.fps)
     directory = settings.avatar.avatars_dir / avatar_id
     try:
@@ -44,11 +38,11 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
                   ffmpeg=settings.output.ffmpeg_path, show_progress=True)
             print(f"avatar {avatar_id} prepared in {directory}")
     except NoFaceError as exc:
-        return _fail(str(exc), EXIT_FAILED)
+        return fail(str(exc), EXIT_FAILED)
     except SourceError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        return fail(str(exc), EXIT_USAGE)
     except FaceModelError as exc:
-        return _fail(str(exc), EXIT_UNAVAILABLE)
+        return fail(str(exc), EXIT_UNAVAILABLE)
     return _prepare_musetalk(settings, directory)
 
 
@@ -70,7 +64,7 @@ def _prepare_musetalk(settings: Settings, directory: Path) -> int:
         avatar = for_output(load(directory), video.width, video.height, keep_rgb=True)
         material = prepare_material(settings.face, avatar)
     except WeightsError as exc:
-        return _fail(str(exc), EXIT_UNAVAILABLE)
+        return fail(str(exc), EXIT_UNAVAILABLE)
     print(f"MuseTalk material for {video.width}x{video.height} ready ({why}): "
           f"{len(material.latents)} latents, blend mask from {material.mask_source}")
     return EXIT_OK
@@ -82,6 +76,6 @@ def download_command(settings: Settings, args: argparse.Namespace) -> int:
     try:
         download(settings.face.models_dir, endpoint=args.endpoint)
     except DownloadError as exc:
-        return _fail(str(exc), EXIT_UNAVAILABLE)
+        return fail(str(exc), EXIT_UNAVAILABLE)
     print(f"MuseTalk v1.5 weights are in {settings.face.models_dir}")
     return EXIT_OK

@@ -5,5 +5,13 @@ settings or an unreadable source; 3 a required service or model was unusable (br
 unreachable, no speech provider, weights not downloadable); 130 interrupted.
 """
 
+import sys
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int) -> int:
+    """A user's mistake or an unusable service: one line on stderr, and the code to exit with."""
+    print(f"avatarcast: {message}", file=sys.stderr)
+    return code

@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import logging
-import sys
 import uuid
 from pathlib import Path
 
@@ -17,7 +16,14 @@ from ..broker.messages import MAX_TEXT_CHARS, ControlMessage, SpeakMessage, json
 from ..infra.errors import Unavailable, UserError
 from ..infra.redact import setup_logging
 from ..settings import Settings, SettingsError, load_settings
-from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from .exits import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    fail,
+)
 
 log = logging.getLogger("avatarcast")
 
@@ -69,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        print(f"avatarcast: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(str(exc), EXIT_USAGE)
     secrets = [settings.broker.url.get_secret_value()]
     secrets += [u.get_secret_value() for u in settings.output.rtmp_urls]
     setup_logging(settings.log_level, secrets)
@@ -96,19 +101,15 @@ def _run(settings: Settings) -> int:
     from ..infra.malloc import return_big_blocks_to_the_os
 
     if not settings.output.rtmp_urls and settings.output.record_path is None:
-        print("avatarcast: no output configured: set AVATARCAST_OUTPUT__RTMP_URLS (a JSON list "
-              "of rtmp:// URLs) and/or AVATARCAST_OUTPUT__RECORD_PATH", file=sys.stderr)
-        return EXIT_USAGE
+        return fail("no output configured: set AVATARCAST_OUTPUT__RTMP_URLS (a JSON list of "
+                    "rtmp:// URLs) and/or AVATARCAST_OUTPUT__RECORD_PATH", EXIT_USAGE)
     return_big_blocks_to_the_os()
-
     try:
         return asyncio.run(Daemon(settings).run())
     except UserError as exc:
-        print(f"avatarcast: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(str(exc), EXIT_USAGE)
     except Unavailable as exc:
-        print(f"avatarcast: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return fail(str(exc), EXIT_UNAVAILABLE)
     except Exception:
         log.exception("the daemon failed")
         return EXIT_FAILED
@@ -130,8 +131,7 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
             msg = ControlMessage(command=args.command)
     except ValidationError as exc:
         errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        print(f"avatarcast: invalid message: {errs}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"invalid message: {errs}", EXIT_USAGE)
     try:
         await publish(settings.broker, msg)
     except PublishError as exc:

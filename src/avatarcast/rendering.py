@@ -1,0 +1,144 @@
+"""One message rendered into its segment: speech sentence by sentence, the talking face for
+each sentence, streamed into a buffer of at most `buffer_frames` ahead of air while the program
+airs the segment. Owned by the event loop; synthesis and animation run on their own threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .broker.consumer import Delivery
+from .face.base import ANIMATOR_RATE
+from .face.service import FaceService
+from .onair.audio import FrameSlicer, Pcm, resample
+from .onair.program import Program
+from .onair.segment import Outcome, Segment
+from .speech.base import SpeechError
+from .speech.chain import Speech
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Utterance:
+    delivery: Delivery
+    received: float = field(default_factory=time.time)
+    segment: Segment | None = None
+    cancelled: Outcome | None = None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    # Wall-clock marks (time.time()) on the way to air, for the time-to-air split.
+    marks: dict[str, float] = field(default_factory=dict)
+    holding: bool = False  # an interrupt holding the program until its segment is queued
+
+    @property
+    def urgent(self) -> bool:
+        return self.delivery.message.interrupt
+
+    @property
+    def id(self) -> str:
+        return self.delivery.message.id
+
+
+class Renderer:
+    def __init__(
+        self, *, program: Program, speech: Speech, face: FaceService, sample_rate: int,
+        min_unsealed: int, buffer_frames: int,
+    ) -> None:
+        self._program = program
+        self._speech = speech
+        self._face = face
+        self._rate = sample_rate
+        self._spf = program.spf
+        self._min_unsealed = min_unsealed
+        self._buffer_frames = buffer_frames
+
+    async def render(self, utt: Utterance) -> Outcome | None:
+        """Render `utt` into its segment. None when the program will report the segment's
+        outcome; otherwise the outcome to settle the message with now (no segment aired)."""
+        msg = utt.delivery.message
+        slicer = FrameSlicer(self._spf)
+        seg: Segment | None = None
+        self._program.preparing += 1
+        t0 = time.perf_counter()
+        utt.marks["render_started_at"] = time.time()
+        try:
+            async with aclosing(self._speech.synthesize(msg.text, msg.voice)) as chunks:
+                async for pcm in chunks:
+                    if utt.cancelled is not None or (seg is not None and seg.done):
+                        break
+                    if seg is None:
+                        utt.timings["tts_first_s"] = time.perf_counter() - t0
+                        utt.marks["tts_first_at"] = time.time()
+                        seg = Segment(msg.id, self._program.plan_start(), tag=utt,
+                                      urgent=utt.urgent)
+                        seg.min_unsealed = self._min_unsealed
+                        seg.max_buffered = self._buffer_frames
+                        utt.segment = seg
+                        self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)
+                        utt.holding = False
+                    await self._extend(utt, seg, slicer.push(pcm))
+            if seg is not None and utt.cancelled is None and not seg.done:
+                await self._extend(utt, seg, slicer.flush())
+                if not len(seg.audio):
+                    # Chunks that resampled to nothing: a segment of no frames never airs.
+                    raise SpeechError("speech produced no audio", retryable=False)
+                seg.sealed = True
+                utt.timings["render_s"] = time.perf_counter() - t0
+        except (SpeechError, RuntimeError, ValueError, OSError) as exc:
+            log.error("%s: rendering failed: %s", msg.id, exc)
+            return self._fail(utt, seg, f"rendering failed: {exc}")
+        except Exception as exc:
+            # A bug, not the message's fault, but the worker must go on with the next one.
+            log.exception("%s: rendering failed with an unexpected error", msg.id)
+            return self._fail(utt, seg,
+                              f"rendering failed (internal error {type(exc).__name__}: {exc})")
+        finally:
+            self._program.preparing -= 1
+        if seg is None:
+            if utt.cancelled is None:
+                utt.error = "speech produced no audio"
+            return utt.cancelled or Outcome.FAILED
+        if utt.cancelled is not None:
+            self._program.withdraw(seg, utt.cancelled)
+        return None  # sealed, or already cut by the program, which reports its outcome
+
+    def _fail(self, utt: Utterance, seg: Segment | None, error: str) -> Outcome | None:
+        utt.error = error[:1000]
+        if seg is None:
+            return Outcome.FAILED
+        self._program.withdraw(seg, Outcome.FAILED)
+        return None
+
+    async def _extend(self, utt: Utterance, seg: Segment, audio: list[Pcm]) -> None:
+        if not audio:
+            return
+        first = len(seg.audio)
+        idle = self._program.idle
+        indices = [idle.index(seg.planned_start + first + i) for i in range(len(audio))]
+        audio_16k = await asyncio.to_thread(
+            resample, np.concatenate(audio), self._rate, ANIMATOR_RATE
+        )
+        seg.audio.extend(audio)
+        async with aclosing(self._face.render(audio_16k, indices)) as batches:
+            async for batch in batches:
+                if seg.done:  # cut while rendering: the rest would never air
+                    break
+                seg.frames.extend(batch)
+                utt.marks.setdefault("frames_first_at", time.time())
+                await self._room(utt, seg)
+
+    async def _room(self, utt: Utterance, seg: Segment) -> None:
+        """Wait while the segment holds a full buffer of frames not yet on air: memory is
+        bounded by seconds of frames, not by the length of the text. The animator's thread
+        waits meanwhile (its hand-off holds at most a batch or two). The pacer thread frees
+        room a frame at a time; polling every two frames costs less than a wake-up per frame."""
+        full = seg.max_buffered
+        while seg.frames.held >= full and not seg.done and utt.cancelled is None:  # noqa: ASYNC110
+            await asyncio.sleep(2 / self._program.fps)
