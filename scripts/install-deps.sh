@@ -14,6 +14,7 @@ command -v nginx >/dev/null || missing+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=(libnginx-mod-rtmp)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+command -v pgrep >/dev/null || missing+=(procps)  # the tests find FFmpeg children with it
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -74,7 +74,9 @@ def test_rtmp_server_down_and_back(tmp_path: Path, queues: QueueNames,
     finally:
         daemon.kill()
     print(f"on air {on_air_after:.2f} s after the RTMP server returned")
-    assert on_air_after < 4, f"{on_air_after:.1f} s"  # the old backoff waited 8-16 s here
+    # Back because the probe saw the server return, not because a 8-16 s backoff ran out
+    # (the figure is printed above and quoted in the notes; tests assert no timings).
+    assert "accepts connections again; reconnecting now" in daemon.log()
     assert [e["id"] for e in st["recent"]] == ["cut"]  # aired once, after the return
     assert "cut by the encoder outage" in daemon.log()
 
@@ -113,8 +115,9 @@ def test_two_outputs_stand_alone(tmp_path: Path, queues: QueueNames) -> None:
           f"largest gap {float((pts[1:] - pts[:-1]).max()):.3f} s")
     # a never noticed: a continuous stream through b's outage and return.
     assert float(pts.max() - pts.min()) > 12 and float((pts[1:] - pts[:-1]).max()) < 0.2
-    # b rejoined on its own, at the next keyframe, without restarting the encoder.
-    assert b_after < 5
+    # b rejoined on its own (first_packet above got its stream), woken by the probe, at the
+    # next keyframe, without restarting the encoder (checked before the return).
+    assert "accepts connections again; reconnecting now" in daemon.log()
 
 
 def test_recording_goes_on_while_the_rtmp_output_is_down(

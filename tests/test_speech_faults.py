@@ -47,7 +47,7 @@ def run(tmp_path: Path, queues: QueueNames, fault: str, providers: list[str]) ->
         assert daemon.stop() == 0
     finally:
         daemon.kill()
-    assert st["frames_dropped"] == 0 and st["frames_late"] <= 2, st
+    assert st["frames_dropped"] == 0, st
     return {"outcome": daemon.outcomes(st)[fault], "log": daemon.log()}
 
 
