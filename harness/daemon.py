@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -111,6 +112,25 @@ class DaemonProc:
         raise AssertionError(
             f"timed out waiting for {what}; last status {st}\n{self.log()[-3000:]}"
         )
+
+    def wait_for_backoff(self, at_least_s: float, timeout: float) -> float:
+        """Wait for the daemon to log a new reconnect backoff (encoder or output) of at least
+        `at_least_s`; returns it. A server brought back right after this returns comes back
+        during that backoff, so only the probe, not the backoff's end, can bring it back."""
+        pattern = re.compile(r"(?:next try in|retrying in up to) (\d+\.\d) s")
+
+        def long_ones() -> list[float]:
+            return [s for s in map(float, pattern.findall(self.log())) if s >= at_least_s]
+
+        seen = len(long_ones())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = long_ones()
+            if len(found) > seen:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no backoff of {at_least_s} s logged in {timeout} s\n"
+                             f"{self.log()[-3000:]}")
 
     def outcomes(self, st: dict[str, Any]) -> dict[str, str]:
         return {e["id"]: e["outcome"] for e in st["recent"]}

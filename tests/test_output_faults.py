@@ -59,7 +59,7 @@ def test_rtmp_server_down_and_back(tmp_path: Path, queues: QueueNames,
         time.sleep(1)
         rtmp_server.stop()
         daemon.wait_for(lambda s: s["state"] == "error", 15, "outage seen")
-        time.sleep(14)  # the backoff has grown past 8 s by now
+        daemon.wait_for_backoff(8, 60)  # as after a long outage: the return must not wait
         st = daemon.status()
         assert st is not None and st["frames_dropped"] > 0  # the clock kept running
         assert st["encoder_restarts"] >= 4
@@ -96,7 +96,7 @@ def test_two_outputs_stand_alone(tmp_path: Path, queues: QueueNames) -> None:
         watch_a = Receiver(a.url("avatar"), tmp_path / "a.flv")
         time.sleep(2)
         b.stop()
-        time.sleep(12)  # b's retries back off past 8 s
+        daemon.wait_for_backoff(8, 60)  # b's retries back off past 8 s
         st = daemon.status()
         assert st is not None and st["encoder_restarts"] == 0 and st["state"] == "idle"
         b.start()

@@ -36,7 +36,9 @@ def servers_accept(servers: list[Address], timeout: float = 0.3) -> bool:
 def backoff(seconds: float, stopping: threading.Event, servers: list[Address]) -> None:
     """Sleep `seconds`, cut short by `stopping` or by the servers coming back."""
     deadline = time.monotonic() + seconds
-    was_down = False
+    # Look now, not only after the first interval: a server back within that interval would
+    # otherwise never be seen as down, and the whole backoff would run out.
+    was_down = bool(servers) and not servers_accept(servers)
     while not stopping.is_set():
         left = deadline - time.monotonic()
         if left <= 0:
