@@ -20,6 +20,7 @@ from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import for_output
 from avatarcast.face.base import ANIMATOR_RATE
 from avatarcast.face.lite import LiteAnimator
+from avatarcast.face.mouthtrack import from_audio
 from avatarcast.onair.audio import resample
 from avatarcast.settings import DEFAULT_IDLE_SOURCE, Settings
 from avatarcast.speech.base import SpeechError
@@ -45,7 +46,8 @@ async def _synthesize(provider: str, runs: int) -> tuple[dict[str, Any], np.ndar
         for _ in range(runs):
             t = time.perf_counter()
             chunks = []
-            async for c in speech.synthesize(TEXT, None):
+            async for spoken in speech.synthesize(TEXT, None):
+                c = spoken.pcm
                 if not chunks:
                     first.append(time.perf_counter() - t)
                 chunks.append(c)
@@ -88,10 +90,11 @@ def lite_fps(audio_16k: np.ndarray, runs: int = 3) -> dict[str, Any]:
             anim = LiteAnimator(FPS)
             anim.load(avatar)
             indices = [avatar.idle.index(k) for k in range(frames)]
+            track = from_audio(audio_16k, frames, FPS, ANIMATOR_RATE)
             rates = []
             for _ in range(runs):
                 t = time.perf_counter()
-                n = sum(len(b) for b in anim.render(audio_16k, indices))
+                n = sum(len(b) for b in anim.render(audio_16k, indices, track))
                 rates.append(n / (time.perf_counter() - t))
             fps = statistics.median(rates)
             out[name] = {"fps": round(fps, 1), "x_real_time": round(fps / FPS, 2)}

@@ -3,10 +3,7 @@ moves while speech is on air and is still in silence, and the cuts in and out do
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +12,9 @@ import pytest
 
 from avatarcast.avatar import mesh
 from avatarcast.avatar.track import FaceTracker
-from harness.daemon import DaemonProc, QueueNames, Receiver, packets, publish
+from harness.daemon import DaemonProc, QueueNames, packets
 from harness.services import NginxRtmp
+from harness.speak import decode_frames, speak_and_record
 
 pytestmark = pytest.mark.services
 FPS = 30
@@ -24,43 +22,15 @@ W, H = 640, 360
 
 
 def _frames(path: Path, pix_fmt: str, channels: int) -> np.ndarray:
-    out = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-f", "rawvideo",
-         "-pix_fmt", pix_fmt, "-"], capture_output=True, check=True,
-    ).stdout
-    return np.frombuffer(out, np.uint8).reshape(-1, H, W, channels)
+    return decode_frames(path, W, H, pix_fmt, channels)
 
 
 def _speak_once(
     tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp, env: dict[str, str],
     text: str, animator: str,
 ) -> tuple[DaemonProc, dict[str, Any], Path]:
-    """Run the daemon at W x H, air one text after a second of idle, stop; return the daemon,
-    its last status and the recording a real RTMP client made."""
-    url = rtmp_server.url(f"k{uuid.uuid4().hex}")
-    receiver = Receiver(url, tmp_path / "received.flv")
-    daemon = DaemonProc(tmp_path, queues, {
-        "AVATARCAST_OUTPUT__RTMP_URLS": json.dumps([url]),
-        "AVATARCAST_FACE__ANIMATOR": animator,
-        "AVATARCAST_AVATAR__AVATARS_DIR": str(tmp_path / "avatars"),
-        "AVATARCAST_VIDEO__WIDTH": str(W), "AVATARCAST_VIDEO__HEIGHT": str(H),
-        "AVATARCAST_VIDEO__BITRATE_KBPS": "1500",
-        **env,
-    })
-    try:
-        st = daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
-        assert st["animator"] == animator
-        daemon.wait_for(lambda s: s["frames_sent"] >= FPS, 10, "a second of idle")
-        publish(queues.speak, {"type": "speak", "id": "talk", "text": text})
-        st = daemon.wait_for(lambda s: s["state"] == "idle"
-                             and daemon.outcomes(s) == {"talk": "aired"}, 120, "aired")
-        daemon.wait_for(lambda s: s["frames_sent"] >= st["frames_sent"] + FPS, 10, "idle tail")
-        assert daemon.stop() == 0, daemon.log()
-    finally:
-        daemon.kill()
-        receiver.wait()
-    assert f"face animator: {animator}" in daemon.log()
-    return daemon, st, receiver.out
+    return speak_and_record(tmp_path, queues, rtmp_server, env, [text], animator=animator,
+                            width=W, height=H, fps=FPS)
 
 
 def test_the_mouth_moves_with_speech_only(

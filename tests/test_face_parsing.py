@@ -17,6 +17,7 @@ from avatarcast.avatar.cache import BuildSettings
 from avatarcast.avatar.masks import CROP
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
+from avatarcast.face.mouthtrack import MouthTrack
 from avatarcast.face.musetalk.animator import MuseTalkAnimator
 from avatarcast.face.musetalk.bisenet import BiSeNet
 from avatarcast.face.musetalk.material import FILE, LANDMARKS, PARSED
@@ -80,7 +81,8 @@ def _render(models_dir: Path, avatar: Avatar) -> tuple[MuseTalkAnimator, list[np
     anim.load(avatar)
     indices = list(range(avatar.idle.length))
     audio = voiced(len(indices) / FPS)
-    return anim, [f for b in anim.render(audio, indices) for f in b]
+    track = MouthTrack.closed(len(indices))
+    return anim, [f for b in anim.render(audio, indices, track) for f in b]
 
 
 def test_network_has_the_public_layout_and_loads_a_legacy_checkpoint(tmp_path: Path) -> None:

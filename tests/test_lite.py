@@ -1,4 +1,4 @@
-"""The lite animator: mouth shapes from audio, and the lower-face warp on real frames."""
+"""The lite animator: mouth shapes from audio, and the still-image mouth on real frames."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import pytest
 from avatarcast.avatar.cache import BuildSettings
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
+from avatarcast.face.lipgeometry import LipGeometry
 from avatarcast.face.lite import LiteAnimator
 from avatarcast.face.mouth import MouthTuning, mouth_shapes
-from avatarcast.face.warp import FaceGeometry, WarpTuning, warp
+from avatarcast.face.mouthtrack import from_audio
+from avatarcast.face.visemes import POSES
+from avatarcast.face.warp import REST, WarpTuning, warp
 
 from .faces import PORTRAIT, make_video, voiced
 
@@ -51,13 +54,29 @@ def _planes(frame: np.ndarray) -> np.ndarray:
     return frame[:H].astype(np.int16)
 
 
-def test_warp_moves_only_the_lower_face(avatar: Avatar) -> None:
+def _geometry(avatar: Avatar) -> tuple[np.ndarray, np.ndarray, LipGeometry]:
     assert avatar.faces is not None
-    lm = avatar.faces.landmarks[0]
-    idle = avatar.idle.frames[0]
-    g = FaceGeometry(lm, W, H, WarpTuning())
-    assert warp(idle, g, 0.0, 0.0, WarpTuning()) is idle
-    opened = warp(idle, g, 1.0, 0.0, WarpTuning())
+    lm, idle = avatar.faces.landmarks[0], avatar.idle.frames[0]
+    return lm, idle, LipGeometry(lm, idle, WarpTuning().jaw_drop)
+
+
+def _dark_extent(frame: np.ndarray, idle: np.ndarray, g: LipGeometry) -> tuple[int, int]:
+    """Width and height (pixels) of the dark mouth cavity: pixels around the mouth that are
+    dark now and were not in the idle picture."""
+    x0, x1 = int(g.m[0] - 1.3 * g.a), int(g.m[0] + 1.3 * g.a)
+    y0, y1 = int(g.m[1] - 0.6 * g.a), int(g.m[1] + 1.2 * g.a)
+    dark = (frame[y0:y1, x0:x1] < 60) & (idle[y0:y1, x0:x1] >= 60)
+    cols, rows = np.flatnonzero(dark.any(0)), np.flatnonzero(dark.any(1))
+    if not len(cols):
+        return 0, 0
+    return int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def test_warp_moves_only_the_lower_face(avatar: Avatar) -> None:
+    lm, idle, g = _geometry(avatar)
+    t = WarpTuning()
+    assert warp(idle, g, REST, t) is idle
+    opened = warp(idle, g, POSES["aa"], t)
     assert opened.shape == idle.shape and opened.dtype == np.uint8
     diff = np.abs(_planes(opened) - _planes(idle))
     x0, y0, x1, y1 = g.roi
@@ -65,16 +84,61 @@ def test_warp_moves_only_the_lower_face(avatar: Avatar) -> None:
     outside[y0:y1, x0:x1] = 0
     assert outside.max() == 0, "pixels changed outside the lower face"
     chroma = np.abs(opened[H:].astype(np.int16) - idle[H:].astype(np.int16))
-    assert chroma.max() > 0  # the mouth interior has its own colour
-    # The mouth opens: between the lips it is now dark; the eyes did not move.
-    lips_x = int(lm[13, 0])
-    gap = opened[int(lm[13, 1]) + 1 : int(lm[14, 1]) + 6, lips_x]
-    assert gap.min() < 60, gap
+    assert chroma.max() > 0  # the mouth cavity has its own colour
     eye = (slice(int(lm[159, 1]) - 3, int(lm[145, 1]) + 3), slice(int(lm[33, 0]), int(lm[133, 0])))
     assert diff[eye].max() == 0
+    # No seam: at the edge of the region worked on, nothing moved.
+    border = np.concatenate([diff[y0, x0:x1], diff[y1 - 1, x0:x1], diff[y0:y1, x0],
+                             diff[y0:y1, x1 - 1]])
+    assert border.max() <= 1
     # A wider opening changes more of the face.
-    half = np.abs(_planes(warp(idle, g, 0.4, 0.0, WarpTuning())) - _planes(idle))
+    half = np.abs(_planes(warp(idle, g, POSES["I"], t)) - _planes(idle))
     assert (half > 10).sum() < (diff > 10).sum()
+
+
+def test_the_teeth_stay_with_the_upper_jaw_and_only_the_gap_darkens(avatar: Avatar) -> None:
+    """The portrait smiles with its upper teeth showing: opening the jaw keeps them where
+    they are and opens a dark gap below them, above the dropped lower lip."""
+    _, idle, g = _geometry(avatar)
+    assert g.shows_teeth
+    opened = warp(idle, g, POSES["aa"], WarpTuning())
+    top = float(g.at(g.inner_upper, np.zeros(1, np.float32))[0])
+    split = float(g.at(g.split, np.zeros(1, np.float32))[0])
+    xs, ys = zip(*(g.point(u, v) for u in (-0.1, 0.0, 0.1)
+                   for v in np.linspace(top + 1.5, split - 1.5, 5)), strict=True)
+    rows, cols = np.round(ys).astype(int), np.round(xs).astype(int)
+    teeth_before, teeth_after = idle[rows, cols].astype(int), opened[rows, cols].astype(int)
+    assert teeth_before.mean() > 150  # bright teeth ...
+    assert np.abs(teeth_after - teeth_before).max() <= 12  # ... still there, unmoved
+    below = [opened[round(y), round(x)] for x, y in (g.point(0.0, split + k) for k in range(2, 8))]
+    assert min(below) < 60, below  # the gap under them is dark
+
+
+def test_shapes_differ_as_the_sounds_do(avatar: Avatar) -> None:
+    _, idle, g = _geometry(avatar)
+    t = WarpTuning()
+    w_aa, h_aa = _dark_extent(warp(idle, g, POSES["aa"], t), idle, g)
+    w_e, _ = _dark_extent(warp(idle, g, POSES["E"], t), idle, g)
+    w_o, h_o = _dark_extent(warp(idle, g, POSES["O"], t), idle, g)
+    w_u, h_u = _dark_extent(warp(idle, g, POSES["U"], t), idle, g)
+    print(f"cavity w x h: aa {w_aa}x{h_aa}, E {w_e}, O {w_o}x{h_o}, U {w_u}x{h_u}")
+    assert h_aa > h_u > 0 and w_o < w_e  # open wide vs. a small round opening; round is narrow
+    assert w_o / h_o < w_aa / h_aa  # rounder
+    # m/b/p: lips together over the teeth, no gap; f/v: no gap either.
+    for closed in ("PP", "FF"):
+        frame = warp(idle, g, POSES[closed], t)
+        w, h = _dark_extent(frame, idle, g)
+        assert w * h <= 4, (closed, w, h)  # at most a stray pixel in a lip corner
+    # Pressed lips cover the teeth: between the lips it is lip now, darker than the teeth.
+    pressed = warp(idle, g, POSES["PP"], t)
+    top = float(g.at(g.inner_upper, np.zeros(1, np.float32))[0])
+    bottom = float(g.at(g.inner_lower, np.zeros(1, np.float32))[0])
+    spots = [g.point(u, v) for u in (-0.3, -0.15, 0.0, 0.15, 0.3)
+             for v in np.linspace(top + 1, bottom - 1, 3)]
+    rows, cols = (np.round([[y for _, y in spots], [x for x, _ in spots]]).astype(int))
+    before, after = float(idle[rows, cols].mean()), float(pressed[rows, cols].mean())
+    print(f"between the lips: teeth {before:.0f}, pressed lips {after:.0f}")
+    assert after < before - 15
 
 
 def test_lite_renders_the_cycle_indices_it_is_given(tmp_path: Path) -> None:
@@ -86,7 +150,8 @@ def test_lite_renders_the_cycle_indices_it_is_given(tmp_path: Path) -> None:
     audio = voiced(0.6)
     n = len(audio) * FPS // 16000
     indices = [a.idle.index(k) for k in range(100, 100 + n)]
-    batches = list(anim.render(audio, indices))
+    track = from_audio(audio, n, FPS, 16000)
+    batches = list(anim.render(audio, indices, track))
     frames = [f for b in batches for f in b]
     assert len(frames) == n and all(len(b) <= anim.batch for b in batches)
     # Closed mouth (silence, and the first and last frames): the idle frame of that index,
@@ -102,7 +167,7 @@ def test_lite_renders_the_cycle_indices_it_is_given(tmp_path: Path) -> None:
         d = np.abs(_planes(frames[k]) - _planes(a.idle.frames[indices[k]]))
         assert (d > 0).mean() < 0.1  # only the lower face
     # Deterministic.
-    again = [f for b in anim.render(audio, indices) for f in b]
+    again = [f for b in anim.render(audio, indices, track) for f in b]
     assert all(np.array_equal(x, y) for x, y in zip(frames, again, strict=True))
 
 

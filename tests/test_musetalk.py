@@ -15,6 +15,7 @@ import torch
 from avatarcast.avatar.cache import BuildSettings
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
+from avatarcast.face.mouthtrack import MouthTrack
 from avatarcast.face.musetalk.animator import MuseTalkAnimator
 from avatarcast.face.musetalk.download import DownloadError, download
 from avatarcast.face.musetalk.features import frame_features, positional_encoding
@@ -72,11 +73,11 @@ def test_whole_path_on_tiny_weights(models_dir: Path, avatar: Avatar) -> None:
     n = len(audio) * FPS // 16000
     period = avatar.idle.period
     indices = [avatar.idle.index(k) for k in range(period - 5, period - 5 + n)]
-    batches = list(anim.render(audio, indices))
+    batches = list(anim.render(audio, indices, MouthTrack.closed(len(indices))))
     assert [len(b) for b in batches] == [3] * (n // 3) + ([n % 3] if n % 3 else [])
     frames = [f for b in batches for f in b]
     assert all(f.shape == (H * 3 // 2, W) and f.dtype == np.uint8 for f in frames)
-    again = [f for b in anim.render(audio, indices) for f in b]
+    again = [f for b in anim.render(audio, indices, MouthTrack.closed(len(indices))) for f in b]
     assert all(np.array_equal(a, b) for a, b in zip(frames, again, strict=True))
     faces = avatar.faces
     assert faces is not None

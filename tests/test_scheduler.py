@@ -20,6 +20,7 @@ from avatarcast.broker.attempts import Attempts
 from avatarcast.broker.consumer import Delivery
 from avatarcast.broker.dedupe import HandledIds
 from avatarcast.broker.messages import SpeakMessage
+from avatarcast.face.mouthtrack import MouthTrack
 from avatarcast.face.service import FaceService
 from avatarcast.onair.audio import Pcm
 from avatarcast.onair.clock import FrameClock
@@ -48,7 +49,9 @@ class Knobs:
     def load(self, avatar: Avatar) -> None:
         self._idle = avatar.idle
 
-    def render(self, audio_16k: Pcm, cycle_indices: Sequence[int]) -> Iterator[list[Frame]]:
+    def render(
+        self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
+    ) -> Iterator[list[Frame]]:
         assert self._idle is not None
         frames = [self._idle.frames[c] for c in cycle_indices]
         if self.mode == "raise":

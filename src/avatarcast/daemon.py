@@ -99,7 +99,7 @@ class Daemon:
             consumer_ref=lambda: self.consumer, handled=self.handled, attempts=self.attempts,
             crash_limit=s.broker.crash_limit, playout=s.playout,
             buffer_frames=s.playout.buffer_frames(s.video),
-            sample_rate=s.audio.sample_rate, spawn=self.spawn_threadsafe,
+            sample_rate=s.audio.sample_rate, spawn=self.spawn_threadsafe, captions=s.captions,
         )
         self.consumer = Consumer(s.broker, self.scheduler.on_speak, self.scheduler.on_control)
         self.encoder = Encoder(s.video, s.audio, s.output, on_state=self.program.encoder_up)

@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .broker.consumer import Delivery
+from .captions.burn import Captioner
+from .captions.words import Script, timed_words
 from .face.base import ANIMATOR_RATE
+from .face.mouthtrack import Timeline
 from .face.service import FaceService
+from .face.visemes import phones_from_alignment
 from .onair.audio import FrameSlicer, Pcm, resample
 from .onair.program import Program
 from .onair.segment import Outcome, Segment
-from .speech.base import SpeechError
+from .settings import CaptionSettings
+from .speech.base import SpeechError, Spoken
 from .speech.chain import Speech
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,7 @@ class Utterance:
     # Wall-clock marks (time.time()) on the way to air, for the time-to-air split.
     marks: dict[str, float] = field(default_factory=dict)
     holding: bool = False  # an interrupt holding the program until its segment is queued
+    script: Script = field(default_factory=Script)  # its words and phones, as rendered
 
     @property
     def urgent(self) -> bool:
@@ -49,7 +55,7 @@ class Utterance:
 class Renderer:
     def __init__(
         self, *, program: Program, speech: Speech, face: FaceService, sample_rate: int,
-        min_unsealed: int, buffer_frames: int,
+        min_unsealed: int, buffer_frames: int, captions: CaptionSettings,
     ) -> None:
         self._program = program
         self._speech = speech
@@ -58,21 +64,28 @@ class Renderer:
         self._spf = program.spf
         self._min_unsealed = min_unsealed
         self._buffer_frames = buffer_frames
+        self._captions = captions
 
     async def render(self, utt: Utterance) -> Outcome | None:
         """Render `utt` into its segment. None when the program will report the segment's
         outcome; otherwise the outcome to settle the message with now (no segment aired)."""
         msg = utt.delivery.message
         slicer = FrameSlicer(self._spf)
+        timeline = Timeline(self._spf, self._program.fps)
+        captioner = self._captioner()
+        utt.script = Script()
+        spoken_samples = 0
         seg: Segment | None = None
         self._program.preparing += 1
         t0 = time.perf_counter()
         utt.marks["render_started_at"] = time.time()
         try:
             async with aclosing(self._speech.synthesize(msg.text, msg.voice)) as chunks:
-                async for pcm in chunks:
+                async for spoken in chunks:
                     if utt.cancelled is not None or (seg is not None and seg.done):
                         break
+                    self._script(utt.script, spoken, spoken_samples, timeline, captioner)
+                    spoken_samples += len(spoken.pcm)
                     if seg is None:
                         utt.timings["tts_first_s"] = time.perf_counter() - t0
                         utt.marks["tts_first_at"] = time.time()
@@ -83,9 +96,9 @@ class Renderer:
                         utt.segment = seg
                         self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)
                         utt.holding = False
-                    await self._extend(utt, seg, slicer.push(pcm))
+                    await self._extend(utt, seg, slicer.push(spoken.pcm), timeline, captioner)
             if seg is not None and utt.cancelled is None and not seg.done:
-                await self._extend(utt, seg, slicer.flush())
+                await self._extend(utt, seg, slicer.flush(), timeline, captioner)
                 if not len(seg.audio):
                     # Chunks that resampled to nothing: a segment of no frames never airs.
                     raise SpeechError("speech produced no audio", retryable=False)
@@ -116,7 +129,32 @@ class Renderer:
         self._program.withdraw(seg, Outcome.FAILED)
         return None
 
-    async def _extend(self, utt: Utterance, seg: Segment, audio: list[Pcm]) -> None:
+    def _captioner(self) -> Captioner | None:
+        if not self._captions.burn_in:
+            return None
+        rows, width = self._program.idle.frames[0].shape
+        return Captioner(width=width, height=rows * 2 // 3, spf=self._spf,
+                         fps=self._program.fps, max_chars=self._captions.max_chars)
+
+    @staticmethod
+    def _script(script: Script, spoken: Spoken, at: int, timeline: Timeline,
+                captioner: Captioner | None) -> None:
+        """The piece's phones (for the mouth) and words (for captions), placed at sample `at`
+        of the segment."""
+        spans: list[tuple[int, int]] = []
+        if spoken.alignment:
+            phones, spans = phones_from_alignment(spoken.alignment, at)
+            timeline.add(phones)
+            script.phones.extend(phones)
+        words = timed_words(spoken.text, spans, at, at + len(spoken.pcm))
+        script.words.extend(words)
+        if captioner is not None:
+            captioner.add(words)
+
+    async def _extend(
+        self, utt: Utterance, seg: Segment, audio: list[Pcm], timeline: Timeline,
+        captioner: Captioner | None,
+    ) -> None:
         if not audio:
             return
         first = len(seg.audio)
@@ -125,11 +163,15 @@ class Renderer:
         audio_16k = await asyncio.to_thread(
             resample, np.concatenate(audio), self._rate, ANIMATOR_RATE
         )
+        mouth = await asyncio.to_thread(timeline.track, first, len(audio), audio_16k,
+                                        ANIMATOR_RATE)
         seg.audio.extend(audio)
-        async with aclosing(self._face.render(audio_16k, indices)) as batches:
+        async with aclosing(self._face.render(audio_16k, indices, mouth)) as batches:
             async for batch in batches:
                 if seg.done:  # cut while rendering: the rest would never air
                     break
+                if captioner is not None:
+                    batch = await asyncio.to_thread(captioner.draw_all, batch, len(seg.frames))
                 seg.frames.extend(batch)
                 utt.marks.setdefault("frames_first_at", time.time())
                 await self._room(utt, seg)

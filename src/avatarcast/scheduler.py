@@ -21,11 +21,12 @@ from .broker.attempts import Attempts
 from .broker.consumer import Delivery
 from .broker.dedupe import HandledIds
 from .broker.messages import ControlMessage
+from .captions.record import AirRecord
 from .face.service import FaceService
 from .onair.program import Program
 from .onair.segment import Outcome, Segment
 from .rendering import Renderer, Utterance
-from .settings import PlayoutSettings
+from .settings import CaptionSettings, PlayoutSettings
 from .speech.chain import Speech
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ class Scheduler:
         buffer_frames: int,
         sample_rate: int,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
+        captions: CaptionSettings | None = None,
     ) -> None:
+        captions = captions or CaptionSettings()
         self._program = program
         self._consumer = consumer_ref
         self._handled = handled
@@ -65,7 +68,11 @@ class Scheduler:
         self._renderer = Renderer(
             program=program, speech=speech, face=face, sample_rate=sample_rate,
             min_unsealed=playout.min_buffer_ms * program.fps // 1000,
-            buffer_frames=buffer_frames,
+            buffer_frames=buffer_frames, captions=captions,
+        )
+        self._air_record = AirRecord(
+            transcript=captions.transcript_path, vtt=captions.vtt_path,
+            sample_rate=sample_rate, fps=program.fps, max_chars=captions.max_chars,
         )
         self._spawn = spawn
         self._backlog: deque[Utterance] = deque()
@@ -250,6 +257,11 @@ class Scheduler:
         self._attempts.end(utt.id)
         self._inflight.pop(utt.id, None)
         self._record(utt, outcome)
+        seg = utt.segment
+        if self._air_record.enabled and seg is not None and seg.stream_first is not None:
+            aired = (seg.stream_last or seg.stream_first) - seg.stream_first + 1
+            await asyncio.to_thread(self._air_record.aired, utt.id, seg.stream_run or 0,
+                                    seg.stream_first, aired * self._program.spf, utt.script)
         if utt.segment is not None:
             utt.segment.release()
             utt.segment = None

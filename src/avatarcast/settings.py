@@ -162,6 +162,16 @@ class FaceSettings(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0, le=600)
 
 
+class CaptionSettings(BaseModel):
+    # Burn the spoken words into the picture (a lower-third line, word by word as spoken).
+    burn_in: bool = False
+    max_chars: int = Field(default=42, ge=12, le=120)
+    # A WebVTT file of everything that aired (strftime fields expanded, one file per encoder
+    # run), and JSON lines with every aired message's words and phones on the stream's clock.
+    vtt_path: Path | None = None
+    transcript_path: Path | None = None
+
+
 class HealthSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -190,6 +200,7 @@ class Settings(BaseSettings):
     playout: PlayoutSettings = PlayoutSettings()
     speech: SpeechSettings = SpeechSettings()
     face: FaceSettings = FaceSettings()
+    captions: CaptionSettings = CaptionSettings()
     health: HealthSettings = HealthSettings()
     shutdown: ShutdownSettings = ShutdownSettings()
 

@@ -12,6 +12,7 @@ from typing import Protocol
 from ..avatar.runtime import Avatar
 from ..onair.audio import Pcm
 from ..onair.frames import Frame
+from .mouthtrack import MouthTrack
 
 ANIMATOR_RATE = 16_000  # what speech-driven face models take
 
@@ -22,7 +23,10 @@ class FaceAnimator(Protocol):
     def load(self, avatar: Avatar) -> None:
         """Prepare models and per-avatar data; blocking, run on the animator's thread."""
 
-    def render(self, audio_16k: Pcm, cycle_indices: Sequence[int]) -> Iterator[list[Frame]]:
-        """Yield batches of frames, one per cycle index, in order; audio_16k spans exactly
-        len(cycle_indices) frames. Blocking, run on the animator's thread."""
+    def render(
+        self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
+    ) -> Iterator[list[Frame]]:
+        """Yield batches of frames, one per cycle index, in order; audio_16k and the mouth
+        track (a pose and a viseme per frame, from the speech's phoneme timings or its sound)
+        span exactly len(cycle_indices) frames. Blocking, run on the animator's thread."""
         ...

@@ -19,6 +19,7 @@ from ..onair.audio import Pcm
 from ..onair.frames import Frame
 from ..settings import FaceSettings
 from .base import FaceAnimator
+from .mouthtrack import MouthTrack
 
 
 def make_animator(name: str, settings: FaceSettings, fps: int) -> FaceAnimator:
@@ -63,13 +64,13 @@ class FaceService:
         )
 
     async def render(
-        self, audio_16k: Pcm, cycle_indices: Sequence[int]
+        self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
     ) -> AsyncGenerator[list[Frame], None]:
         """Batches as they are rendered; closing it early stops the animator at its next."""
         t = time.perf_counter()
         asked, made = len(cycle_indices), 0
         frames = iterate_in_thread(
-            self._executor, lambda: self.animator.render(audio_16k, cycle_indices)
+            self._executor, lambda: self.animator.render(audio_16k, cycle_indices, mouth)
         )
         async with aclosing(frames):
             while True:

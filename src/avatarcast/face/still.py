@@ -9,6 +9,7 @@ from ..avatar.runtime import Avatar
 from ..onair.audio import Pcm
 from ..onair.frames import Frame
 from ..onair.idle import IdleCycle
+from .mouthtrack import MouthTrack
 
 
 class StillAnimator:
@@ -21,7 +22,9 @@ class StillAnimator:
     def load(self, avatar: Avatar) -> None:
         self._idle = avatar.idle
 
-    def render(self, audio_16k: Pcm, cycle_indices: Sequence[int]) -> Iterator[list[Frame]]:
+    def render(
+        self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
+    ) -> Iterator[list[Frame]]:
         if self._idle is None:
             raise RuntimeError("StillAnimator.render before load")
         frames = self._idle.frames

@@ -1,17 +1,21 @@
-"""A landmark-driven warp of the lower face, done directly on yuv420p frames.
+"""The still-image mouth: the idle frame's own lips, teeth and jaw moved by a pose, on yuv420p.
 
-Geometry lives in a face-aligned frame per cycle frame: origin at the centre of the lips, u
-along the mouth (in mouth half-widths), v down the face (pixels) measured from the line where
-the lips meet. The warp is defined backwards, from each output pixel to where it comes from:
+Geometry lives in a face-aligned frame per cycle frame (lipgeometry.py): u along the mouth (in
+mouth half-widths), v down the face in pixels from the line between the lips. Each column of
+the mouth is drawn from top to bottom in layers, each mapped back to where it comes from:
 
-* below the lower lip the jaw, chin and lower lip drop by J (full inside the mouth, ramping
-  in from the lip line beyond the corners and tapering out towards the ears), then fade out
-  below the chin so the neck gives way; above the upper lip it lifts slightly;
-* between the two lip lines is the mouth interior, painted dark with the upper teeth showing;
-* a small sideways stretch follows the mouth's width.
+* above the upper lip's inner edge: skin and upper lip, stretched down when the lips press;
+* between the lips: the upper teeth, which stay with the upper jaw; below them the gap the jaw
+  opens, the only part that is painted (a dark mouth cavity, with soft edges, the tongue's
+  colour towards the bottom when the mouth is wide open); below the gap the lower teeth,
+  moved down with the jaw;
+* below the lower lip's inner edge: lower lip, chin and jaw, dropped with the jaw and fading
+  out towards the neck and the ears; the lower lip rises to the upper teeth for f/v and both
+  lips meet for m/b/p.
 
-Every ramp is longer than 1.5x the displacement it carries, so the map never folds; every
-displacement falls to zero inside the region worked on, so there is no seam at its edge.
+Rounded and wide shapes narrow or stretch the mouth sideways. Every displacement falls to zero
+inside the region worked on, so there is no seam at its edge; a pose at rest returns the frame
+itself.
 """
 
 from __future__ import annotations
@@ -22,109 +26,130 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..avatar import mesh
 from ..onair.frames import Frame
+from .lipgeometry import LipGeometry, smoothstep
+from .visemes import Pose
 
 Array = npt.NDArray[np.float32]
+REST = Pose(0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
 class WarpTuning:
-    jaw_drop: float = 0.45  # jaw drop at full opening, in mouth half-widths
-    lip_lift: float = 0.2  # upper-lip lift as a share of the jaw drop
-    width_gain: float = 0.12  # how far the corners move at full width
-    interior_y: float = 34.0
-    teeth_y: float = 200.0
-
-
-def _smoothstep(t: Array) -> Array:
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
-class FaceGeometry:
-    """The face-aligned frame of one cycle frame, from its landmarks (output pixels)."""
-
-    def __init__(self, landmarks: Array, width: int, height: int, tuning: WarpTuning) -> None:
-        lm = landmarks[:, :2].astype(np.float64)
-        right, left = lm[mesh.MOUTH_RIGHT], lm[mesh.MOUTH_LEFT]
-        self.a = max(float(np.linalg.norm(left - right)) / 2, 2.0)
-        ex = (left - right) / (2 * self.a)
-        self.ex = ex
-        self.ey = np.array([-ex[1], ex[0]])
-        upper, lower = lm[list(mesh.INNER_UPPER)], lm[list(mesh.INNER_LOWER)]
-        self.m = (upper[len(upper) // 2] + lower[len(lower) // 2]) / 2
-        mid = (upper + lower) / 2 - self.m
-        lip_u, lip_v = mid @ ex / self.a, mid @ self.ey
-        order = np.argsort(lip_u)
-        self.lip_u, self.lip_v = lip_u[order], lip_v[order]
-        self.chin = max(float((lm[mesh.CHIN] - self.m) @ self.ey), self.a)
-        self.upper_lip = max(float((self.m - lm[mesh.UPPER_LIP_TOP]) @ self.ey), 1.0)
-        t = tuning
-        j_max = t.jaw_drop * self.a
-        self.ramp = max(1.6 * j_max, 0.9 * self.a)
-        self.neck = max(1.6 * j_max, 0.9 * self.a)
-        self.lift_reach = max(1.6 * t.lip_lift * j_max, 1.5 * self.upper_lip, 0.5 * self.a)
-        self.roi = self._roi(width, height, j_max)
-
-    def _roi(self, width: int, height: int, j_max: float) -> tuple[int, int, int, int]:
-        top = -(self.lift_reach + self.upper_lip + 0.3 * self.a)
-        bottom = self.chin + j_max + self.neck + 0.3 * self.a
-        side = 3.0 * self.a
-        corners = [self.m + u * self.ex + v * self.ey for u in (-side, side) for v in (top, bottom)]
-        xs = [c[0] for c in corners]
-        ys = [c[1] for c in corners]
-        x0 = max(0, int(np.floor(min(xs))) // 2 * 2)
-        y0 = max(0, int(np.floor(min(ys))) // 2 * 2)
-        x1 = min(width, (int(np.ceil(max(xs))) + 2) // 2 * 2)
-        y1 = min(height, (int(np.ceil(max(ys))) + 2) // 2 * 2)
-        return x0, y0, x1, y1
+    jaw_drop: float = 0.5  # gap between the teeth at full opening, in mouth half-widths
+    width_gain: float = 0.12  # how far the corners move out at full spread (of half-width)
+    round_gain: float = 0.3  # how far they move in when fully rounded
+    round_height: float = 0.25  # rounded mouths open this much taller for the same jaw
+    cavity_y: float = 26.0  # luma at the back of the mouth
+    tongue_y: float = 70.0  # luma of the tongue, seen when the mouth is open wide
+    teeth_y: float = 196.0  # luma of painted teeth, for a portrait that shows none
 
 
 @dataclass
-class _Field:
+class _Layers:
     map_x: Array
     map_y: Array
-    alpha: Array  # mouth interior coverage
-    teeth: Array  # how much of the interior is teeth, 0..1
+    cavity: Array  # 0..1: how much of the pixel is the painted gap
+    depth: Array  # 0 at the top of the gap .. 1 at its bottom
+    teeth: Array  # 0..1: painted upper teeth (portraits that show none)
     shade: Array
 
 
-def _field(
-    g: FaceGeometry, x: Array, y: Array, opening: float, width: float, t: WarpTuning,
-    pixel: float,
-) -> _Field:
+def _layers(g: LipGeometry, x: Array, y: Array, pose: Pose, t: WarpTuning, px: float) -> _Layers:
     dx, dy = x - g.m[0], y - g.m[1]
     u = ((dx * g.ex[0] + dy * g.ex[1]) / g.a).astype(np.float32)
-    v = (dx * g.ey[0] + dy * g.ey[1] - np.interp(u, g.lip_u, g.lip_v)).astype(np.float32)
-    jaw = opening * t.jaw_drop * g.a
-    lift = t.lip_lift * jaw
-    cw = 1.0 + t.width_gain * width * opening
-    gap = np.clip(1.0 - (u / cw) ** 2, 0.0, 1.0) ** 0.7
-    lo, up = jaw * gap, -lift * gap
-    side = 1.0 - _smoothstep((np.abs(u) - 1.3) / 1.5)
-    fade = 1.0 - _smoothstep((v - (g.chin + jaw)) / g.neck)
-    drop = jaw * (gap + (1.0 - gap) * _smoothstep((v - lo) / g.ramp)) * side * fade
-    raise_ = lift * gap * (1.0 - _smoothstep((up - v) / g.lift_reach))
-    vs = np.where(v >= lo, v - drop, np.where(v <= up, v + raise_, 0.0))
-    stretch = (cw - 1.0) * np.exp(-((v / (1.2 * g.a)) ** 2)) * np.exp(-((u / 1.8) ** 4))
-    us = u * (1.0 - stretch)
+    mid = np.interp(u, g.lip_u, g.lip_v).astype(np.float32)
+    v = (dx * g.ey[0] + dy * g.ey[1] - mid).astype(np.float32)
+
+    spread = pose.spread
+    # Where the opening ends along the mouth: short of the corners, which stay closed, and
+    # shorter still when the lips round.
+    cw = 0.88 + 0.25 * min(spread, 0.0) + 0.05 * max(spread, 0.0)
+    wide = np.clip(1.0 - (u / cw) ** 2, 0.0, 1.0) ** 1.1
+    jaw_px = pose.jaw * t.jaw_drop * g.a * (1.0 + t.round_height * max(0.0, -spread))
+    d = jaw_px * wide  # how far the lower teeth and lip drop in this column
+    chin_drop = jaw_px * (1.0 - smoothstep((np.abs(u) - 1.3) / 1.5))
+
+    c, e = g.at(g.inner_upper, u), g.at(g.inner_lower, u)
+    b, f = g.at(g.outer_upper, u), g.at(g.outer_lower, u)
+    s = g.at(g.split, u)
+    meet = c + 0.5 * (e - c)
+    c2 = c + pose.press * (meet - c)
+    tucked = s - 0.15 * (s - c)  # the lower lip just over the upper teeth's edge
+    e2 = np.maximum(e + d + pose.press * (meet - e) + pose.tuck * (tucked - e), c2)
+    b2 = b + 0.5 * (c2 - c)
+    f2 = f + d + 0.5 * (e2 - e - d)
+    reach = np.maximum(2.0 * np.abs(c2 - c), g.reach)
+
+    src = np.empty_like(v)
+    upper = v < c2
+    lower = v >= e2
+    inside = ~(upper | lower)
+    # Upper chain: [b - reach, b2, c2] <- [b - reach, b, c], the lip's inner edge taken from a
+    # little inside the lip when the lips close (its very edge is blurred into the teeth).
+    c_src = c - (0.3 * pose.press) * (c - b)
+    src[upper] = _chain(v[upper], [b[upper] - reach[upper], b2[upper], c2[upper]],
+                        [b[upper] - reach[upper], b[upper], c_src[upper]])
+    # Lower chain: [e2, f2, chin + drop, end] <- [e, f, chin, end]; below `end` nothing moves.
+    chin = np.maximum(g.chin, f + 1.0)[lower]
+    end = chin + chin_drop[lower] + g.neck
+    e_src = e + (0.3 * min(1.0, pose.press + pose.tuck)) * (f - e)
+    src[lower] = _chain(v[lower], [e2[lower], f2[lower], chin + chin_drop[lower], end],
+                        [e_src[lower], f[lower], chin, end])
+    # Between the lips: upper teeth stay, lower teeth drop, the gap between them is painted.
+    gap_top = np.maximum(c2, s)
+    gap_bottom = s + d
+    lower_teeth = inside & (v >= gap_bottom)
+    src[inside] = v[inside]
+    src[lower_teeth] = v[lower_teeth] - d[lower_teeth]
+    cavity = np.zeros_like(v)
+    open_ = inside & (gap_bottom > gap_top)
+    edge = np.minimum(np.minimum(v - gap_top, gap_bottom - v),
+                      np.minimum(v - c2, e2 - v))  # soft against teeth and lips alike
+    height = np.maximum(gap_bottom - gap_top, 1e-3)
+    # A gap of a pixel or two is a shadow between the teeth, not a black line.
+    cavity[open_] = (np.clip(edge[open_] / px + 0.5, 0.0, 1.0)
+                     * smoothstep(height[open_] / (0.12 * g.a)))
+    depth = np.clip((v - gap_top) / height, 0.0, 1.0).astype(np.float32)
+    teeth = np.zeros_like(v)
+    if not g.shows_teeth:  # a closed-mouth portrait: suggest the upper teeth in the gap
+        band = np.minimum(0.3 * height, 0.12 * g.a)
+        teeth = np.clip((band - (v - gap_top)) / (1.5 * px), 0.0, 1.0)
+        teeth *= np.clip((0.7 * cw - np.abs(u)) * g.a / (1.5 * px), 0.0, 1.0)
+        teeth *= cavity
+    shade = (0.55 + 0.45 * wide).astype(np.float32)
+
+    # Sideways: corners in for rounded shapes, out for wide ones, fading away from the mouth.
+    above = 1.0 - smoothstep((-v - 0.2 * g.a) / (0.6 * g.a))
+    below = 1.0 - smoothstep((v - 0.3 * g.a) / g.a)
+    # Only the mouth moves sideways: nothing beyond 1.7 half-widths (the cheeks stay).
+    near = np.where(v < 0, above, below) * (1.0 - smoothstep((np.abs(u) - 0.8) / 0.9))
+    gain = t.width_gain if spread > 0 else t.round_gain
+    us = u * (1.0 - (gain * spread * pose_strength(pose) - 0.08 * pose.jaw) * near)
     du = us * g.a
-    dv = vs + np.interp(us, g.lip_u, g.lip_v)
+    dv = src + np.interp(us, g.lip_u, g.lip_v)
     map_x = (g.m[0] + du * g.ex[0] + dv * g.ey[0]).astype(np.float32)
     map_y = (g.m[1] + du * g.ex[1] + dv * g.ey[1]).astype(np.float32)
-    inside = np.minimum(v - up, lo - v)
-    alpha = np.clip(inside / pixel + 0.5, 0.0, 1.0) * (gap > 0)
-    height = lo - up
-    soft = 1.5 * pixel
-    upper_teeth = np.clip((np.minimum(0.4 * height, 0.16 * g.a) - (v - up)) / soft, 0, 1)
-    upper_teeth *= np.clip(((0.75 * cw - np.abs(u)) * g.a) / soft, 0, 1)
-    lower_teeth = np.clip((np.minimum(0.12 * height, 0.05 * g.a) - (lo - v)) / soft, 0, 1)
-    lower_teeth *= np.clip(((0.55 * cw - np.abs(u)) * g.a) / soft, 0, 1)
-    teeth = np.maximum(upper_teeth, lower_teeth).astype(np.float32)
-    # Darker towards the corners and the back of the mouth.
-    shade = (0.65 + 0.35 * gap).astype(np.float32)
-    return _Field(map_x, map_y, alpha.astype(np.float32), teeth, shade)
+    return _Layers(map_x, map_y, cavity.astype(np.float32), depth, teeth.astype(np.float32),
+                   shade)
+
+
+def pose_strength(pose: Pose) -> float:
+    """How much of the spread shows: none when the lips are shut, all when open or moving."""
+    return float(min(1.0, 0.35 + pose.jaw * 2.0))
+
+
+def _chain(v: Array, out_knots: list[Array], src_knots: list[Array]) -> Array:
+    """Piecewise-linear map from output v to source v through per-pixel knots (increasing);
+    identity outside them."""
+    res = v.copy()
+    for k in range(len(out_knots) - 1):
+        o0, o1 = out_knots[k], out_knots[k + 1]
+        s0, s1 = src_knots[k], src_knots[k + 1]
+        sel = (v >= o0) & (v < o1)
+        span = np.maximum(o1 - o0, 1e-4)
+        res[sel] = (s0 + (v - o0) * (s1 - s0) / span)[sel]
+    return res
 
 
 def _grid(x0: int, y0: int, x1: int, y1: int, step: int) -> tuple[Array, Array]:
@@ -136,36 +161,45 @@ def _grid(x0: int, y0: int, x1: int, y1: int, step: int) -> tuple[Array, Array]:
     return gx, gy
 
 
-def warp(frame: Frame, g: FaceGeometry, opening: float, width: float, t: WarpTuning) -> Frame:
-    """The frame with the mouth opened by `opening` (0..1) and spread by `width` (-1..1).
-    Returns the frame itself, unchanged and shared, when the mouth is closed."""
-    if opening < 1e-3:
+def is_rest(pose: Pose) -> bool:
+    return pose.jaw < 1e-3 and pose.press < 1e-3 and pose.tuck < 1e-3 and abs(pose.spread) < 1e-3
+
+
+def warp(frame: Frame, g: LipGeometry, pose: Pose, t: WarpTuning) -> Frame:
+    """The frame with its mouth in `pose`. The frame itself, unchanged and shared, at rest."""
+    if is_rest(pose):
         return frame
     h = frame.shape[0] * 2 // 3
     w = frame.shape[1]
-    out = frame.copy()
     x0, y0, x1, y1 = g.roi
     if x1 - x0 < 4 or y1 - y0 < 4:
         return frame
+    out = frame.copy()
     gx, gy = _grid(x0, y0, x1, y1, 1)
-    f = _field(g, gx, gy, opening, width, t, pixel=1.0)
-    luma = cv2.remap(frame[:h], f.map_x, f.map_y, cv2.INTER_LINEAR,
+    lay = _layers(g, gx, gy, pose, t, px=1.0)
+    luma = cv2.remap(frame[:h], lay.map_x, lay.map_y, cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    paint = (t.interior_y + (t.teeth_y - t.interior_y) * f.teeth) * f.shade
-    out[y0:y1, x0:x1] = np.round(luma + (paint - luma) * f.alpha).astype(np.uint8)
+    open_wide = min(1.0, pose.jaw / 0.6)
+    gap_y = t.cavity_y + (t.tongue_y - t.cavity_y) * open_wide * lay.depth**2
+    paint = gap_y * lay.shade
+    paint = paint + (t.teeth_y * (0.8 + 0.2 * lay.shade) - paint) * lay.teeth
+    out[y0:y1, x0:x1] = np.round(luma + (paint - luma) * lay.cavity).astype(np.uint8)
 
     cx0, cy0, cx1, cy1 = x0 // 2, y0 // 2, x1 // 2, y1 // 2
     gx, gy = _grid(x0, y0, x1, y1, 2)
-    f = _field(g, gx, gy, opening, width, t, pixel=2.0)
-    mx, my = (f.map_x - 0.5) / 2, (f.map_y - 0.5) / 2
+    lay = _layers(g, gx, gy, pose, t, px=2.0)
+    mx, my = (lay.map_x - 0.5) / 2, (lay.map_y - 0.5) / 2
     quarter = h * w // 4
     planes = out.reshape(-1)[h * w :]
     src = frame.reshape(-1)[h * w :]
-    for k, (teeth_c, mouth_c) in enumerate(((127.0, 120.0), (130.0, 146.0))):
+    for k in range(2):
         plane = src[k * quarter : (k + 1) * quarter].reshape(h // 2, w // 2)
         chroma = cv2.remap(plane, mx, my, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        paint = mouth_c + (teeth_c - mouth_c) * f.teeth
+        lip = g.lip_chroma[k]
+        cavity_c = 128.0 + (lip - 128.0) * (0.55 + 0.35 * lay.depth)
+        paint = cavity_c + (128.0 - cavity_c) * lay.teeth
         dst = planes[k * quarter : (k + 1) * quarter].reshape(h // 2, w // 2)
-        dst[cy0:cy1, cx0:cx1] = np.round(chroma + (paint - chroma) * f.alpha).astype(np.uint8)
+        dst[cy0:cy1, cx0:cx1] = np.round(chroma + (paint - chroma) * lay.cavity).astype(
+            np.uint8)
     return out

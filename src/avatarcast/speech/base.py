@@ -10,11 +10,37 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+Alignment = list[tuple[str, int]]  # (phoneme, samples), in order; sums to the chunk's length
+
 
 @dataclass
 class SpeechChunk:
     samples: npt.NDArray[np.float32] | npt.NDArray[np.int16]  # mono
     sample_rate: int
+    alignment: Alignment | None = None  # None: the provider gives no phoneme timings
+    text: str | None = None  # the words this chunk speaks, where the provider knows them
+
+
+@dataclass
+class Spoken:
+    """A chunk at the stream's rate, its phoneme timings scaled to match."""
+
+    pcm: npt.NDArray[np.int16]
+    alignment: Alignment | None = None
+    text: str | None = None
+
+
+def rescale_alignment(alignment: Alignment, total: int) -> Alignment:
+    """The same phonemes over `total` samples (after resampling), boundaries rounded so that
+    the durations still add up exactly."""
+    durations = np.array([n for _, n in alignment], np.float64)
+    src_total = float(durations.sum())
+    if src_total <= 0:
+        return []
+    bounds = np.round(np.cumsum(durations) * (total / src_total)).astype(np.int64)
+    bounds[-1] = total
+    sizes = np.diff(np.concatenate([[0], bounds]))
+    return [(ph, int(n)) for (ph, _), n in zip(alignment, sizes, strict=True)]
 
 
 class SpeechError(Exception):

@@ -9,9 +9,9 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from ..onair.audio import Pcm, resample
+from ..onair.audio import resample
 from ..settings import SpeechSettings
-from .base import SpeechChunk, SpeechError, Synthesizer
+from .base import SpeechChunk, SpeechError, Spoken, Synthesizer, rescale_alignment
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ class Speech:
     def providers(self) -> list[str]:
         return [p.name for p in self._usable]
 
-    async def synthesize(self, text: str, voice: str | None) -> AsyncGenerator[Pcm, None]:
-        """PCM at the output rate, sentence by sentence. Falls back to the next provider while
+    async def synthesize(self, text: str, voice: str | None) -> AsyncGenerator[Spoken, None]:
+        """Speech at the output rate, sentence by sentence. Falls back to the next provider while
         nothing has been produced; after the first sentence an error ends the utterance."""
         errors: list[str] = []
         timeout = self._settings.timeout_s
@@ -110,9 +110,11 @@ class Speech:
             return
         raise SpeechError("speech failed: " + "; ".join(errors), retryable=False)
 
-    async def _resample(self, chunk: SpeechChunk) -> Pcm:
+    async def _resample(self, chunk: SpeechChunk) -> Spoken:
         # Off the event loop: a long sentence takes milliseconds to resample.
-        return await asyncio.to_thread(resample, chunk.samples, chunk.sample_rate, self._rate)
+        pcm = await asyncio.to_thread(resample, chunk.samples, chunk.sample_rate, self._rate)
+        alignment = rescale_alignment(chunk.alignment, len(pcm)) if chunk.alignment else None
+        return Spoken(pcm, alignment or None, chunk.text)
 
     @staticmethod
     async def _next(

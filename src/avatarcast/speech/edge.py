@@ -65,7 +65,9 @@ class EdgeSynthesizer:
         for sentence in split_sentences(text):
             async with asyncio.timeout(self._timeout):
                 mp3 = await self._mp3(sentence, voice or self._voice)
-            yield await self._decode(mp3)
+            chunk = await self._decode(mp3)
+            chunk.text = sentence
+            yield chunk
 
     async def aclose(self) -> None:
         return None

@@ -51,7 +51,9 @@ class EspeakSynthesizer:
 
     async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
         for sentence in split_sentences(text):
-            yield await self._run(sentence, voice or self._voice)
+            chunk = await self._run(sentence, voice or self._voice)
+            chunk.text = sentence
+            yield chunk
 
     async def aclose(self) -> None:
         return None

@@ -20,6 +20,25 @@ BUNDLED = "en_US-joe-medium"
 _VOICE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+def _with_durations(path: Path) -> str | bytes:
+    """The voice model with its phoneme durations exposed as an output (piper's own patch,
+    applied in memory), so each chunk comes with its phoneme timings; the file unchanged when
+    the model has them already, or cannot be patched (then speech comes without timings)."""
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+    except ImportError:
+        log.warning("the onnx package is missing: piper speaks without phoneme timings")
+        return str(path)
+    model = onnx.load(str(path))
+    try:
+        add_alignment_output(model)
+    except ValueError as exc:  # already patched, or no duration tensor to expose
+        log.info("piper voice %s used as is for timings: %s", path.name, exc)
+        return str(path)
+    return bytes(model.SerializeToString())
+
+
 def _load_voice(path: Path) -> Any:
     """PiperVoice.load, but with ONNX Runtime's CPU arena off: the arena keeps the largest
     activations it ever held (hundreds of MB after one long sentence) for the life of the
@@ -34,10 +53,27 @@ def _load_voice(path: Path) -> Any:
     options = onnxruntime.SessionOptions()
     options.enable_cpu_mem_arena = False
     session = onnxruntime.InferenceSession(
-        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        _with_durations(path), sess_options=options, providers=["CPUExecutionProvider"]
     )
     config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
     return PiperVoice(session=session, config=config)
+
+
+def share_words(text: str, chunk_phonemes: list[list[str]]) -> list[str]:
+    """The words of `text` shared among the chunks piper cut it into (piper splits at its own
+    sentence ends), in proportion to the spoken words in each chunk's phonemes."""
+    words = text.split()
+    if len(chunk_phonemes) <= 1:
+        return [text] * len(chunk_phonemes)
+    spoken = [max(1, "".join(p).strip().count(" ") + 1) for p in chunk_phonemes]
+    total = sum(spoken)
+    out, used, acc = [], 0, 0
+    for n in spoken:
+        acc += n
+        upto = round(len(words) * acc / total)
+        out.append(" ".join(words[used:upto]))
+        used = upto
+    return out
 
 
 class PiperSynthesizer:
@@ -86,8 +122,16 @@ class PiperSynthesizer:
         def run() -> Iterator[SpeechChunk]:
             model = self._voice(voice)
             for piece in split_sentences(text):  # bounded pieces: bounded inference memory
-                for chunk in model.synthesize(piece):
-                    yield SpeechChunk(chunk.audio_float_array, chunk.sample_rate)
+                chunks = list(model.synthesize(piece, include_alignments=True))
+                texts = share_words(piece, [c.phonemes for c in chunks])
+                for chunk, words in zip(chunks, texts, strict=True):
+                    alignment = chunk.phoneme_alignments
+                    yield SpeechChunk(
+                        chunk.audio_float_array, chunk.sample_rate,
+                        [(a.phoneme, int(a.num_samples)) for a in alignment]
+                        if alignment else None,
+                        words,
+                    )
 
         return iterate_in_thread(self._executor, run)
 

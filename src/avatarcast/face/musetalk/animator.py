@@ -18,6 +18,7 @@ from ...avatar.runtime import Avatar, rgb_to_frame
 from ...onair.audio import Pcm
 from ...onair.frames import Frame
 from ...settings import FaceSettings
+from ..mouthtrack import MouthTrack
 from .features import encoder_states, frame_features
 from .material import CycleMaterial, cycle_material
 from .parsing import FaceParser
@@ -86,7 +87,9 @@ class MuseTalkAnimator:
         log.info("musetalk: %d cycle frames ready, batch %d, blend mask from %s",
                  len(self._material.latents), self.batch, self._material.mask_source)
 
-    def render(self, audio_16k: Pcm, cycle_indices: Sequence[int]) -> Iterator[list[Frame]]:
+    def render(
+        self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
+    ) -> Iterator[list[Frame]]:
         if self._models is None or self._avatar is None or self._material is None:
             raise RuntimeError("MuseTalkAnimator.render before load")
         faces, rgb = self._avatar.faces, self._avatar.rgb

@@ -1,0 +1,69 @@
+"""Air texts through a real daemon to a real RTMP server, with a real client recording what the
+server relays; decode the recording. Shared by the face tests and the lip-sync benchmark."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .daemon import DaemonProc, QueueNames, Receiver, publish
+from .services import NginxRtmp
+
+
+def decode_frames(path: Path, width: int, height: int, pix_fmt: str = "gray",
+                  channels: int = 1) -> np.ndarray:
+    out = subprocess.run(
+        # One picture per received frame: passthrough, or FFmpeg pads the start to its clock.
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-fps_mode", "passthrough",
+         "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"], capture_output=True, check=True,
+    ).stdout
+    return np.frombuffer(out, np.uint8).reshape(-1, height, width, channels)
+
+
+def decode_audio(path: Path, rate: int = 16000) -> np.ndarray:
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a", "-f", "s16le", "-ac", "1",
+         "-ar", str(rate), "-"], capture_output=True, check=True,
+    ).stdout
+    return np.frombuffer(out, np.int16)
+
+
+def speak_and_record(
+    workdir: Path, queues: QueueNames, rtmp_server: NginxRtmp, env: dict[str, str],
+    texts: list[str], *, animator: str, width: int, height: int, fps: int = 30,
+) -> tuple[DaemonProc, dict[str, Any], Path]:
+    """Run the daemon at width x height, air each text after a second of idle, one after the
+    other, stop; return the daemon, its last status and the recording a real RTMP client made
+    from the stream's first frame (so stream frame n is frame n of the recording)."""
+    url = rtmp_server.url(f"k{uuid.uuid4().hex}")
+    receiver = Receiver(url, workdir / "received.flv")
+    daemon = DaemonProc(workdir, queues, {
+        "AVATARCAST_OUTPUT__RTMP_URLS": json.dumps([url]),
+        "AVATARCAST_FACE__ANIMATOR": animator,
+        "AVATARCAST_AVATAR__AVATARS_DIR": str(workdir / "avatars"),
+        "AVATARCAST_VIDEO__WIDTH": str(width), "AVATARCAST_VIDEO__HEIGHT": str(height),
+        "AVATARCAST_VIDEO__BITRATE_KBPS": str(max(1500, width * height * 3 // 1000)),
+        **env,
+    })
+    ids = [f"t{i}" for i in range(len(texts))]
+    try:
+        st = daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
+        assert st["animator"] == animator
+        daemon.wait_for(lambda s: s["frames_sent"] >= fps, 10, "a second of idle")
+        for i, text in zip(ids, texts, strict=True):
+            publish(queues.speak, {"type": "speak", "id": i, "text": text})
+        st = daemon.wait_for(
+            lambda s: s["state"] == "idle" and daemon.outcomes(s) == dict.fromkeys(ids, "aired"),
+            60 + 20 * len(texts), "aired")
+        daemon.wait_for(lambda s: s["frames_sent"] >= st["frames_sent"] + fps, 10, "idle tail")
+        assert daemon.stop() == 0, daemon.log()
+    finally:
+        daemon.kill()
+        receiver.wait()
+    assert f"face animator: {animator}" in daemon.log()
+    return daemon, st, receiver.out

@@ -1,0 +1,148 @@
+"""Captions: words placed on the speech's timeline, burned into the picture word by word, and
+a record of what aired (JSON lines, WebVTT) on the stream's clock."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatarcast.captions.burn import Captioner
+from avatarcast.captions.record import AirRecord, vtt_time
+from avatarcast.captions.words import Script, Word, caption_lines, timed_words
+from avatarcast.face.visemes import VISEMES, Phone
+from harness.daemon import QueueNames
+from harness.services import NginxRtmp
+from harness.speak import decode_frames, speak_and_record
+
+W, H, FPS, RATE = 640, 360, 30, 48000
+SPF = RATE // FPS
+
+
+def test_words_take_the_spoken_spans() -> None:
+    spans = [(100, 900), (900, 2000), (2500, 4000)]
+    words = timed_words("Hello big world.", spans, 0, 5000)
+    assert [(w.start, w.end, w.text) for w in words] == [
+        (100, 900, "Hello"), (900, 2000, "big"), (2500, 4000, "world.")]
+    # "42" is read as two words: the spans are shared out in order, none lost or reordered.
+    shared = timed_words("It is 42 now", [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)], 0, 5)
+    assert [w.text for w in shared] == ["It", "is", "42", "now"]
+    assert all(a.start <= b.start for a, b in itertools.pairwise(shared))
+    assert shared[-1].end == 5
+    # Without timings: spread over the piece by length.
+    spread = timed_words("a bbbb", [], 1000, 2000)
+    assert spread[0].start == 1000 and spread[-1].end == 2000
+    assert spread[1].start - spread[0].start < spread[1].end - spread[1].start
+    assert timed_words("", [], 0, 10) == [] and timed_words(None, [(0, 1)], 0, 1) == []
+
+
+def test_lines_are_short_and_end_with_sentences() -> None:
+    text = "One two. Three four five six seven eight nine ten eleven twelve thirteen"
+    words = [Word(i, i + 1, t) for i, t in enumerate(text.split())]
+    lines = caption_lines(words, 24)
+    assert " ".join(w.text for w in lines[0]) == "One two."
+    assert all(len(" ".join(w.text for w in line)) <= 24 for line in lines)
+    assert [w for line in lines for w in line] == words
+
+
+def _captioner() -> Captioner:
+    return Captioner(width=W, height=H, spf=SPF, fps=FPS, max_chars=30)
+
+
+def test_each_word_shows_from_the_frame_that_holds_its_first_sample() -> None:
+    c = _captioner()
+    c.add([Word(2 * SPF + 10, 5 * SPF, "Good"), Word(5 * SPF + 1599, 9 * SPF, "evening.")])
+    c.add([Word(20 * SPF, 24 * SPF, "Welcome")])
+    assert c.shown(1) is None
+    assert c.shown(2) == (0, 1)  # "Good" starts inside frame 2
+    assert c.shown(4) == (0, 1)
+    assert c.shown(5) == (0, 2)  # the last sample of frame 5 begins "evening."
+    assert c.shown(19) == (0, 2)  # held ...
+    assert c.shown(20) == (1, 1)  # ... until the next line begins
+    assert c.shown(24 + FPS + 1) is None  # a second after the last word, gone
+
+
+def test_burned_captions_touch_only_the_lower_third_and_never_the_shared_frame() -> None:
+    c = _captioner()
+    c.add([Word(0, 3 * SPF, "Hello"), Word(3 * SPF, 6 * SPF, "there")])
+    idle = np.full((H * 3 // 2, W), 128, np.uint8)
+    idle[:H] = 90
+    before = idle.copy()
+    one, two = c.draw(idle, 0), c.draw(idle, 3)
+    assert np.array_equal(idle, before)  # the idle frame is shared by every idle tick
+    changed = np.argwhere(one[:H] != idle[:H])
+    assert changed[:, 0].min() > H * 2 // 3  # lower third
+    assert (np.abs(two[:H].astype(int) - one[:H]) > 40).sum() > 50  # the second word appears
+    assert np.array_equal(c.draw(idle, 3), two)  # the same picture for the same words
+    assert (one[:H] > 200).sum() > 30  # white text ...
+    assert (one[:H] < 60).sum() > 500  # ... on a dark box
+
+
+def test_the_record_holds_what_aired_on_the_stream_clock(tmp_path: Path) -> None:
+    transcript, vtt = tmp_path / "aired.jsonl", tmp_path / "cc-%Y.vtt"
+    rec = AirRecord(transcript=transcript, vtt=vtt, sample_rate=RATE, fps=FPS, max_chars=20)
+    script = Script(
+        phones=[Phone(0, 4800, VISEMES.index("PP")), Phone(4800, 48000, VISEMES.index("aa"))],
+        words=[Word(0, 24000, "First"), Word(24000, 48000, "words."),
+               Word(60000, 70000, "Cut")],
+    )
+    rec.aired("m1", 1, 300, 50000, script)  # cut after 50 000 samples: "Cut" never aired
+    rec.aired("m2", 2, 30, 48000, script)  # a new encoder run: a new caption file
+    lines = [json.loads(x) for x in transcript.read_text().splitlines()]
+    assert [e["id"] for e in lines] == ["m1", "m2"]
+    first = lines[0]
+    assert first["start_s"] == 10.0 and first["words"][0] == [10.0, 10.5, "First"]
+    assert [w[2] for w in first["words"]] == ["First", "words."]
+    assert first["phones"][0] == [10.0, 10.1, "PP"]
+    files = sorted(tmp_path.glob("cc-*.vtt"))
+    assert len(files) == 2
+    text = files[0].read_text()
+    assert text.startswith("WEBVTT\n\n")
+    cue = re.findall(r"(\d\d:\d\d:\d\d\.\d\d\d) --> (\d\d:\d\d:\d\d\.\d\d\d)\n(.+)\n", text)
+    assert cue == [("00:00:10.000", "00:00:11.000", "First words.")]
+    assert vtt_time(3725.5) == "01:02:05.500"
+
+
+def test_an_unwritable_record_is_logged_once_and_airing_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    rec = AirRecord(transcript=blocker / "x.jsonl", vtt=None, sample_rate=RATE, fps=FPS,
+                    max_chars=20)
+    for _ in range(3):
+        rec.aired("m", 1, 0, 10, Script(words=[Word(0, 5, "a")]))
+    assert sum("cannot write" in r.message for r in caplog.records) == 1
+
+
+@pytest.mark.services
+def test_captions_in_the_received_stream_start_on_their_words_frames(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    transcript, vtt = tmp_path / "aired.jsonl", tmp_path / "captions.vtt"
+    text = "Good evening, and welcome to the show."
+    _, st, recording = speak_and_record(tmp_path, queues, rtmp_server, {
+        "AVATARCAST_CAPTIONS__BURN_IN": "true",
+        "AVATARCAST_CAPTIONS__TRANSCRIPT_PATH": str(transcript),
+        "AVATARCAST_CAPTIONS__VTT_PATH": str(vtt),
+    }, [text], animator="lite", width=W, height=H, fps=FPS)
+    (entry,) = [json.loads(x) for x in transcript.read_text().splitlines()]
+    assert entry["id"] == "t0" and entry["frame"] == st["recent"][0]["stream_first"]
+    assert " ".join(w[2] for w in entry["words"]) == text
+    assert {"PP", "aa"} <= {p[2] for p in entry["phones"]}  # "welcome", "evening"
+    assert text in vtt.read_text()
+
+    luma = decode_frames(recording, W, H)[..., 0].astype(np.int16)
+    band = luma[:, H * 2 // 3 :, :]
+    change = np.zeros(len(band))  # change[k]: frame k against frame k - 1
+    change[1:] = np.abs(band[1:] - band[:-1]).mean(axis=(1, 2))
+    change[:: 2 * FPS] = 0  # keyframes (every 2 s) refresh the whole picture a little
+    starts = sorted({int(w[0] * FPS) for w in entry["words"]})
+    late = [max(range(f - 3, f + 4), key=lambda k: change[k]) - f for f in starts]
+    print(f"caption frames minus word frames: {late}")
+    assert all(abs(d) <= 1 for d in late), late
+    assert change[starts[0] - 10 : starts[0]].max() < 0.05  # nothing there before speech
