@@ -4,6 +4,8 @@
   python -m bench soak --minutes 60           720p on air for an hour, a message every 20 s
   python -m bench pipeline                    the encoder's share of a cut, about 2 minutes
   python -m bench memory                      resident memory vs. the longest text, 4 minutes
+  python -m bench lipsync                     the mouth on the received stream vs. the speech
+  python -m bench stills                      README stills and a clip from the received stream
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
 a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import air, cadence, chart, cost, memory, pipeline, renderers, report
+from . import air, cadence, chart, cost, lipsync, memory, pipeline, renderers, report, stills
 from .probes import AudioWatch, MouthWatch, PacketLog
 from .session import BITRATE_KBPS, FPS, PRESET, SIZES, Session
 
@@ -197,7 +199,8 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", nargs="?", choices=("quick", "soak", "pipeline", "memory"),
+    ap.add_argument("kind", nargs="?",
+                    choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
@@ -211,6 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-musetalk", action="store_true")
     ap.add_argument("--out", type=Path, default=report.ROOT / "bench" / "results")
     args = ap.parse_args(argv)
+    if args.kind == "stills":
+        stills.main()
+        return
     stamp = time.strftime("%Y%m%dT%H%M%S")
     t = time.monotonic()
     if args.kind == "pipeline":
@@ -219,6 +225,11 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "memory":
         with tempfile.TemporaryDirectory(prefix="avatarcast-memory-") as tmp:
             figures = memory.run(Path(tmp), args.speak_s)
+    elif args.kind == "lipsync":
+        figures = {}
+        for provider in ("piper", "espeak"):  # phoneme timings, and the sound alone
+            with tempfile.TemporaryDirectory(prefix="avatarcast-lipsync-") as tmp:
+                figures[provider] = lipsync.run(Path(tmp), "720p", provider)
     else:
         figures = quick(args) if args.kind == "quick" else soak(args)
     record = {
@@ -234,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
                      chart.draw_pipeline)
     elif args.kind == "memory":
         report.write(args.kind, stamp, record, memory.rows(figures), args.out, memory.draw)
+    elif args.kind == "lipsync":
+        report.write(args.kind, stamp, record, lipsync.rows(figures), args.out, lipsync.draw)
     else:
         report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
 

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +28,9 @@ from avatarcast.settings import DEFAULT_IDLE_SOURCE
 from .services import free_port
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+VOICE_CACHE = Path(tempfile.gettempdir()) / f"avatarcast-test-voices-{os.getuid()}"
 
 
 @dataclass
@@ -69,6 +73,8 @@ class DaemonProc:
         env.update({
             "AVATARCAST_HEALTH__PORT": str(self.health_port),
             "AVATARCAST_STATE_DIR": str(workdir / "state"),
+            # Voices patched for phoneme timings once for every daemon the tests start.
+            "AVATARCAST_SPEECH__CACHE_DIR": str(VOICE_CACHE),
             "AVATARCAST_AVATAR__IDLE_SOURCE": str(DEFAULT_IDLE_SOURCE),
             "AVATARCAST_VIDEO__WIDTH": "320",
             "AVATARCAST_VIDEO__HEIGHT": "240",
@@ -160,13 +166,23 @@ class DaemonProc:
 class Receiver:
     """A real RTMP client recording what the server relays."""
 
-    def __init__(self, url: str, out: Path) -> None:
+    def __init__(self, url: str, out: Path, idle_timeout_s: float = 3.0) -> None:
+        """`idle_timeout_s`: how long the client waits for data, before the stream starts and
+        after it ends (a client playing an RTMP stream never notices its end otherwise)."""
         self.out = out
         self.proc = subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-rw_timeout", "3000000",
-             "-i", url, "-c", "copy", "-f", "flv", "-y", str(out)],
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-rw_timeout",
+             str(int(idle_timeout_s * 1e6)), "-i", url, "-c", "copy", "-f", "flv", "-y",
+             str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
+
+    def finish(self, after_s: float = 1.0) -> None:
+        """Let the stream's tail arrive, then end the recording cleanly."""
+        time.sleep(after_s)
+        if self.proc.poll() is None:
+            self.proc.terminate()  # FFmpeg writes the file's trailer on SIGTERM
+        self.wait(10)
 
     def wait(self, timeout: float = 20) -> None:
         try:

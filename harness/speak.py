@@ -41,7 +41,9 @@ def speak_and_record(
     other, stop; return the daemon, its last status and the recording a real RTMP client made
     from the stream's first frame (so stream frame n is frame n of the recording)."""
     url = rtmp_server.url(f"k{uuid.uuid4().hex}")
-    receiver = Receiver(url, workdir / "received.flv")
+    # Connected before the daemon starts (however long that takes), so it records the stream
+    # from its first frame.
+    receiver = Receiver(url, workdir / "received.flv", idle_timeout_s=60)
     daemon = DaemonProc(workdir, queues, {
         "AVATARCAST_OUTPUT__RTMP_URLS": json.dumps([url]),
         "AVATARCAST_FACE__ANIMATOR": animator,
@@ -64,6 +66,6 @@ def speak_and_record(
         assert daemon.stop() == 0, daemon.log()
     finally:
         daemon.kill()
-        receiver.wait()
+        receiver.finish()
     assert f"face animator: {animator}" in daemon.log()
     return daemon, st, receiver.out

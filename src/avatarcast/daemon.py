@@ -80,7 +80,9 @@ class Daemon:
         self.face = FaceService(make_animator(animator, s.face, s.video.fps),
                                 timeout_s=s.face.timeout_s)
         self.speech = Speech(
-            make_providers(s.speech, s.output.ffmpeg_path), s.speech, s.audio.sample_rate
+            make_providers(s.speech, s.output.ffmpeg_path,
+                           s.speech.cache_dir or s.state_dir / "voices"),
+            s.speech, s.audio.sample_rate,
         )
         self.handled = HandledIds(s.state_dir / "handled-ids.log", s.broker.dedupe_capacity)
         self.handled.load()

@@ -141,6 +141,8 @@ class SpeechSettings(BaseModel):
     espeak_path: str = "espeak-ng"
     retry_attempts: int = Field(default=2, ge=1, le=10)
     timeout_s: float = Field(default=30.0, gt=0)
+    # Where piper voices patched to give phoneme timings are kept; state_dir/voices if unset.
+    cache_dir: Path | None = None
 
     @field_validator("providers")
     @classmethod

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -20,14 +23,20 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, SpeechError) and exc.retryable
 
 
-def make_providers(settings: SpeechSettings, ffmpeg: str) -> list[Synthesizer]:
+def make_providers(settings: SpeechSettings, ffmpeg: str,
+                   cache_dir: Path | None = None) -> list[Synthesizer]:
+    """The configured providers; `cache_dir` keeps what they derive from their models (piper
+    voices with phoneme timings), a temporary directory when None."""
+    if cache_dir is None:
+        cache_dir = Path(tempfile.gettempdir()) / f"avatarcast-voices-{os.getuid()}"
     providers: list[Synthesizer] = []
     for name in settings.providers:
         # Imported lazily: an unused backend costs nothing.
         if name == "piper":
             from .piper import PiperSynthesizer
 
-            providers.append(PiperSynthesizer(settings.piper_model, settings.piper_voices_dir))
+            providers.append(
+                PiperSynthesizer(settings.piper_model, settings.piper_voices_dir, cache_dir))
         elif name == "edge":
             from .edge import EdgeSynthesizer
 

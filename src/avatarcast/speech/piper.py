@@ -13,6 +13,7 @@ from typing import Any
 
 from ..infra.threads import background_priority, iterate_in_thread
 from .base import SpeechChunk, SpeechError, split_sentences
+from .piper_timing import timed_model
 
 log = logging.getLogger(__name__)
 
@@ -20,26 +21,7 @@ BUNDLED = "en_US-joe-medium"
 _VOICE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def _with_durations(path: Path) -> str | bytes:
-    """The voice model with its phoneme durations exposed as an output (piper's own patch,
-    applied in memory), so each chunk comes with its phoneme timings; the file unchanged when
-    the model has them already, or cannot be patched (then speech comes without timings)."""
-    try:
-        import onnx
-        from piper.patch_voice_with_alignment import add_alignment_output
-    except ImportError:
-        log.warning("the onnx package is missing: piper speaks without phoneme timings")
-        return str(path)
-    model = onnx.load(str(path))
-    try:
-        add_alignment_output(model)
-    except ValueError as exc:  # already patched, or no duration tensor to expose
-        log.info("piper voice %s used as is for timings: %s", path.name, exc)
-        return str(path)
-    return bytes(model.SerializeToString())
-
-
-def _load_voice(path: Path) -> Any:
+def _load_voice(path: Path, cache_dir: Path) -> Any:
     """PiperVoice.load, but with ONNX Runtime's CPU arena off: the arena keeps the largest
     activations it ever held (hundreds of MB after one long sentence) for the life of the
     process; without it, each sentence's memory goes back when the sentence is done."""
@@ -53,7 +35,8 @@ def _load_voice(path: Path) -> Any:
     options = onnxruntime.SessionOptions()
     options.enable_cpu_mem_arena = False
     session = onnxruntime.InferenceSession(
-        _with_durations(path), sess_options=options, providers=["CPUExecutionProvider"]
+        str(timed_model(path, cache_dir)), sess_options=options,
+        providers=["CPUExecutionProvider"],
     )
     config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
     return PiperVoice(session=session, config=config)
@@ -79,9 +62,10 @@ def share_words(text: str, chunk_phonemes: list[list[str]]) -> list[str]:
 class PiperSynthesizer:
     name = "piper"
 
-    def __init__(self, model: Path | None, voices_dir: Path) -> None:
+    def __init__(self, model: Path | None, voices_dir: Path, cache_dir: Path) -> None:
         self._default = model
         self._voices_dir = voices_dir
+        self._cache_dir = cache_dir
         self._voices: dict[str, Any] = {}
         # One thread owns the ONNX sessions: models are never run on the event loop.
         self._executor = ThreadPoolExecutor(
@@ -115,7 +99,7 @@ class PiperSynthesizer:
             if not path.is_file():
                 raise SpeechError(f"piper model not found: {path}", retryable=False)
             log.info("loading piper voice %s", key)
-            self._voices[key] = _load_voice(path)
+            self._voices[key] = _load_voice(path, self._cache_dir)
         return self._voices[key]
 
     def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:

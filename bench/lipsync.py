@@ -1,0 +1,259 @@
+"""Lip-sync, read off the received stream: the daemon speaks phonetically varied texts at 720p
+to nginx-rtmp, a real client records what the server relays, and the face landmarker runs on
+every received frame. Against what was said (the daemon's record of each aired phone and word,
+on the stream's clock) and what was heard (the received audio):
+
+* mouth opening against the audio envelope: correlation at lag 0, and the lag that fits best;
+* /m b p/: the share of those sounds during which the received lips close;
+* /o u w/: the share of their frames where the mouth is narrower than at rest;
+* silence: the share of silent frames where the mouth is at rest;
+* captions (burned in): frames between a word's first sample and its caption appearing.
+
+"Closed" and "at rest" are read against the idle picture, which for the default portrait is a
+smile with the teeth showing: closed means the inner lips nearly meet (under a third of the
+resting gap), at rest means within a small margin of the resting gap.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avatarcast.avatar.track import FaceTracker
+from harness.daemon import QueueNames, delete_queues, packets
+from harness.services import NginxRtmp, ensure_rabbitmq
+from harness.speak import decode_audio, speak_and_record
+
+from .session import FPS, SIZES
+
+TEXTS = [
+    "Mom bought blue boots, five pounds of fresh fruit, and a map of the moon.",
+    "We whooped when Bob's puppy found the old brown boot by the pool.",
+    "Peter fed the sheep while Paul played five violin pieces very softly.",
+    "Would you move the blue box over by the window, please? Thank you, Maria.",
+]
+REST_MARGIN = 0.04  # of the mouth's width: "at rest" tolerance on the opening
+RATE = 16000
+
+
+def _landmarks(recording: Path, width: int, height: int) -> list[np.ndarray | None]:
+    """Face landmarks of every received frame, decoded one at a time (bounded memory)."""
+    tracker = FaceTracker()
+    proc = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-i", str(recording), "-map", "0:v", "-fps_mode",
+         "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    size = width * height * 3
+    out: list[np.ndarray | None] = []
+    while len(buf := proc.stdout.read(size)) == size:
+        rgb = np.frombuffer(buf, np.uint8).reshape(height, width, 3)
+        out.append(tracker.find(np.ascontiguousarray(rgb)))
+    proc.wait()
+    return out
+
+
+def _mouth(lm: np.ndarray | None) -> tuple[float, float]:
+    if lm is None:
+        return float("nan"), float("nan")
+    p = lm[:, :2]
+    return float(np.linalg.norm(p[13] - p[14])), float(np.linalg.norm(p[61] - p[291]))
+
+
+def _envelope(audio: np.ndarray, audio_start: float, frame_pts: np.ndarray) -> np.ndarray:
+    x = audio.astype(np.float32) / 32768.0
+    out = np.zeros(len(frame_pts))
+    for k, t in enumerate(frame_pts):
+        a = round(float(t - audio_start) * RATE)
+        win = x[max(0, a) : max(0, a + RATE // FPS)]
+        out[k] = float(np.sqrt(np.mean(win**2))) if len(win) else 0.0
+    return out
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 10 or a[ok].std() == 0 or b[ok].std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def _phone_at(phones: list[list[Any]], t: float) -> str | None:
+    for start, end, vis in phones:
+        if start <= t < end:
+            return str(vis)
+    return None
+
+
+def measure(recording: Path, aired: list[dict[str, Any]], width: int,
+            height: int) -> dict[str, Any]:
+    lms = _landmarks(recording, width, height)
+    opening, mwidth = np.array([_mouth(lm) for lm in lms]).T
+    video = packets(recording, "v")[:, 0]
+    audio_pts = packets(recording, "a")[:, 0]
+    n = min(len(video), len(opening))
+    opening, mwidth, video = opening[:n], mwidth[:n], video[:n]
+    first = min(e["frame"] for e in aired)
+    last = max(round(e["words"][-1][1] * FPS) if e["words"] else e["frame"] for e in aired)
+    idle = np.r_[max(0, first - 25) : first - 3]
+    w0 = float(np.nanmedian(mwidth[idle]))
+    o0 = float(np.nanmedian(opening[idle]))
+    norm_open, norm_width = opening / w0, mwidth / w0
+    rest = o0 / w0
+    closed_below = rest / 3 if rest > 0.06 else 0.02
+    phones = [p for e in aired for p in e["phones"]]
+    t_centre = (np.arange(n) + 0.5) / FPS
+    labels = [_phone_at(phones, t) for t in t_centre]
+
+    closures = [p for p in phones if p[2] == "PP"]
+    closed_ok = 0
+    for start, end, _ in closures:
+        ks = range(int(start * FPS), min(n, int(np.ceil(end * FPS))))
+        if any(norm_open[k] <= closed_below for k in ks):
+            closed_ok += 1
+    rounded = [k for k, v in enumerate(labels) if v in ("O", "U")]
+    round_ok = sum(1 for k in rounded if norm_width[k] < 1.0)
+    silent = [k for k in range(first - 25, min(n, last + 60))
+              if labels[k] in (None, "sil") and all(
+                  labels[j] in (None, "sil") for j in range(max(0, k - 2), min(n, k + 3)))]
+    silent_ok = sum(1 for k in silent if abs(norm_open[k] - rest) <= REST_MARGIN)
+
+    env = _envelope(decode_audio(recording, RATE), float(audio_pts[0]), video)
+    span = slice(max(0, first - 15), min(n, last + 15))
+    lags = {lag: _corr(np.roll(norm_open, -lag)[span], env[span]) for lag in range(-5, 6)}
+    best = max(lags, key=lambda k: -1 if np.isnan(lags[k]) else lags[k])
+    return {
+        "frames": n, "faces_found": int(np.isfinite(opening).sum()),
+        "rest_opening": round(rest, 3), "closed_below": round(closed_below, 3),
+        "envelope_corr_lag0": round(lags[0], 3),
+        "envelope_best_lag_frames": best, "envelope_corr_best": round(lags[best], 3),
+        "mbp_closed": {"n": len(closures), "share": round(closed_ok / max(1, len(closures)), 3)},
+        "ouw_rounded": {"n": len(rounded), "share": round(round_ok / max(1, len(rounded)), 3)},
+        "silent_at_rest": {"n": len(silent), "share": round(silent_ok / max(1, len(silent)), 3)},
+        "opening_speaking_median": round(float(np.nanmedian(norm_open[span])), 3),
+        "opening_speaking_max": round(float(np.nanmax(norm_open[span])), 3),
+        "series": {
+            "t": [round(k / FPS, 3) for k in range(span.start, span.stop)],
+            "opening": _rounded(norm_open[span]), "width": _rounded(norm_width[span]),
+            "envelope": _rounded(env[span] / max(1e-9, float(env[span].max()))),
+            "phones": [p for p in phones if p[2] in ("PP", "O", "U")],
+        },
+    }
+
+
+def _rounded(x: np.ndarray) -> list[float | None]:
+    return [None if not np.isfinite(v) else round(float(v), 3) for v in x]
+
+
+def draw(record: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = record["figures"]
+    fig, axes = plt.subplots(2 * len(runs), 1, figsize=(16, 5 * len(runs)), squeeze=False)
+    fig.suptitle(f"avatarcast lip-sync from the received stream, {record['stamp']}, commit "
+                 f"{record['versions']['commit']}")
+    for i, (name, v) in enumerate(runs.items()):
+        s = v["series"]
+        ax = axes[2 * i][0]
+        ax.plot(s["t"], s["opening"], label="mouth opening (received, / rest width)")
+        ax.plot(s["t"], s["envelope"], alpha=0.6, label="audio envelope (received)")
+        ax.axhline(v["closed_below"], color="k", ls=":", label="closed below")
+        for start, end, vis in s["phones"]:
+            if vis == "PP":
+                ax.axvspan(start, end, color="tab:red", alpha=0.25)
+        ax.set(title=f"{name}: opening vs sound; red: /m b p/", xlabel="stream s")
+        ax.legend(loc="upper right")
+        ax = axes[2 * i + 1][0]
+        ax.plot(s["t"], s["width"], color="tab:green", label="mouth width / rest width")
+        ax.axhline(1.0, color="k", ls=":")
+        for start, end, vis in s["phones"]:
+            if vis in ("O", "U"):
+                ax.axvspan(start, end, color="tab:blue", alpha=0.2)
+        ax.set(title=f"{name}: width; blue: /o u w/", xlabel="stream s")
+        ax.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def caption_delays(recording: Path, aired: list[dict[str, Any]], width: int,
+                   height: int) -> dict[str, Any]:
+    """Frames from each word's first sample to its caption on the received picture."""
+    band_rows = (height * 2 // 3, height)
+    proc = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-i", str(recording), "-map", "0:v", "-fps_mode",
+         "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    change: list[float] = [0.0]
+    prev: np.ndarray | None = None
+    while len(buf := proc.stdout.read(width * height)) == width * height:
+        band = np.frombuffer(buf, np.uint8).reshape(height, width)[slice(*band_rows)]
+        band = band.astype(np.int16)
+        if prev is not None:
+            change.append(float(np.abs(band - prev).mean()))
+        prev = band
+    proc.wait()
+    ch = np.array(change)
+    ch[:: 2 * FPS] = 0  # keyframes refresh the whole picture a little
+    delays = []
+    starts = sorted({int(w[0] * FPS) for e in aired for w in e["words"]})
+    for i, f in enumerate(starts):
+        # The frame that changed most around the word, short of its neighbours' frames.
+        lo = max(f - 3, starts[i - 1] + 1 if i else 0)
+        hi = min(f + 3, starts[i + 1] - 1 if i + 1 < len(starts) else f + 3, len(ch) - 1)
+        if lo <= hi:
+            delays.append(max(range(lo, hi + 1), key=lambda k: ch[k]) - f)
+    return {"n": len(delays), "within_one_frame": round(
+        sum(abs(d) <= 1 for d in delays) / max(1, len(delays)), 3),
+        "median_frames": statistics.median(delays) if delays else None,
+        "max_frames": max(delays, key=abs) if delays else None}
+
+
+def run(work: Path, size: str = "720p", provider: str = "piper") -> dict[str, Any]:
+    ensure_rabbitmq()
+    width, height = SIZES[size]
+    server = NginxRtmp(work / "nginx")
+    queues = QueueNames.unique()
+    server.start()
+    transcript = work / "aired.jsonl"
+    try:
+        _, _, recording = speak_and_record(work, queues, server, {
+            "AVATARCAST_SPEECH__PROVIDERS": json.dumps([provider]),
+            "AVATARCAST_CAPTIONS__BURN_IN": "true",
+            "AVATARCAST_CAPTIONS__TRANSCRIPT_PATH": str(transcript),
+        }, TEXTS, animator="lite", width=width, height=height, fps=FPS)
+    finally:
+        server.stop()
+        delete_queues(queues)
+    aired = [json.loads(x) for x in transcript.read_text().splitlines()]
+    out = measure(recording, aired, width, height)
+    out["captions"] = caption_delays(recording, aired, width, height)
+    out["size"], out["provider"], out["texts"] = size, provider, len(TEXTS)
+    return out
+
+
+def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for name, v in f.items():
+        m, s, r = v["mbp_closed"], v["silent_at_rest"], v["ouw_rounded"]
+        out += [
+            (f"{name}: mouth vs audio envelope", f"r = {v['envelope_corr_lag0']} at lag 0, "
+             f"best {v['envelope_corr_best']} at {v['envelope_best_lag_frames']} frames", "", ""),
+            (f"{name}: /m b p/ with closed lips", f"{m['share']:.0%} of {m['n']}", ">= 90%",
+             "met" if m["share"] >= 0.9 else "MISSED"),
+            (f"{name}: /o u w/ frames rounded", f"{r['share']:.0%} of {r['n']}", "", ""),
+            (f"{name}: silent frames at rest", f"{s['share']:.0%} of {s['n']}", "100%",
+             "met" if s["share"] >= 1.0 else "MISSED"),
+        ]
+        c = v["captions"]
+        out.append((f"{name}: caption on its word's frame", f"{c['within_one_frame']:.0%} "
+                    f"within one frame of {c['n']} (median {c['median_frames']}, worst "
+                    f"{c['max_frames']})", "within one frame",
+                    "met" if c["within_one_frame"] >= 1.0 else "MISSED"))
+    return out
