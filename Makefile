@@ -1,7 +1,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench pipeline memory soak deps dev-deps schema clean
+.PHONY: run test lint typecheck unit bench pipeline memory lipsync stills soak deps dev-deps schema clean
 
 run: deps            ## install what is missing, start RabbitMQ (+ nginx-rtmp), run the daemon
 	scripts/run-local.sh
@@ -27,6 +27,15 @@ pipeline: dev-deps   ## what FFmpeg, nginx-rtmp and a client add to every cut (a
 memory: dev-deps     ## resident memory vs. the longest text at 480p/720p/1080p (about 4 minutes)
 	scripts/start-rabbitmq.sh
 	$(BIN)/python -m bench memory
+
+lipsync: dev-deps    ## the mouth on the received stream vs. the speech, two landmarkers (3 minutes)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-bench.txt
+	scripts/start-rabbitmq.sh
+	$(BIN)/python -m bench lipsync
+
+stills: dev-deps     ## README stills and a 10 s clip of the lite mouth, from the received stream
+	scripts/start-rabbitmq.sh
+	$(BIN)/python -m bench stills
 
 soak: dev-deps       ## the stream for MINUTES (60) with a message every 20 s: drift, memory
 	scripts/start-rabbitmq.sh

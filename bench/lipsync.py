@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,27 +42,71 @@ REST_MARGIN = 0.04  # of the mouth's width: "at rest" tolerance on the opening
 RATE = 16000
 
 
-def _landmarks(recording: Path, width: int, height: int) -> list[np.ndarray | None]:
-    """Face landmarks of every received frame, decoded one at a time (bounded memory)."""
-    tracker = FaceTracker()
+def _rgb_frames(recording: Path, width: int, height: int) -> Iterator[np.ndarray]:
+    """Every received frame, decoded one at a time (bounded memory)."""
     proc = subprocess.Popen(
         ["ffmpeg", "-v", "error", "-i", str(recording), "-map", "0:v", "-fps_mode",
          "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], stdout=subprocess.PIPE)
     assert proc.stdout is not None
     size = width * height * 3
-    out: list[np.ndarray | None] = []
     while len(buf := proc.stdout.read(size)) == size:
-        rgb = np.frombuffer(buf, np.uint8).reshape(height, width, 3)
-        out.append(tracker.find(np.ascontiguousarray(rgb)))
+        yield np.frombuffer(buf, np.uint8).reshape(height, width, 3)
     proc.wait()
+
+
+class MediaPipeMeter:
+    """The landmarker the daemon itself uses (MediaPipe's 468-point mesh)."""
+
+    name = "mediapipe"
+
+    def __init__(self) -> None:
+        self._tracker = FaceTracker()
+
+    def mouth(self, rgb: np.ndarray) -> tuple[float, float]:
+        lm = self._tracker.find(np.ascontiguousarray(rgb))
+        if lm is None:
+            return float("nan"), float("nan")
+        p = lm[:, :2]
+        return float(np.linalg.norm(p[13] - p[14])), float(np.linalg.norm(p[61] - p[291]))
+
+
+class DlibMeter:
+    """An independent landmarker: dlib's HOG face detector and 68-point shape predictor
+    (requirements-bench.txt); inner lips 62/66, mouth corners 48/54."""
+
+    name = "dlib"
+
+    def __init__(self) -> None:
+        import importlib.util
+
+        import dlib
+
+        spec = importlib.util.find_spec("face_recognition_models")
+        if spec is None or spec.origin is None:
+            raise ImportError("face_recognition_models is not installed")
+        data = Path(spec.origin).parent / "models" / "shape_predictor_68_face_landmarks.dat"
+        self._detect = dlib.get_frontal_face_detector()
+        self._predict = dlib.shape_predictor(str(data))
+        self._box: Any = None
+
+    def mouth(self, rgb: np.ndarray) -> tuple[float, float]:
+        faces = self._detect(rgb, 0)
+        if faces:
+            self._box = max(faces, key=lambda r: r.area())
+        if self._box is None:
+            return float("nan"), float("nan")
+        s = self._predict(rgb, self._box)
+        p = np.array([[s.part(i).x, s.part(i).y] for i in (62, 66, 48, 54)], float)
+        return float(np.linalg.norm(p[0] - p[1])), float(np.linalg.norm(p[2] - p[3]))
+
+
+def meters() -> list[Any]:
+    out: list[Any] = [MediaPipeMeter()]
+    try:
+        out.append(DlibMeter())
+    except ImportError as exc:
+        print(f"dlib meter unavailable ({exc}); `make lipsync` installs it")
     return out
-
-
-def _mouth(lm: np.ndarray | None) -> tuple[float, float]:
-    if lm is None:
-        return float("nan"), float("nan")
-    p = lm[:, :2]
-    return float(np.linalg.norm(p[13] - p[14])), float(np.linalg.norm(p[61] - p[291]))
 
 
 def _envelope(audio: np.ndarray, audio_start: float, frame_pts: np.ndarray) -> np.ndarray:
@@ -90,43 +135,50 @@ def _phone_at(phones: list[list[Any]], t: float) -> str | None:
 
 def measure(recording: Path, aired: list[dict[str, Any]], width: int,
             height: int) -> dict[str, Any]:
-    lms = _landmarks(recording, width, height)
-    opening, mwidth = np.array([_mouth(lm) for lm in lms]).T
+    tools = meters()
+    series = np.array([[m.mouth(rgb) for m in tools]
+                       for rgb in _rgb_frames(recording, width, height)])  # (n, meters, 2)
     video = packets(recording, "v")[:, 0]
     audio_pts = packets(recording, "a")[:, 0]
-    n = min(len(video), len(opening))
-    opening, mwidth, video = opening[:n], mwidth[:n], video[:n]
+    n = min(len(video), len(series))
+    series, video = series[:n], video[:n]
     first = min(e["frame"] for e in aired)
     last = max(round(e["words"][-1][1] * FPS) if e["words"] else e["frame"] for e in aired)
+    span = slice(max(0, first - 15), min(n, last + 15))
+    env = _envelope(decode_audio(recording, RATE), float(audio_pts[0]), video)
+    phones = [p for e in aired for p in e["phones"]]
+    labels = [_phone_at(phones, (k + 0.5) / FPS) for k in range(n)]
+    quiet = env < 0.02 * float(env[span].max())
+    silent = [k for k in range(span.start, span.stop)
+              if quiet[max(0, k - 2) : k + 3].all()]  # silence heard, 3 frames each side
+    out: dict[str, Any] = {"frames": n, "silent_frames": len(silent)}
+    for i, meter in enumerate(tools):
+        out[meter.name] = _figures(series[:, i, 0], series[:, i, 1], first, span, phones,
+                                   labels, silent, env)
+    return out
+
+
+def _figures(opening: np.ndarray, mwidth: np.ndarray, first: int, span: slice,
+             phones: list[list[Any]], labels: list[str | None], silent: list[int],
+             env: np.ndarray) -> dict[str, Any]:
     idle = np.r_[max(0, first - 25) : first - 3]
     w0 = float(np.nanmedian(mwidth[idle]))
-    o0 = float(np.nanmedian(opening[idle]))
     norm_open, norm_width = opening / w0, mwidth / w0
-    rest = o0 / w0
-    closed_below = rest / 3 if rest > 0.06 else 0.02
-    phones = [p for e in aired for p in e["phones"]]
-    t_centre = (np.arange(n) + 0.5) / FPS
-    labels = [_phone_at(phones, t) for t in t_centre]
-
+    rest = float(np.nanmedian(norm_open[idle]))
+    closed_below = max(rest / 4, 0.02)
+    n = len(opening)
     closures = [p for p in phones if p[2] == "PP"]
-    closed_ok = 0
-    for start, end, _ in closures:
-        ks = range(int(start * FPS), min(n, int(np.ceil(end * FPS))))
-        if any(norm_open[k] <= closed_below for k in ks):
-            closed_ok += 1
+    closed_ok = sum(
+        1 for start, end, _ in closures
+        if any(norm_open[k] <= closed_below
+               for k in range(int(start * FPS), min(n, int(np.ceil(end * FPS))))))
     rounded = [k for k, v in enumerate(labels) if v in ("O", "U")]
     round_ok = sum(1 for k in rounded if norm_width[k] < 1.0)
-    silent = [k for k in range(first - 25, min(n, last + 60))
-              if labels[k] in (None, "sil") and all(
-                  labels[j] in (None, "sil") for j in range(max(0, k - 2), min(n, k + 3)))]
     silent_ok = sum(1 for k in silent if abs(norm_open[k] - rest) <= REST_MARGIN)
-
-    env = _envelope(decode_audio(recording, RATE), float(audio_pts[0]), video)
-    span = slice(max(0, first - 15), min(n, last + 15))
     lags = {lag: _corr(np.roll(norm_open, -lag)[span], env[span]) for lag in range(-5, 6)}
     best = max(lags, key=lambda k: -1 if np.isnan(lags[k]) else lags[k])
     return {
-        "frames": n, "faces_found": int(np.isfinite(opening).sum()),
+        "faces_found": int(np.isfinite(opening).sum()),
         "rest_opening": round(rest, 3), "closed_below": round(closed_below, 3),
         "envelope_corr_lag0": round(lags[0], 3),
         "envelope_best_lag_frames": best, "envelope_corr_best": round(lags[best], 3),
@@ -154,7 +206,8 @@ def draw(record: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = record["figures"]
+    runs = {f"{p}, {m}": v[m] for p, v in record["figures"].items()
+            for m in ("dlib", "mediapipe") if m in v}
     fig, axes = plt.subplots(2 * len(runs), 1, figsize=(16, 5 * len(runs)), squeeze=False)
     fig.suptitle(f"avatarcast lip-sync from the received stream, {record['stamp']}, commit "
                  f"{record['versions']['commit']}")
@@ -240,19 +293,26 @@ def run(work: Path, size: str = "720p", provider: str = "piper") -> dict[str, An
 
 def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
-    for name, v in f.items():
-        m, s, r = v["mbp_closed"], v["silent_at_rest"], v["ouw_rounded"]
-        out += [
-            (f"{name}: mouth vs audio envelope", f"r = {v['envelope_corr_lag0']} at lag 0, "
-             f"best {v['envelope_corr_best']} at {v['envelope_best_lag_frames']} frames", "", ""),
-            (f"{name}: /m b p/ with closed lips", f"{m['share']:.0%} of {m['n']}", ">= 90%",
-             "met" if m["share"] >= 0.9 else "MISSED"),
-            (f"{name}: /o u w/ frames rounded", f"{r['share']:.0%} of {r['n']}", "", ""),
-            (f"{name}: silent frames at rest", f"{s['share']:.0%} of {s['n']}", "100%",
-             "met" if s["share"] >= 1.0 else "MISSED"),
-        ]
-        c = v["captions"]
-        out.append((f"{name}: caption on its word's frame", f"{c['within_one_frame']:.0%} "
+    for provider, run in f.items():
+        for meter in ("dlib", "mediapipe"):
+            v = run.get(meter)
+            if v is None:
+                continue
+            name = f"{provider}, {meter}"
+            m, s, r = v["mbp_closed"], v["silent_at_rest"], v["ouw_rounded"]
+            out.append((f"{name}: mouth vs audio envelope", f"r = {v['envelope_corr_lag0']} at "
+                        f"lag 0, best {v['envelope_corr_best']} at "
+                        f"{v['envelope_best_lag_frames']} frames", "", ""))
+            if m["n"]:
+                out.append((f"{name}: /m b p/ with closed lips", f"{m['share']:.0%} of {m['n']}",
+                            ">= 90%", "met" if m["share"] >= 0.9 else "MISSED"))
+            if r["n"]:
+                out.append((f"{name}: /o u w/ frames rounded", f"{r['share']:.0%} of {r['n']}",
+                            "", ""))
+            out.append((f"{name}: silent frames at rest", f"{s['share']:.0%} of {s['n']}",
+                        "100%", "met" if s["share"] >= 1.0 else "MISSED"))
+        c = run["captions"]
+        out.append((f"{provider}: caption on its word's frame", f"{c['within_one_frame']:.0%} "
                     f"within one frame of {c['n']} (median {c['median_frames']}, worst "
                     f"{c['max_frames']})", "within one frame",
                     "met" if c["within_one_frame"] >= 1.0 else "MISSED"))

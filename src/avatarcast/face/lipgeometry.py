@@ -4,6 +4,8 @@ line between the lips. Measured once per cycle frame from its landmarks and its 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -13,7 +15,7 @@ from ..onair.frames import Frame
 Array = npt.NDArray[np.float32]
 
 
-def smoothstep(t: Array | float) -> Array:
+def smoothstep(t: npt.NDArray[np.floating[Any]] | float) -> Array:
     x = np.clip(t, 0.0, 1.0)
     return np.asarray(x * x * (3.0 - 2.0 * x), np.float32)
 
@@ -46,6 +48,10 @@ class LipGeometry:
                                                          - top[1])).astype(np.float32))
         self.lip_chroma = self._lip_chroma(frame, w, h)
         self.roi = self._roi(w, h, j_max)
+        # What the warp derives from this geometry alone, per grid step; kept when the
+        # animator can afford it for every cycle frame (warp.py).
+        self.keep_static = True
+        self.static: dict[int, Any] = {}
 
     def _uv(self, points: npt.NDArray[np.float64]) -> tuple[Array, Array]:
         d = points - self.m

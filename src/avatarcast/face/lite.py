@@ -18,6 +18,8 @@ from .mouthtrack import MouthTrack
 from .visemes import Pose
 from .warp import REST, WarpTuning, warp
 
+STATIC_BUDGET_BYTES = 96 * 2**20
+
 
 class LiteAnimator:
     name = "lite"
@@ -36,6 +38,13 @@ class LiteAnimator:
             LipGeometry(lm, frame, self._shape.jaw_drop)
             for lm, frame in zip(avatar.faces.landmarks, avatar.idle.frames, strict=True)
         ]
+        # The warp keeps what it derives from each frame's geometry (about 60 bytes a pixel of
+        # the mouth region) when that fits the budget for the whole cycle: always for a
+        # portrait, for short videos at 720p; else it is derived again for every frame.
+        x0, y0, x1, y1 = self._geometry[0].roi
+        need = len(self._geometry) * (x1 - x0) * (y1 - y0) * 60
+        for g in self._geometry:
+            g.keep_static = need <= STATIC_BUDGET_BYTES
         self._avatar = avatar
 
     def render(

@@ -26,6 +26,10 @@ _POSE_TABLE = np.array([POSES[v] for v in VISEMES], np.float32)  # (15, 4)
 _CONTEXT = 4  # frames looked at on each side of a requested range
 _ROUND_AHEAD = 4  # frames over which rounding anticipates a rounded vowel
 _SIGMA = 0.8  # frames: how much neighbouring targets blend
+# The lips lead the sound: a frame shows the sound 40 ms after its centre. (Piper's phoneme
+# spans also end with the transition into the next sound; measured against the envelope of
+# piper's own speech, jaw and sound line up best with this lead: python -m bench lipsync.)
+LEAD_S = 0.04
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Timeline:
     def __init__(self, spf: int, fps: int) -> None:
         self._spf = spf
         self._fps = fps
+        self._lead = round(LEAD_S * spf * fps)
         self._phones: list[Phone] = []
         self._starts: list[int] = []
 
@@ -83,7 +88,7 @@ class Timeline:
         covered = np.zeros(count, bool)
         spf = self._spf
         for k in range(count):
-            phone = self._at((lo + k) * spf + spf // 2)
+            phone = self._at((lo + k) * spf + spf // 2 + self._lead)
             if phone is not None:
                 vis[k], weight[k], covered[k] = phone.viseme, phone.weight, True
         # Closures are never skipped: a /p/ shorter than a frame still closes the lips, for
@@ -91,7 +96,7 @@ class Timeline:
         for phone in self._overlapping(lo * spf, (lo + count) * spf):
             if phone.viseme not in CLOSURES:
                 continue
-            mid = (phone.start + phone.end) / 2 / spf - lo
+            mid = ((phone.start + phone.end) / 2 - self._lead) / spf - lo
             k = int(np.clip(np.floor(mid), 0, count - 1))
             other = k + 1 if mid - k >= 0.5 else k - 1
             for j in (k, other):
