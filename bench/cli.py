@@ -6,6 +6,7 @@
   python -m bench memory                      resident memory vs. the longest text, 4 minutes
   python -m bench lipsync                     the mouth on the received stream vs. the speech
   python -m bench stills                      README stills and a clip from the received stream
+  python -m bench renderers [--no-musetalk]   TTS real-time factors, animator cost per frame
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
 a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
@@ -185,9 +186,12 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
         if size in r.get("lite", {}):
             v = r["lite"][size]
             out.append((f"lite animator {size}, one core", f"{v['fps']} fps "
-                        f"(x{v['x_real_time']} real time)",
-                        ">= x3 at 720p" if size == "720p" else "",
-                        report.verdict(v["x_real_time"] >= 3) if size == "720p" else ""))
+                        f"(x{v['x_real_time']} real time), "
+                        f"{v.get('ms_per_frame_median')} ms/frame median, "
+                        f"p95 {v.get('ms_per_frame_p95')}; captions "
+                        f"+{v.get('captions_ms_per_frame')} ms",
+                        ">= x3" if size != "480p" else "",
+                        report.verdict(v["x_real_time"] >= 3) if size != "480p" else ""))
     if mt := r.get("musetalk"):
         for k, v in mt.items():
             if k.startswith("batch"):
@@ -200,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", nargs="?",
-                    choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills"),
+                    choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
+                             "renderers"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
@@ -225,6 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "memory":
         with tempfile.TemporaryDirectory(prefix="avatarcast-memory-") as tmp:
             figures = memory.run(Path(tmp), args.speak_s)
+    elif args.kind == "renderers":
+        tts, speech_16k = renderers.tts()
+        figures = {"renderers": {"tts": tts, "lite": renderers.lite_fps(speech_16k)}}
+        if not args.no_musetalk:
+            figures["renderers"]["musetalk"] = renderers.musetalk()
     elif args.kind == "lipsync":
         figures = {}
         for provider in ("piper", "espeak"):  # phoneme timings, and the sound alone

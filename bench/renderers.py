@@ -18,9 +18,12 @@ import numpy as np
 from avatarcast.avatar.cache import BuildSettings
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import for_output
+from avatarcast.captions.burn import Captioner
+from avatarcast.captions.words import Word
 from avatarcast.face.base import ANIMATOR_RATE
 from avatarcast.face.lite import LiteAnimator
-from avatarcast.face.mouthtrack import from_audio
+from avatarcast.face.mouthtrack import MouthTrack, Timeline
+from avatarcast.face.visemes import Phone, phones_from_alignment
 from avatarcast.onair.audio import resample
 from avatarcast.settings import DEFAULT_IDLE_SOURCE, Settings
 from avatarcast.speech.base import SpeechError
@@ -32,56 +35,74 @@ RATE = 48000
 TEXT = ("Good evening, and welcome to the stream. Tonight we talk about seven wonderful "
         "boots, a quiet harbour, and the weather tomorrow.")
 PORTRAIT = DEFAULT_IDLE_SOURCE
+Speech16k = tuple[np.ndarray, MouthTrack]  # speech at 16 kHz and its mouth track
 
 
-async def _synthesize(provider: str, runs: int) -> tuple[dict[str, Any], np.ndarray | None]:
+async def _synthesize(
+    provider: str, runs: int
+) -> tuple[dict[str, Any], np.ndarray | None, list[Phone]]:
     s = Settings(speech={"providers": [provider], "retry_attempts": 1})  # type: ignore[arg-type]
     speech = Speech(make_providers(s.speech, "ffmpeg"), s.speech, RATE)
     try:
         await speech.start()
     except SpeechError as exc:
-        return {"unavailable": str(exc).splitlines()[0][:200]}, None
+        return {"unavailable": str(exc).splitlines()[0][:200]}, None, []
     rtf, first, pcm = [], [], None
+    phones: list[Phone] = []
     try:
         for _ in range(runs):
             t = time.perf_counter()
-            chunks = []
+            chunks: list[np.ndarray] = []
+            phones, at = [], 0
             async for spoken in speech.synthesize(TEXT, None):
-                c = spoken.pcm
                 if not chunks:
                     first.append(time.perf_counter() - t)
-                chunks.append(c)
+                if spoken.alignment:
+                    phones += phones_from_alignment(spoken.alignment, at)[0]
+                at += len(spoken.pcm)
+                chunks.append(spoken.pcm)
             pcm = np.concatenate(chunks)
             rtf.append((time.perf_counter() - t) / (len(pcm) / RATE))
     except SpeechError as exc:
-        return {"unavailable": str(exc).splitlines()[0][:200]}, None
+        return {"unavailable": str(exc).splitlines()[0][:200]}, None, []
     finally:
         await speech.aclose()
     return {"rtf": round(statistics.median(rtf), 4),
             "first_audio_ms": round(statistics.median(first) * 1000, 1),
-            "audio_s": round(len(pcm) / RATE, 2) if pcm is not None else None}, pcm
+            "audio_s": round(len(pcm) / RATE, 2) if pcm is not None else None}, pcm, phones
 
 
-def tts(runs: int = 3) -> tuple[dict[str, Any], np.ndarray]:
+def tts(runs: int = 3) -> tuple[dict[str, Any], Speech16k]:
+    """Each provider's real-time factor; piper's speech (at 16 kHz) and its mouth track for the
+    animator figures."""
     out: dict[str, Any] = {}
-    piper_pcm = None
+    piper: tuple[np.ndarray | None, list[Phone]] = (None, [])
     for provider in ("piper", "espeak", "edge"):
-        out[provider], pcm = asyncio.run(_synthesize(provider, runs))
+        out[provider], pcm, phones = asyncio.run(_synthesize(provider, runs))
         if provider == "piper":
-            piper_pcm = pcm
-    if piper_pcm is None:
+            piper = (pcm, phones)
+    pcm, phones = piper
+    if pcm is None:
         raise RuntimeError(f"piper is needed for the animator figures: {out['piper']}")
-    return out, resample(piper_pcm, RATE, ANIMATOR_RATE)
+    audio_16k = resample(pcm, RATE, ANIMATOR_RATE)
+    frames = len(pcm) // (RATE // FPS)
+    timeline = Timeline(RATE // FPS, FPS)
+    timeline.add(phones)
+    track = timeline.track(0, frames, audio_16k[: frames * ANIMATOR_RATE // FPS], ANIMATOR_RATE)
+    return out, (audio_16k[: frames * ANIMATOR_RATE // FPS], track)
 
 
-def lite_fps(audio_16k: np.ndarray, runs: int = 3) -> dict[str, Any]:
-    """Pinned to one core, as the target says; the affinity is restored afterwards."""
+def lite_fps(speech: Speech16k, runs: int = 3) -> dict[str, Any]:
+    """The lite animator on piper's speech with its phoneme track, pinned to one core, as the
+    target says (the affinity is restored afterwards); and burning captions in, per frame."""
+    audio_16k, track = speech
     cores = os.sched_getaffinity(0)
     threads = cv2.getNumThreads()
     os.sched_setaffinity(0, {min(cores)})
     cv2.setNumThreads(1)
-    frames = len(audio_16k) * FPS // ANIMATOR_RATE
-    out: dict[str, Any] = {"frames": frames}
+    frames = len(track)
+    moving = float(np.mean((track.jaw > 1e-3) | (track.press > 1e-3) | (track.tuck > 1e-3)))
+    out: dict[str, Any] = {"frames": frames, "frames_moving": round(moving, 3)}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             prepared = load(build(PORTRAIT, "bench", Path(tmp), BuildSettings(FPS, 600, 1920)))
@@ -90,18 +111,36 @@ def lite_fps(audio_16k: np.ndarray, runs: int = 3) -> dict[str, Any]:
             anim = LiteAnimator(FPS)
             anim.load(avatar)
             indices = [avatar.idle.index(k) for k in range(frames)]
-            track = from_audio(audio_16k, frames, FPS, ANIMATOR_RATE)
-            rates = []
+            rates, per_frame = [], []
             for _ in range(runs):
                 t = time.perf_counter()
-                n = sum(len(b) for b in anim.render(audio_16k, indices, track))
+                n, last = 0, t
+                for batch in anim.render(audio_16k, indices, track):
+                    now = time.perf_counter()
+                    per_frame.append((now - last) / len(batch) * 1000)
+                    n, last = n + len(batch), now
                 rates.append(n / (time.perf_counter() - t))
             fps = statistics.median(rates)
-            out[name] = {"fps": round(fps, 1), "x_real_time": round(fps / FPS, 2)}
+            out[name] = {"fps": round(fps, 1), "x_real_time": round(fps / FPS, 2),
+                         "ms_per_frame_median": round(statistics.median(per_frame), 2),
+                         "ms_per_frame_p95": round(float(np.percentile(per_frame, 95)), 2),
+                         "captions_ms_per_frame": _captions_ms(avatar.idle.frames[0], w, h)}
     finally:
         os.sched_setaffinity(0, cores)
         cv2.setNumThreads(threads)
     return out
+
+
+def _captions_ms(frame: np.ndarray, w: int, h: int) -> float:
+    """Burning a caption line into one frame (the overlay for each new word made once)."""
+    c = Captioner(width=w, height=h, spf=RATE // FPS, fps=FPS, max_chars=42)
+    words = TEXT.split()
+    c.add([Word(i * 8000, (i + 1) * 8000, t) for i, t in enumerate(words)])
+    n = len(words) * 8000 // (RATE // FPS)
+    t = time.perf_counter()
+    for k in range(n):
+        c.draw(frame, k)
+    return round((time.perf_counter() - t) / n * 1000, 3)
 
 
 def musetalk(batches: tuple[int, ...] = (1, 4, 8), runs: int = 1) -> dict[str, Any]:
