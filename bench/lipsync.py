@@ -168,10 +168,11 @@ def _figures(opening: np.ndarray, mwidth: np.ndarray, first: int, span: slice,
     closed_below = max(rest / 4, 0.02)
     n = len(opening)
     closures = [p for p in phones if p[2] == "PP"]
+    # During the sound, give or take a frame (lips may lead or lag the sound by that much).
     closed_ok = sum(
         1 for start, end, _ in closures
         if any(norm_open[k] <= closed_below
-               for k in range(int(start * FPS), min(n, int(np.ceil(end * FPS))))))
+               for k in range(max(0, int(start * FPS) - 1), min(n, int(np.ceil(end * FPS)) + 1))))
     rounded = [k for k, v in enumerate(labels) if v in ("O", "U")]
     round_ok = sum(1 for k in rounded if norm_width[k] < 1.0)
     silent_ok = sum(1 for k in silent if abs(norm_open[k] - rest) <= REST_MARGIN)
@@ -255,7 +256,9 @@ def caption_delays(recording: Path, aired: list[dict[str, Any]], width: int,
     ch = np.array(change)
     ch[:: 2 * FPS] = 0  # keyframes refresh the whole picture a little
     delays = []
-    starts = sorted({int(w[0] * FPS) for e in aired for w in e["words"]})
+    # A word that starts on a keyframe cannot be told from the keyframe's refresh: left out.
+    starts = sorted({int(w[0] * FPS) for e in aired for w in e["words"]}
+                    - set(range(0, len(ch), 2 * FPS)))
     for i, f in enumerate(starts):
         # The frame that changed most around the word, short of its neighbours' frames.
         lo = max(f - 3, starts[i - 1] + 1 if i else 0)
@@ -265,7 +268,7 @@ def caption_delays(recording: Path, aired: list[dict[str, Any]], width: int,
     return {"n": len(delays), "within_one_frame": round(
         sum(abs(d) <= 1 for d in delays) / max(1, len(delays)), 3),
         "median_frames": statistics.median(delays) if delays else None,
-        "max_frames": max(delays, key=abs) if delays else None}
+        "max_frames": max(delays, key=abs) if delays else None, "delays": delays}
 
 
 def run(work: Path, size: str = "720p", provider: str = "piper") -> dict[str, Any]:

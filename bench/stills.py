@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from avatarcast.avatar.track import FaceTracker
+from avatarcast.face.mouthtrack import LEAD_S
 from harness.daemon import QueueNames, delete_queues
 from harness.services import NginxRtmp, ensure_rabbitmq
 from harness.speak import speak_and_record
@@ -38,7 +39,7 @@ def _pick(aired: list[dict[str, Any]]) -> dict[str, int]:
         found = [p for p in phones if p[2] in visemes]
         if found:
             start, end, _ = max(found, key=lambda p: p[1] - p[0])
-            out[name] = int((start + end) / 2 * FPS)
+            out[name] = int(((start + end) / 2 - LEAD_S) * FPS)  # the lips lead the sound
     return out
 
 

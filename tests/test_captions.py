@@ -141,7 +141,8 @@ def test_captions_in_the_received_stream_start_on_their_words_frames(
     change = np.zeros(len(band))  # change[k]: frame k against frame k - 1
     change[1:] = np.abs(band[1:] - band[:-1]).mean(axis=(1, 2))
     change[:: 2 * FPS] = 0  # keyframes (every 2 s) refresh the whole picture a little
-    starts = sorted({int(w[0] * FPS) for w in entry["words"]})
+    # A word that starts on a keyframe cannot be told from the keyframe's refresh: left out.
+    starts = sorted({int(w[0] * FPS) for w in entry["words"]} - set(range(0, len(change), 2 * FPS)))
     late = []
     for i, f in enumerate(starts):
         # The frame that changed most around the word, short of its neighbours' frames.

@@ -123,7 +123,7 @@ def _layers(g: LipGeometry, step: int, pose: Pose, t: WarpTuning) -> _Layers:
 
     meet = c + 0.5 * (e - c)
     c2 = c + pose.press * (meet - c)
-    tucked = s - 0.15 * (s - c)  # the lower lip just over the upper teeth's edge
+    tucked = s - 0.35 * (s - c)  # the lower lip up over the upper teeth's edge
     e2 = np.maximum(e + d + pose.press * (meet - e) + pose.tuck * (tucked - e), c2)
     # Lips move whole: pressing or tucking slides them over the teeth, keeping their
     # thickness; the skin above and the chin below stretch to follow.
