@@ -6,12 +6,12 @@ on the stream's clock) and what was heard (the received audio):
 * mouth opening against the audio envelope: correlation at lag 0, and the lag that fits best;
 * /m b p/: the share of those sounds during which the received lips close;
 * /o u w/: the share of their frames where the mouth is narrower than at rest;
-* silence: the share of silent frames where the mouth is at rest;
+* silence: the share of silent frames where the mouth is closed (no more open than at rest);
 * captions (burned in): frames between a word's first sample and its caption appearing.
 
 "Closed" and "at rest" are read against the idle picture, which for the default portrait is a
-smile with the teeth showing: closed means the inner lips nearly meet (under a third of the
-resting gap), at rest means within a small margin of the resting gap.
+smile with the teeth showing: lips "closed" for /m b p/ nearly meet (under a quarter of the
+resting gap), and a mouth closed in silence is no more open than at rest (plus a margin).
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ def _figures(opening: np.ndarray, mwidth: np.ndarray, first: int, span: slice,
                for k in range(max(0, int(start * FPS) - 1), min(n, int(np.ceil(end * FPS)) + 1))))
     rounded = [k for k, v in enumerate(labels) if v in ("O", "U")]
     round_ok = sum(1 for k in rounded if norm_width[k] < 1.0)
-    silent_ok = sum(1 for k in silent if abs(norm_open[k] - rest) <= REST_MARGIN)
+    # Closed in silence: no more open than at rest (lips may already close for a coming /m/).
+    silent_ok = sum(1 for k in silent if norm_open[k] <= rest + REST_MARGIN)
     lags = {lag: _corr(np.roll(norm_open, -lag)[span], env[span]) for lag in range(-5, 6)}
     best = max(lags, key=lambda k: -1 if np.isnan(lags[k]) else lags[k])
     return {
@@ -185,7 +186,7 @@ def _figures(opening: np.ndarray, mwidth: np.ndarray, first: int, span: slice,
         "envelope_best_lag_frames": best, "envelope_corr_best": round(lags[best], 3),
         "mbp_closed": {"n": len(closures), "share": round(closed_ok / max(1, len(closures)), 3)},
         "ouw_rounded": {"n": len(rounded), "share": round(round_ok / max(1, len(rounded)), 3)},
-        "silent_at_rest": {"n": len(silent), "share": round(silent_ok / max(1, len(silent)), 3)},
+        "silent_closed": {"n": len(silent), "share": round(silent_ok / max(1, len(silent)), 3)},
         "opening_speaking_median": round(float(np.nanmedian(norm_open[span])), 3),
         "opening_speaking_max": round(float(np.nanmax(norm_open[span])), 3),
         "series": {
@@ -302,7 +303,7 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
             if v is None:
                 continue
             name = f"{provider}, {meter}"
-            m, s, r = v["mbp_closed"], v["silent_at_rest"], v["ouw_rounded"]
+            m, s, r = v["mbp_closed"], v["silent_closed"], v["ouw_rounded"]
             out.append((f"{name}: mouth vs audio envelope", f"r = {v['envelope_corr_lag0']} at "
                         f"lag 0, best {v['envelope_corr_best']} at "
                         f"{v['envelope_best_lag_frames']} frames", "", ""))
@@ -312,7 +313,7 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
             if r["n"]:
                 out.append((f"{name}: /o u w/ frames rounded", f"{r['share']:.0%} of {r['n']}",
                             "", ""))
-            out.append((f"{name}: silent frames at rest", f"{s['share']:.0%} of {s['n']}",
+            out.append((f"{name}: silent frames closed", f"{s['share']:.0%} of {s['n']}",
                         "100%", "met" if s["share"] >= 1.0 else "MISSED"))
         c = run["captions"]
         out.append((f"{provider}: caption on its word's frame", f"{c['within_one_frame']:.0%} "
