@@ -50,6 +50,17 @@ def test_mouth_closed_in_silence_and_open_with_voice() -> None:
     assert not silent.any()
 
 
+def test_a_dark_voice_is_not_pursed_all_along() -> None:
+    """Spread and rounding from the sound are relative to the voice: a voice darker than the
+    tuning's neutral does not round the lips for its whole length."""
+    audio = voiced(1.5)  # harmonics of 140 Hz: a dark, steady vowel
+    frames = len(audio) * FPS // 16000
+    opening, width = mouth_shapes(audio, frames, FPS, 16000)
+    talking = opening > 0.3
+    assert talking.sum() > 10
+    assert abs(float(width[talking].mean())) < 0.25, width[talking]
+
+
 def _planes(frame: np.ndarray) -> np.ndarray:
     return frame[:H].astype(np.int16)
 

@@ -2,7 +2,8 @@
 
 Openness follows the energy of the speech band (250 Hz to 4 kHz) in a Hann window around
 each frame, mapped between a floor (closed) and a full level; width follows the spectral
-centroid (bright sounds such as "ee" spread the lips, dark ones such as "oo" round them).
+centroid against the voice's own median (sounds brighter than its average, such as "ee",
+spread the lips, darker ones such as "oo" round them).
 Both pass an attack/release smoother, so the mouth never jitters, and a one-frame lookahead,
 since lips move slightly before the sound. In silence the mouth is fully closed.
 """
@@ -58,7 +59,12 @@ def mouth_shapes(
     target = np.clip((level_db - tuning.floor_db) / (tuning.full_db - tuning.floor_db), 0, 1)
     target = target**0.8
     centroid = (spec[:, band] * freqs[band]).sum(1) / np.maximum(spec[:, band].sum(1), 1e-12)
-    width = np.clip((centroid - tuning.centroid_mid_hz) / tuning.centroid_span_hz, -1, 1)
+    # Spread and rounding are relative to this voice: its median brightness is neutral (a
+    # dark voice would otherwise look pursed all along), or the tuning's when too little of
+    # the audio is voiced to tell.
+    voiced = target > 0.2
+    mid = float(np.median(centroid[voiced])) if voiced.sum() >= 5 else tuning.centroid_mid_hz
+    width = np.clip((centroid - mid) / tuning.centroid_span_hz, -1, 1)
     width = width * (target > 0)
     ahead = np.concatenate([target[1:], [0.0]])
     target = np.maximum(target, tuning.lookahead * ahead)
