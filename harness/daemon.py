@@ -195,7 +195,8 @@ class Receiver:
 async def publish_raw(queue: str, body: bytes, message_id: str | None = None) -> None:
     conn = await aio_pika.connect(AMQP)
     async with conn:
-        ch = await conn.channel(publisher_confirms=True)
+        # A message nothing can route (the queue not declared yet) fails the test at once.
+        ch = await conn.channel(publisher_confirms=True, on_return_raises=True)
         await ch.default_exchange.publish(
             aio_pika.Message(body, message_id=message_id,
                              delivery_mode=aio_pika.DeliveryMode.PERSISTENT),

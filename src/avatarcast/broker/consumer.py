@@ -70,7 +70,9 @@ class Consumer:
 
     @property
     def connected(self) -> bool:
-        return self._conn is not None and not self._conn.is_closed
+        """Connected and consuming: the queues exist (a publisher that saw this may publish;
+        before the queues are declared, a message to the default exchange is dropped)."""
+        return self._conn is not None and not self._conn.is_closed and bool(self._tags)
 
     async def start(self) -> None:
         """Connect, retrying until the broker answers; the stream stays on air meanwhile."""
