@@ -151,4 +151,6 @@ def test_captions_in_the_received_stream_start_on_their_words_frames(
         late.append(max(range(lo, hi + 1), key=lambda k: change[k]) - f)
     print(f"caption frames minus word frames: {late}")
     assert all(abs(d) <= 1 for d in late), late
-    assert change[starts[0] - 10 : starts[0]].max() < 0.05  # nothing there before speech
+    # Before speech the band shows no caption (the encoder's rate control may ripple it a
+    # little when the mouth starts to move; a caption box changes it many times more).
+    assert change[starts[0] - 10 : starts[0]].max() < 0.3 * change[starts[0]]
