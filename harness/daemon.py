@@ -172,14 +172,24 @@ class Receiver:
         self.out = out
         self.proc = subprocess.Popen(
             ["ffmpeg", "-hide_banner", "-loglevel", "error", "-rw_timeout",
-             str(int(idle_timeout_s * 1e6)), "-i", url, "-c", "copy", "-f", "flv", "-y",
-             str(out)],
+             str(int(idle_timeout_s * 1e6)), "-i", url, "-c", "copy", "-f", "flv",
+             # Every packet on disk as it arrives: the file's growth shows the stream's end.
+             "-flush_packets", "1", "-y", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
 
-    def finish(self, after_s: float = 1.0) -> None:
-        """Let the stream's tail arrive, then end the recording cleanly."""
-        time.sleep(after_s)
+    def finish(self, quiet_s: float = 1.5, limit_s: float = 20.0) -> None:
+        """After the publisher stopped: let the stream's tail arrive (the file has stopped
+        growing for `quiet_s`), then end the recording cleanly."""
+        deadline = time.monotonic() + limit_s
+        size, still_since = -1, time.monotonic()
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            now = self.out.stat().st_size if self.out.exists() else 0
+            if now != size:
+                size, still_since = now, time.monotonic()
+            elif time.monotonic() - still_since >= quiet_s:
+                break
+            time.sleep(0.1)
         if self.proc.poll() is None:
             self.proc.terminate()  # FFmpeg writes the file's trailer on SIGTERM
         self.wait(10)
