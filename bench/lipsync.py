@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,13 @@ import numpy as np
 from avatarcast.avatar.track import FaceTracker
 from harness.daemon import QueueNames, delete_queues, packets
 from harness.services import NginxRtmp, ensure_rabbitmq
-from harness.speak import decode_audio, speak_and_record
+from harness.speak import (
+    caption_band_changes,
+    caption_lags,
+    decode_audio,
+    iter_frames,
+    speak_and_record,
+)
 
 from .session import FPS, SIZES
 
@@ -40,18 +44,6 @@ TEXTS = [
 ]
 REST_MARGIN = 0.04  # of the mouth's width: "at rest" tolerance on the opening
 RATE = 16000
-
-
-def _rgb_frames(recording: Path, width: int, height: int) -> Iterator[np.ndarray]:
-    """Every received frame, decoded one at a time (bounded memory)."""
-    proc = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-i", str(recording), "-map", "0:v", "-fps_mode",
-         "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    size = width * height * 3
-    while len(buf := proc.stdout.read(size)) == size:
-        yield np.frombuffer(buf, np.uint8).reshape(height, width, 3)
-    proc.wait()
 
 
 class MediaPipeMeter:
@@ -136,8 +128,8 @@ def _phone_at(phones: list[list[Any]], t: float) -> str | None:
 def measure(recording: Path, aired: list[dict[str, Any]], width: int,
             height: int) -> dict[str, Any]:
     tools = meters()
-    series = np.array([[m.mouth(rgb) for m in tools]
-                       for rgb in _rgb_frames(recording, width, height)])  # (n, meters, 2)
+    frames = iter_frames(recording, width, height, "rgb24", 3)
+    series = np.array([[m.mouth(rgb) for m in tools] for rgb in frames])  # (n, meters, 2)
     video = packets(recording, "v")[:, 0]
     audio_pts = packets(recording, "a")[:, 0]
     n = min(len(video), len(series))
@@ -240,32 +232,8 @@ def draw(record: dict[str, Any], path: Path) -> None:
 def caption_delays(recording: Path, aired: list[dict[str, Any]], width: int,
                    height: int) -> dict[str, Any]:
     """Frames from each word's first sample to its caption on the received picture."""
-    band_rows = (height * 2 // 3, height)
-    proc = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-i", str(recording), "-map", "0:v", "-fps_mode",
-         "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"], stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    change: list[float] = [0.0]
-    prev: np.ndarray | None = None
-    while len(buf := proc.stdout.read(width * height)) == width * height:
-        band = np.frombuffer(buf, np.uint8).reshape(height, width)[slice(*band_rows)]
-        band = band.astype(np.int16)
-        if prev is not None:
-            change.append(float(np.abs(band - prev).mean()))
-        prev = band
-    proc.wait()
-    ch = np.array(change)
-    ch[:: 2 * FPS] = 0  # keyframes refresh the whole picture a little
-    delays = []
-    # A word that starts on a keyframe cannot be told from the keyframe's refresh: left out.
-    starts = sorted({int(w[0] * FPS) for e in aired for w in e["words"]}
-                    - set(range(0, len(ch), 2 * FPS)))
-    for i, f in enumerate(starts):
-        # The frame that changed most around the word, short of its neighbours' frames.
-        lo = max(f - 3, starts[i - 1] + 1 if i else 0)
-        hi = min(f + 3, starts[i + 1] - 1 if i + 1 < len(starts) else f + 3, len(ch) - 1)
-        if lo <= hi:
-            delays.append(max(range(lo, hi + 1), key=lambda k: ch[k]) - f)
+    change = caption_band_changes(recording, width, height, FPS)
+    _, delays = caption_lags(change, [w[0] for e in aired for w in e["words"]], FPS)
     return {"n": len(delays), "within_one_frame": round(
         sum(abs(d) <= 1 for d in delays) / max(1, len(delays)), 3),
         "median_frames": statistics.median(delays) if delays else None,

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 from avatarcast.avatar.track import FaceTracker
 from avatarcast.face.mouthtrack import LEAD_S
 from harness.daemon import QueueNames, delete_queues
 from harness.services import NginxRtmp, ensure_rabbitmq
-from harness.speak import speak_and_record
+from harness.speak import iter_frames, speak_and_record
 
 from .report import ROOT
 from .session import FPS, SIZES
@@ -44,17 +43,8 @@ def _pick(aired: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _frames(recording: Path, width: int, height: int, wanted: set[int]) -> dict[int, Any]:
-    proc = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-i", str(recording), "-map", "0:v", "-fps_mode",
-         "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    size, k, out = width * height * 3, 0, {}
-    while len(buf := proc.stdout.read(size)) == size:
-        if k in wanted:
-            out[k] = np.frombuffer(buf, np.uint8).reshape(height, width, 3).copy()
-        k += 1
-    proc.wait()
-    return out
+    return {k: frame.copy() for k, frame in enumerate(
+        iter_frames(recording, width, height, "rgb24", 3)) if k in wanted}
 
 
 def make(out_dir: Path, name: str = "lite") -> list[Path]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,60 @@ from .daemon import DaemonProc, QueueNames, Receiver, publish
 from .services import NginxRtmp
 
 
+def _video_args(path: Path, pix_fmt: str) -> list[str]:
+    # One picture per received frame: passthrough, or FFmpeg pads the start to its clock.
+    return ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-fps_mode", "passthrough",
+            "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]
+
+
 def decode_frames(path: Path, width: int, height: int, pix_fmt: str = "gray",
                   channels: int = 1) -> np.ndarray:
-    out = subprocess.run(
-        # One picture per received frame: passthrough, or FFmpeg pads the start to its clock.
-        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-fps_mode", "passthrough",
-         "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"], capture_output=True, check=True,
-    ).stdout
+    out = subprocess.run(_video_args(path, pix_fmt), capture_output=True, check=True).stdout
     return np.frombuffer(out, np.uint8).reshape(-1, height, width, channels)
+
+
+def iter_frames(path: Path, width: int, height: int, pix_fmt: str = "gray",
+                channels: int = 1) -> Iterator[np.ndarray]:
+    """The received frames one at a time: memory bounded however long the recording."""
+    proc = subprocess.Popen(_video_args(path, pix_fmt), stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    size = width * height * channels
+    try:
+        while len(buf := proc.stdout.read(size)) == size:
+            yield np.frombuffer(buf, np.uint8).reshape(height, width, channels)
+    finally:
+        proc.stdout.close()
+        proc.wait()
+
+
+def caption_band_changes(path: Path, width: int, height: int, fps: int) -> np.ndarray:
+    """Per received frame, the mean change of the lower third (where captions are burned in)
+    against the frame before; keyframes (every 2 s) refresh the whole picture a little and are
+    set to 0."""
+    change, prev = [0.0], None
+    for frame in iter_frames(path, width, height):
+        band = frame[height * 2 // 3 :, :, 0].astype(np.int16)
+        if prev is not None:
+            change.append(float(np.abs(band - prev).mean()))
+        prev = band
+    out = np.array(change)
+    out[:: 2 * fps] = 0
+    return out
+
+
+def caption_lags(change: np.ndarray, word_starts_s: list[float],
+                 fps: int) -> tuple[list[int], list[int]]:
+    """(the frames that hold each word's first sample, and per frame how many frames later
+    the caption band changed most around it, short of the neighbouring words' frames). A word
+    that starts on a keyframe cannot be told from the keyframe's refresh: left out."""
+    starts = sorted({int(t * fps) for t in word_starts_s} - set(range(0, len(change), 2 * fps)))
+    lags = []
+    for i, f in enumerate(starts):
+        lo = max(f - 3, starts[i - 1] + 1 if i else 0)
+        hi = min(f + 3, starts[i + 1] - 1 if i + 1 < len(starts) else f + 3, len(change) - 1)
+        if lo <= hi:
+            lags.append(max(range(lo, hi + 1), key=lambda k: change[k]) - f)
+    return starts, lags
 
 
 def decode_audio(path: Path, rate: int = 16000) -> np.ndarray:

@@ -17,7 +17,7 @@ from avatarcast.captions.words import Script, Word, caption_lines, timed_words
 from avatarcast.face.visemes import VISEMES, Phone
 from harness.daemon import QueueNames
 from harness.services import NginxRtmp
-from harness.speak import decode_frames, speak_and_record
+from harness.speak import caption_band_changes, caption_lags, speak_and_record
 
 W, H, FPS, RATE = 640, 360, 30, 48000
 SPF = RATE // FPS
@@ -136,19 +136,8 @@ def test_captions_in_the_received_stream_start_on_their_words_frames(
     assert {"PP", "aa"} <= {p[2] for p in entry["phones"]}  # "welcome", "evening"
     assert text in vtt.read_text()
 
-    luma = decode_frames(recording, W, H)[..., 0].astype(np.int16)
-    band = luma[:, H * 2 // 3 :, :]
-    change = np.zeros(len(band))  # change[k]: frame k against frame k - 1
-    change[1:] = np.abs(band[1:] - band[:-1]).mean(axis=(1, 2))
-    change[:: 2 * FPS] = 0  # keyframes (every 2 s) refresh the whole picture a little
-    # A word that starts on a keyframe cannot be told from the keyframe's refresh: left out.
-    starts = sorted({int(w[0] * FPS) for w in entry["words"]} - set(range(0, len(change), 2 * FPS)))
-    late = []
-    for i, f in enumerate(starts):
-        # The frame that changed most around the word, short of its neighbours' frames.
-        lo = max(f - 3, starts[i - 1] + 1 if i else 0)
-        hi = min(f + 3, starts[i + 1] - 1 if i + 1 < len(starts) else f + 3)
-        late.append(max(range(lo, hi + 1), key=lambda k: change[k]) - f)
+    change = caption_band_changes(recording, W, H, FPS)
+    starts, late = caption_lags(change, [w[0] for w in entry["words"]], FPS)
     print(f"caption frames minus word frames: {late}")
     assert all(abs(d) <= 1 for d in late), late
     # Before speech the band shows no caption (the encoder's rate control may ripple it a

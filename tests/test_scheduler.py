@@ -22,6 +22,7 @@ from avatarcast.broker.dedupe import HandledIds
 from avatarcast.broker.messages import SpeakMessage
 from avatarcast.face.mouthtrack import MouthTrack
 from avatarcast.face.service import FaceService
+from avatarcast.face.still import StillAnimator
 from avatarcast.onair.audio import Pcm
 from avatarcast.onair.clock import FrameClock
 from avatarcast.onair.frames import Frame
@@ -36,34 +37,31 @@ from avatarcast.speech.chain import Speech, make_providers
 FPS, RATE, W, H = 30, 48_000, 64, 48
 
 
-class Knobs:
-    """An animator that renders the idle frames, or fails as told."""
+class Knobs(StillAnimator):
+    """The still animator (idle frames, in batches of 8), or failing as told."""
 
     name = "knobs"
+    batch = 8
 
     def __init__(self) -> None:
+        super().__init__()
         self.mode = "ok"
         self.release = threading.Event()
-        self._idle: IdleCycle | None = None
-
-    def load(self, avatar: Avatar) -> None:
-        self._idle = avatar.idle
 
     def render(
         self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
     ) -> Iterator[list[Frame]]:
-        assert self._idle is not None
-        frames = [self._idle.frames[c] for c in cycle_indices]
         if self.mode == "raise":
             raise RuntimeError("the model blew up")
         if self.mode == "hang":
             self.release.wait(60)
+        frames = [f for b in super().render(audio_16k, cycle_indices, mouth) for f in b]
         if self.mode == "wrong_size":
             frames[len(frames) // 2] = np.zeros((10, 10), np.uint8)
         if self.mode == "too_few":
             frames = frames[:-3]
-        for i in range(0, len(frames), 8):
-            yield frames[i : i + 8]
+        for i in range(0, len(frames), self.batch):
+            yield frames[i : i + self.batch]
 
 
 class Sink:

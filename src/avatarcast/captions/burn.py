@@ -4,6 +4,7 @@ for the whole line, so words do not shift as they appear. Owned by one segment's
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import cv2
@@ -37,26 +38,26 @@ class Captioner:
         self._font = ImageFont.load_default(size=max(12, round(height * 0.05)))
         self._words: list[Word] = []
         self._lines: list[list[Word]] = []
+        self._starts: list[int] = []  # where each line begins
         self._cache: dict[tuple[int, int], _Overlay] = {}
 
     def add(self, words: list[Word]) -> None:
         if words:
             self._words.extend(words)
             self._lines = caption_lines(self._words, self._max_chars)
+            self._starts = [line[0].start for line in self._lines]
 
     def shown(self, k: int) -> tuple[int, int] | None:
-        """(line, words of it shown) on frame k of the segment, or None."""
+        """(line, words of it shown) on frame k of the segment, or None: the last line begun
+        by the end of the frame's sound, until a while after its last word."""
         end = (k + 1) * self._spf  # the frame's sound ends here
-        for i, line in enumerate(self._lines):
-            if line[0].start >= end:
-                return None
-            nxt = self._lines[i + 1][0].start if i + 1 < len(self._lines) else None
-            if nxt is not None and nxt < end:
-                continue
-            if k * self._spf > line[-1].end + self._hold:
-                return None
-            return i, sum(1 for w in line if w.start < end)
-        return None
+        i = bisect.bisect_left(self._starts, end) - 1
+        if i < 0:
+            return None
+        line = self._lines[i]
+        if k * self._spf > line[-1].end + self._hold:
+            return None
+        return i, sum(1 for w in line if w.start < end)
 
     def draw_all(self, frames: list[Frame], first: int) -> list[Frame]:
         return [self.draw(f, first + i) for i, f in enumerate(frames)]

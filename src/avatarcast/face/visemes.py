@@ -71,13 +71,6 @@ class Phone:
     weight: float = 1.0  # how far the jaw goes: stressed vowels open wider
 
 
-@dataclass(frozen=True)
-class Word:
-    start: int
-    end: int
-    text: str
-
-
 def phones_from_alignment(
     alignment: list[tuple[str, int]], offset: int
 ) -> tuple[list[Phone], list[tuple[int, int]]]:
