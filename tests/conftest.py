@@ -27,3 +27,11 @@ def rtmp_server(tmp_path: Path) -> Iterator[NginxRtmp]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def talking_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A talking reference made here: the portrait reading four Harvard sentences."""
+    from harness.talking import make_talking_video
+
+    return make_talking_video(tmp_path_factory.mktemp("talking") / "talk.mp4", sentences=4)

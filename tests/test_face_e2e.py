@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 
 from avatarcast.avatar import mesh
+from avatarcast.avatar.cache import BuildSettings
+from avatarcast.avatar.prepare import build
 from avatarcast.avatar.track import FaceTracker
 from harness.daemon import DaemonProc, QueueNames, packets
 from harness.services import NginxRtmp
 from harness.speak import decode_frames, speak_and_record
+
+from .faces import PORTRAIT
 
 pytestmark = pytest.mark.services
 FPS = 30
@@ -33,11 +37,23 @@ def _speak_once(
                             width=W, height=H, fps=FPS)
 
 
+@pytest.mark.parametrize("mouth", ["still", "atlas"])
 def test_the_mouth_moves_with_speech_only(
-    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp, mouth: str,
+    request: pytest.FixtureRequest,
 ) -> None:
-    _, st, recording = _speak_once(tmp_path, queues, rtmp_server, {},
-                                   "Good evening, and welcome to the show.", "lite")
+    """The still image's own mouth warped, and (with a talking reference) real mouths from
+    the avatar's atlas."""
+    env: dict[str, str] = {}
+    if mouth == "atlas":
+        talking = request.getfixturevalue("talking_video")
+        build(PORTRAIT, "talker", tmp_path / "avatars", BuildSettings(FPS, 600, 1920),
+              talking=talking)
+        env["AVATARCAST_AVATAR__ID"] = "talker"
+    daemon, st, recording = _speak_once(tmp_path, queues, rtmp_server, env,
+                                        "Good evening, and welcome to the show.", "lite")
+    expected = "mouths from the avatar's atlas" if mouth == "atlas" else "still image's own"
+    assert expected in daemon.log()
 
     luma = _frames(recording, "gray", 1)[..., 0].astype(np.int16)
     assert abs(len(luma) - len(packets(recording, "v"))) <= 1
@@ -52,7 +68,7 @@ def test_the_mouth_moves_with_speech_only(
     lips = lm[list(mesh.OUTER_UPPER + mesh.OUTER_LOWER), :2]
     (x0, y0), (x1, y1) = lips.min(0).astype(int), lips.max(0).astype(int)
     pad = int(0.3 * (x1 - x0))
-    mouth = (slice(y0 - pad, y1 + 2 * pad), slice(x0 - pad, x1 + pad))
+    lips_box = (slice(y0 - pad, y1 + 2 * pad), slice(x0 - pad, x1 + pad))
     face = lm[:, :2]
     (fx0, fy0), (fx1, fy1) = face.min(0).astype(int), face.max(0).astype(int)
     reference = luma[first - 3]
@@ -62,10 +78,10 @@ def test_the_mouth_moves_with_speech_only(
 
     away = np.ones((H, W), bool)
     away[fy0 - 10 : fy1 + 40, fx0 - 20 : fx1 + 20] = False  # everything but the face
-    speaking = [change(k, mouth) for k in range(first, last + 1)]
+    speaking = [change(k, lips_box) for k in range(first, last + 1)]
     # (The encoder spends its first frames converging on a still picture; skip them.)
-    before = [change(k, mouth) for k in range(first - 20, first - 1)]
-    after = [change(k, mouth) for k in range(last + 3, len(luma))]
+    before = [change(k, lips_box) for k in range(first - 20, first - 1)]
+    after = [change(k, lips_box) for k in range(last + 3, len(luma))]
     background = [float(np.abs(luma[k][away] - reference[away]).mean())
                   for k in range(first, last + 1)]
     print(f"\nmouth change: speaking median {np.median(speaking):.2f} max {max(speaking):.2f}, "
@@ -93,7 +109,7 @@ def test_the_mouth_moves_with_speech_only(
     print(f"steps outside the mouth: at the cuts {max(cut_steps):.3f}, idle max "
           f"{max(idle_steps):.3f}")
     assert max(cut_steps) <= limit, (cut_steps, limit)
-    assert change(first, mouth) <= max(before) + 0.5, change(first, mouth)
+    assert change(first, lips_box) <= max(before) + 0.5, change(first, lips_box)
 
 
 def test_musetalk_on_tiny_weights_through_the_stream(

@@ -5,6 +5,7 @@
     frames/NNNNNN.png   the idle cycle, lossless, at the source's resolution
     geometry.npz    landmarks (N, 468, 3), found (N,), crop_boxes (N, 4), in frame pixels
     masks.npz       mouth and lower_face (N, 256, 256) uint8, in crop space
+    atlas.npz       the mouth atlas from a talking reference, when one was given (atlas_build.py)
     musetalk.npz    MuseTalk latents of the masked and reference crops and blend masks, when built
 
 A cache whose manifest does not match what is asked of it is stale and is rebuilt; it is
@@ -27,6 +28,7 @@ from ..infra.errors import UserError
 from ..settings import AVATAR_ID_PATTERN
 
 FORMAT = 1
+ATLAS_FILE = "atlas.npz"
 
 
 class AvatarCacheError(UserError):
@@ -89,8 +91,10 @@ def write(
     frames: list[npt.NDArray[np.uint8]],
     geometry: dict[str, Any],
     masks: dict[str, Any],
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> None:
-    """Written beside the old cache and swapped in, so a crash never leaves half a cache."""
+    """Written beside the old cache and swapped in, so a crash never leaves half a cache.
+    `extra` names further .npz files and their arrays."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(directory.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -102,6 +106,8 @@ def write(
             raise AvatarCacheError(f"cannot write {path}")
     np.savez(tmp / "geometry.npz", **geometry)
     np.savez_compressed(tmp / "masks.npz", **masks)
+    for name, arrays in (extra or {}).items():
+        np.savez_compressed(tmp / name, **arrays)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     old = directory.with_name(directory.name + ".old")
     shutil.rmtree(old, ignore_errors=True)

@@ -13,7 +13,8 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from . import cache, masks
-from .cache import AvatarCacheError, BuildSettings
+from .atlas_build import build_atlas
+from .cache import ATLAS_FILE, AvatarCacheError, BuildSettings
 from .models import models_fingerprint
 from .source import SourceError, decode, file_sha256, fit, is_image, probe_size
 from .track import FaceTracker, NoFaceError, fill_gaps, smooth
@@ -41,14 +42,21 @@ def build(
     avatars_dir: Path,
     settings: BuildSettings,
     *,
+    talking: Path | None = None,
     ffmpeg: str = "ffmpeg",
     show_progress: bool = False,
 ) -> Path:
-    """Decode the source, find the face in every frame, and write the cache. Raises
-    NoFaceError when no frame shows a face."""
+    """Decode the source, find the face in every frame, and write the cache; with a talking
+    reference, build its mouth atlas too. Raises NoFaceError when no frame of the source
+    shows a face, AtlasError when the talking reference cannot make an atlas."""
     cache.check_id(avatar_id)
     if not source.is_file():
         raise SourceError(f"avatar source not found: {source} (no such file)")
+    if talking is not None and not talking.is_file():
+        raise SourceError(f"talking reference not found: {talking} (no such file)")
+    if talking is not None and is_image(talking):
+        raise SourceError(f"talking reference {talking}: an image; it must be a video in "
+                          "which the person speaks")
     t0 = time.perf_counter()
     width, height, estimate = probe_size(source, ffmpeg)
     size = fit(width, height, settings.max_side)
@@ -84,11 +92,18 @@ def build(
         "faces_found": int(have.sum()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    extra: dict[str, dict[str, Any]] = {}
+    if talking is not None:
+        atlas, summary = build_atlas(talking, fps=settings.fps, max_side=settings.max_side,
+                                     ffmpeg=ffmpeg, show_progress=show_progress)
+        extra[ATLAS_FILE] = atlas
+        manifest["talking"] = {"path": str(talking.resolve()), "sha256": file_sha256(talking),
+                               **summary}
     directory = avatars_dir / avatar_id
     cache.write(
         directory, manifest, frames,
         {"landmarks": landmarks, "found": have, "crop_boxes": boxes},
-        {"mouth": mouth, "lower_face": lower},
+        {"mouth": mouth, "lower_face": lower}, extra,
     )
     missing = len(frames) - int(have.sum())
     log.info(
@@ -117,7 +132,13 @@ def ensure(
     if source is None and manifest is not None:
         recorded = Path(manifest.get("source", {}).get("path", ""))
         source = recorded if recorded.is_file() else None
-    reason = stale_reason(directory, avatar_id, settings, source, manifest)
+    # The talking reference is the one the avatar was prepared with; one that is no longer
+    # at hand is not compared (its atlas is kept as it is).
+    talking_path = (manifest or {}).get("talking", {}).get("path")
+    talking = Path(talking_path) if talking_path else None
+    compare = talking is None or talking.is_file()
+    reason = stale_reason(directory, avatar_id, settings, source, manifest,
+                          talking=talking if compare else KEEP_TALKING)
     if reason is None:
         return directory
     if manifest is None and not directory.exists():
@@ -127,20 +148,41 @@ def ensure(
             f"avatar {avatar_id!r} in {directory}: {reason}, and its source is not at hand to "
             f"rebuild it; run `avatarcast prepare --id {avatar_id} --video|--image FILE`"
         )
+    if not compare:
+        raise AvatarCacheError(
+            f"avatar {avatar_id!r} in {directory}: {reason}, and its talking reference "
+            f"{talking} is not at hand to rebuild it; run `avatarcast prepare --id "
+            f"{avatar_id} ... --talking FILE`")
     log.info("avatar %s: %s; building it from %s", avatar_id, reason, source)
-    return build(source, avatar_id, avatars_dir, settings, ffmpeg=ffmpeg)
+    return build(source, avatar_id, avatars_dir, settings, talking=talking, ffmpeg=ffmpeg)
+
+
+KEEP_TALKING = Path("\0keep")  # stale_reason: leave the talking reference out of it
 
 
 def stale_reason(
     directory: Path, avatar_id: str, settings: BuildSettings, source: Path | None,
-    manifest: dict[str, Any] | None = None,
+    manifest: dict[str, Any] | None = None, *, talking: Path | None = None,
 ) -> str | None:
-    """Why the cache in directory must not be used for this source and these settings, or
-    None when it is current. A source that is not at hand is not compared."""
+    """Why the cache in directory must not be used for this source, talking reference (None:
+    the avatar has no atlas) and these settings, or None when it is current. A source that
+    is not at hand is not compared."""
     if manifest is None:
         manifest = cache.read_manifest(directory)
     sha = file_sha256(source) if source is not None and source.is_file() else None
-    return cache.stale_reason(manifest, avatar_id, settings, models_fingerprint(), sha)
+    reason = cache.stale_reason(manifest, avatar_id, settings, models_fingerprint(), sha)
+    if reason is not None or talking == KEEP_TALKING:
+        return reason
+    recorded = (manifest or {}).get("talking")
+    if talking is None:
+        return "it has a mouth atlas, now asked for without one" if recorded else None
+    if not recorded:
+        return "built without a talking reference"
+    if recorded.get("sha256") != file_sha256(talking):
+        return "the talking reference changed"
+    if not (directory / ATLAS_FILE).is_file():
+        return f"its {ATLAS_FILE} is missing"
+    return None
 
 
 def load(directory: Path) -> PreparedAvatar:

@@ -28,15 +28,22 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
         return fail(f"--image {source}: not an image file; use --video for videos", EXIT_USAGE)
     if args.video is not None and is_image(source):
         return fail(f"--video {source}: this is an image; use --image", EXIT_USAGE)
+    talking = args.talking
+    if talking is not None and not talking.is_file():
+        return fail(f"talking reference not found: {talking}", EXIT_USAGE)
+    if talking is not None and is_image(talking):
+        return fail(f"--talking {talking}: an image; it must be a video in which the person "
+                    "speaks", EXIT_USAGE)
     build_with = build_settings(settings.avatar, settings.video.fps)
     directory = settings.avatar.avatars_dir / avatar_id
     try:
-        if stale_reason(directory, avatar_id, build_with, source) is None and not args.force:
+        current = stale_reason(directory, avatar_id, build_with, source, talking=talking) is None
+        if current and not args.force:
             print(f"avatar {avatar_id} is up to date in {directory}")
         else:
-            build(source, avatar_id, settings.avatar.avatars_dir, build_with,
+            build(source, avatar_id, settings.avatar.avatars_dir, build_with, talking=talking,
                   ffmpeg=settings.output.ffmpeg_path, show_progress=True)
-            print(f"avatar {avatar_id} prepared in {directory}")
+            print(f"avatar {avatar_id} prepared in {directory}" + _atlas_line(directory))
     except NoFaceError as exc:
         return fail(str(exc), EXIT_FAILED)
     except SourceError as exc:
@@ -44,6 +51,16 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
     except FaceModelError as exc:
         return fail(str(exc), EXIT_UNAVAILABLE)
     return _prepare_musetalk(settings, directory)
+
+
+def _atlas_line(directory: Path) -> str:
+    from ..avatar.cache import read_manifest
+
+    talking = (read_manifest(directory) or {}).get("talking")
+    if not talking:
+        return ""
+    return (f", with a mouth atlas of {talking['entries']} mouths in {talking['clusters']} "
+            f"shapes from {talking['faces']} frames of {Path(talking['path']).name}")
 
 
 def _prepare_musetalk(settings: Settings, directory: Path) -> int:

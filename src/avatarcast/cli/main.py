@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--video", type=Path, help="the idle cycle, played as a ping-pong loop")
     src.add_argument("--image", type=Path, help="a still portrait")
     prep.add_argument("--id", required=True, help="avatar id (letters, digits, . _ -)")
+    prep.add_argument(
+        "--talking", type=Path, metavar="VIDEO",
+        help="a video of the same person speaking (a minute or two of reading aloud): its "
+        "real mouths make the lite animator's mouth atlas")
     prep.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
     models = sub.add_parser("models", help="manage model weights")
     msub = models.add_subparsers(dest="models_command", required=True)

@@ -1,22 +1,27 @@
-"""The lite animator: the prepared avatar's own lips, teeth and jaw moved by the mouth track,
-on the CPU.
+"""The lite animator: the talking face on the CPU, driven by the mouth track (a pose per frame,
+from the speech's phoneme timings or its sound).
 
-The track (a pose per frame, from the speech's phoneme timings or its sound) drives the warp of
-each frame's idle picture at its cycle index (warp.py). Frames at rest are the idle frames
-themselves, so silence inside an utterance and the cuts in and out are pixel-identical to idle.
+With a mouth atlas (the avatar was prepared with a talking reference) the mouths are real ones
+from that reference, chosen and pasted per frame (atlas.py); without one, the idle picture's
+own lips, teeth and jaw are moved (warp.py). Frames at rest are the idle frames themselves, so
+silence inside an utterance and the cuts in and out are pixel-identical to idle.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 
 from ..avatar.runtime import Avatar
 from ..onair.audio import Pcm
 from ..onair.frames import Frame
+from .atlas import MouthAtlas
 from .lipgeometry import LipGeometry
 from .mouthtrack import MouthTrack
 from .visemes import Pose
 from .warp import REST, WarpTuning, warp
+
+log = logging.getLogger(__name__)
 
 STATIC_BUDGET_BYTES = 96 * 2**20
 
@@ -30,10 +35,19 @@ class LiteAnimator:
         self._shape = shape or WarpTuning()
         self._avatar: Avatar | None = None
         self._geometry: list[LipGeometry] = []
+        self._atlas: MouthAtlas | None = None
 
     def load(self, avatar: Avatar) -> None:
         if avatar.faces is None:
             raise ValueError("the lite animator needs a prepared avatar (face landmarks)")
+        self._avatar = avatar
+        self._atlas = MouthAtlas.load(avatar.directory)
+        if self._atlas is not None:
+            self._atlas.attach(avatar.faces.landmarks, avatar.idle.frames)
+            log.info("lite animator: mouths from the avatar's atlas (%d variants)",
+                     len(self._atlas))
+            return
+        log.info("lite animator: the still image's own mouth, warped")
         self._geometry = [
             LipGeometry(lm, frame, self._shape.jaw_drop)
             for lm, frame in zip(avatar.faces.landmarks, avatar.idle.frames, strict=True)
@@ -45,13 +59,15 @@ class LiteAnimator:
         need = len(self._geometry) * (x1 - x0) * (y1 - y0) * 60
         for g in self._geometry:
             g.keep_static = need <= STATIC_BUDGET_BYTES
-        self._avatar = avatar
 
     def render(
         self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
     ) -> Iterator[list[Frame]]:
         if self._avatar is None:
             raise RuntimeError("LiteAnimator.render before load")
+        if self._atlas is not None:
+            yield from self._render_atlas(self._atlas, cycle_indices, mouth)
+            return
         frames = self._avatar.idle.frames
         last = len(cycle_indices) - 1
         batch: list[Frame] = []
@@ -62,6 +78,27 @@ class LiteAnimator:
                 float(mouth.jaw[k]), float(mouth.spread[k]), float(mouth.press[k]),
                 float(mouth.tuck[k]))
             batch.append(warp(frames[c], self._geometry[c], pose, self._shape))
+            if len(batch) == self.batch:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _render_atlas(
+        self, atlas: MouthAtlas, cycle_indices: Sequence[int], mouth: MouthTrack
+    ) -> Iterator[list[Frame]]:
+        assert self._avatar is not None
+        frames = self._avatar.idle.frames
+        entries = atlas.choose(mouth, cycle_indices)
+        alpha = atlas.presence(mouth)
+        if len(alpha):
+            alpha[0] = alpha[-1] = 0.0  # each stretch starts and ends on the idle frame
+        batch: list[Frame] = []
+        previous: int | None = None
+        for k, c in enumerate(cycle_indices):
+            entry = int(entries[k])
+            batch.append(atlas.paste(frames[c], c, entry, previous, float(alpha[k])))
+            previous = entry
             if len(batch) == self.batch:
                 yield batch
                 batch = []
