@@ -74,7 +74,7 @@ def quick(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="avatarcast-bench-") as tmp:
         figures = _stream_figures(Path(tmp), args)
     tts, speech_16k = renderers.tts()
-    figures["renderers"] = {"tts": tts, "lite": renderers.lite_fps(speech_16k)}
+    figures["renderers"] = {"tts": tts, **renderers.lite_figures(speech_16k)}
     if not args.no_musetalk:
         figures["renderers"]["musetalk"] = renderers.musetalk()
     return figures
@@ -182,16 +182,18 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
     for name, t in r.get("tts", {}).items():
         out.append((f"TTS {name}", f"RTF {t['rtf']}, first audio {t['first_audio_ms']} ms"
                     if "rtf" in t else f"unavailable: {t['unavailable'][:60]}", "", ""))
-    for size in SIZES:
-        if size in r.get("lite", {}):
-            v = r["lite"][size]
-            out.append((f"lite animator {size}, one core", f"{v['fps']} fps "
-                        f"(x{v['x_real_time']} real time), "
-                        f"{v.get('ms_per_frame_median')} ms/frame median, "
-                        f"p95 {v.get('ms_per_frame_p95')}; captions "
-                        f"+{v.get('captions_ms_per_frame')} ms",
-                        ">= x3" if size != "480p" else "",
-                        report.verdict(v["x_real_time"] >= 3) if size != "480p" else ""))
+    for kind, label in (("lite", "lite animator"), ("lite_atlas", "lite with a mouth atlas")):
+        for size in SIZES:
+            if size not in r.get(kind, {}):
+                continue
+            v = r[kind][size]
+            out.append((f"{label} {size}, one core", f"{v['fps']} fps "
+                            f"(x{v['x_real_time']} real time), "
+                            f"{v.get('ms_per_frame_median')} ms/frame median, "
+                            f"p95 {v.get('ms_per_frame_p95')}; captions "
+                            f"+{v.get('captions_ms_per_frame')} ms",
+                            ">= x3" if size != "480p" else "",
+                            report.verdict(v["x_real_time"] >= 3) if size != "480p" else ""))
     if mt := r.get("musetalk"):
         for k, v in mt.items():
             if k.startswith("batch"):
@@ -232,14 +234,16 @@ def main(argv: list[str] | None = None) -> None:
             figures = memory.run(Path(tmp), args.speak_s)
     elif args.kind == "renderers":
         tts, speech_16k = renderers.tts()
-        figures = {"renderers": {"tts": tts, "lite": renderers.lite_fps(speech_16k)}}
+        figures = {"renderers": {"tts": tts, **renderers.lite_figures(speech_16k)}}
         if not args.no_musetalk:
             figures["renderers"]["musetalk"] = renderers.musetalk()
     elif args.kind == "lipsync":
         figures = {}
-        for provider in ("piper", "espeak"):  # phoneme timings, and the sound alone
+        # Phoneme timings, the sound alone, and phoneme timings with a mouth atlas.
+        for name, provider, atlas in (("piper", "piper", False), ("espeak", "espeak", False),
+                                      ("piper, atlas", "piper", True)):
             with tempfile.TemporaryDirectory(prefix="avatarcast-lipsync-") as tmp:
-                figures[provider] = lipsync.run(Path(tmp), "720p", provider)
+                figures[name] = lipsync.run(Path(tmp), "720p", provider, atlas)
     else:
         figures = quick(args) if args.kind == "quick" else soak(args)
     record = {

@@ -33,6 +33,7 @@ from harness.speak import (
     iter_frames,
     speak_and_record,
 )
+from harness.talking import atlas_avatar_env
 
 from .session import FPS, SIZES
 
@@ -240,8 +241,11 @@ def caption_delays(recording: Path, aired: list[dict[str, Any]], width: int,
         "max_frames": max(delays, key=abs) if delays else None, "delays": delays}
 
 
-def run(work: Path, size: str = "720p", provider: str = "piper") -> dict[str, Any]:
+def run(work: Path, size: str = "720p", provider: str = "piper",
+        atlas: bool = False) -> dict[str, Any]:
+    """With `atlas`, the portrait has a mouth atlas from a talking reference made here."""
     ensure_rabbitmq()
+    extra = atlas_avatar_env(work, fps=FPS) if atlas else {}
     width, height = SIZES[size]
     server = NginxRtmp(work / "nginx")
     queues = QueueNames.unique()
@@ -251,7 +255,7 @@ def run(work: Path, size: str = "720p", provider: str = "piper") -> dict[str, An
         _, _, recording = speak_and_record(work, queues, server, {
             "AVATARCAST_SPEECH__PROVIDERS": json.dumps([provider]),
             "AVATARCAST_CAPTIONS__BURN_IN": "true",
-            "AVATARCAST_CAPTIONS__TRANSCRIPT_PATH": str(transcript),
+            "AVATARCAST_CAPTIONS__TRANSCRIPT_PATH": str(transcript), **extra,
         }, TEXTS, animator="lite", width=width, height=height, fps=FPS)
     finally:
         server.stop()
@@ -260,6 +264,7 @@ def run(work: Path, size: str = "720p", provider: str = "piper") -> dict[str, An
     out = measure(recording, aired, width, height)
     out["captions"] = caption_delays(recording, aired, width, height)
     out["size"], out["provider"], out["texts"] = size, provider, len(TEXTS)
+    out["mouth"] = "atlas" if atlas else "still"
     return out
 
 

@@ -28,6 +28,7 @@ from avatarcast.onair.audio import resample
 from avatarcast.settings import DEFAULT_IDLE_SOURCE, Settings
 from avatarcast.speech.base import SpeechError
 from avatarcast.speech.chain import Speech, make_providers
+from harness.talking import make_talking_video
 
 from .session import FPS, SIZES
 
@@ -92,9 +93,19 @@ def tts(runs: int = 3) -> tuple[dict[str, Any], Speech16k]:
     return out, (audio_16k[: frames * ANIMATOR_RATE // FPS], track)
 
 
-def lite_fps(speech: Speech16k, runs: int = 3) -> dict[str, Any]:
+def lite_figures(speech: Speech16k) -> dict[str, Any]:
+    """The lite animator's cost with the still image's own mouth, and with a mouth atlas
+    built from a talking reference made here (harness/talking.py)."""
+    with tempfile.TemporaryDirectory(prefix="avatarcast-talking-") as tmp:
+        talking = make_talking_video(Path(tmp) / "talk.mp4")
+        return {"lite": lite_fps(speech), "lite_atlas": lite_fps(speech, talking=talking)}
+
+
+def lite_fps(speech: Speech16k, runs: int = 3, talking: Path | None = None) -> dict[str, Any]:
     """The lite animator on piper's speech with its phoneme track, pinned to one core, as the
-    target says (the affinity is restored afterwards); and burning captions in, per frame."""
+    target says (the affinity is restored afterwards); and burning captions in, per frame.
+    With a talking reference, the avatar has a mouth atlas and the lite animator pastes its
+    mouths instead of warping the still's own."""
     audio_16k, track = speech
     cores = os.sched_getaffinity(0)
     threads = cv2.getNumThreads()
@@ -105,7 +116,8 @@ def lite_fps(speech: Speech16k, runs: int = 3) -> dict[str, Any]:
     out: dict[str, Any] = {"frames": frames, "frames_moving": round(moving, 3)}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            prepared = load(build(PORTRAIT, "bench", Path(tmp), BuildSettings(FPS, 600, 1920)))
+            prepared = load(build(PORTRAIT, "bench", Path(tmp), BuildSettings(FPS, 600, 1920),
+                                  talking=talking))
         for name, (w, h) in SIZES.items():
             avatar = for_output(prepared, w, h, keep_rgb=False)
             anim = LiteAnimator(FPS)

@@ -3,7 +3,9 @@ client records it, and this picks the received frames in the middle of an "ooh",
 "mm" and an "f" (from the daemon's record of what aired) and one at rest, crops the face, and
 cuts a 10 s clip of the face speaking.
 
-  python -m bench stills          writes docs/img/lite-*.png and docs/img/lite-clip.mp4
+  python -m bench stills   writes docs/img/lite-*.png and docs/img/lite-clip.mp4 (the still
+                           image's own mouth), docs/img/atlas-*.png and atlas-clip.mp4 (the
+                           portrait with a mouth atlas from a talking reference made here)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from avatarcast.face.mouthtrack import LEAD_S
 from harness.daemon import QueueNames, delete_queues
 from harness.services import NginxRtmp, ensure_rabbitmq
 from harness.speak import iter_frames, speak_and_record
+from harness.talking import atlas_avatar_env
 
 from .report import ROOT
 from .session import FPS, SIZES
@@ -47,7 +50,8 @@ def _frames(recording: Path, width: int, height: int, wanted: set[int]) -> dict[
         iter_frames(recording, width, height, "rgb24", 3)) if k in wanted}
 
 
-def make(out_dir: Path, name: str = "lite") -> list[Path]:
+def make(out_dir: Path, name: str = "lite", atlas: bool = False) -> list[Path]:
+    """With `atlas`, the portrait has a mouth atlas from a talking reference made here."""
     ensure_rabbitmq()
     width, height = SIZES["720p"]
     with tempfile.TemporaryDirectory(prefix="avatarcast-stills-") as tmp:
@@ -55,9 +59,10 @@ def make(out_dir: Path, name: str = "lite") -> list[Path]:
         server, queues = NginxRtmp(work / "nginx"), QueueNames.unique()
         server.start()
         transcript = work / "aired.jsonl"
+        extra = atlas_avatar_env(work, fps=FPS) if atlas else {}
         try:
             _, _, recording = speak_and_record(work, queues, server, {
-                "AVATARCAST_CAPTIONS__TRANSCRIPT_PATH": str(transcript),
+                "AVATARCAST_CAPTIONS__TRANSCRIPT_PATH": str(transcript), **extra,
             }, [TEXT], animator="lite", width=width, height=height, fps=FPS)
         finally:
             server.stop()
@@ -90,5 +95,5 @@ def make(out_dir: Path, name: str = "lite") -> list[Path]:
 
 
 def main() -> None:
-    for path in make(ROOT / "docs" / "img"):
+    for path in make(ROOT / "docs" / "img") + make(ROOT / "docs" / "img", "atlas", atlas=True):
         print(path.relative_to(ROOT))

@@ -113,6 +113,17 @@ def make_talking_video(out: Path, *, sentences: int = 10, fps: int = 30,
     return out
 
 
+def atlas_avatar_env(workdir: Path, talking: Path | None = None, fps: int = 30) -> dict[str, str]:
+    """Prepare the portrait with a mouth atlas (from `talking`, or a reference made now) as
+    avatar "talker" in workdir/avatars, where speak_and_record's daemon looks; the daemon's
+    environment for it."""
+    if talking is None:
+        talking = make_talking_video(workdir / "talking.mp4", fps=fps)
+    build(DEFAULT_IDLE_SOURCE, "talker", workdir / "avatars",
+          BuildSettings(fps=fps, max_frames=600, max_side=1920), talking=talking)
+    return {"AVATARCAST_AVATAR__ID": "talker"}
+
+
 if __name__ == "__main__":
     target = Path(sys.argv[1])
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 10

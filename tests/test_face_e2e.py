@@ -11,14 +11,11 @@ import numpy as np
 import pytest
 
 from avatarcast.avatar import mesh
-from avatarcast.avatar.cache import BuildSettings
-from avatarcast.avatar.prepare import build
 from avatarcast.avatar.track import FaceTracker
 from harness.daemon import DaemonProc, QueueNames, packets
 from harness.services import NginxRtmp
 from harness.speak import decode_frames, speak_and_record
-
-from .faces import PORTRAIT
+from harness.talking import atlas_avatar_env
 
 pytestmark = pytest.mark.services
 FPS = 30
@@ -46,10 +43,7 @@ def test_the_mouth_moves_with_speech_only(
     the avatar's atlas."""
     env: dict[str, str] = {}
     if mouth == "atlas":
-        talking = request.getfixturevalue("talking_video")
-        build(PORTRAIT, "talker", tmp_path / "avatars", BuildSettings(FPS, 600, 1920),
-              talking=talking)
-        env["AVATARCAST_AVATAR__ID"] = "talker"
+        env = atlas_avatar_env(tmp_path, request.getfixturevalue("talking_video"), FPS)
     daemon, st, recording = _speak_once(tmp_path, queues, rtmp_server, env,
                                         "Good evening, and welcome to the show.", "lite")
     expected = "mouths from the avatar's atlas" if mouth == "atlas" else "still image's own"

@@ -10,8 +10,8 @@ At run time (face/atlas.py) the variants are chosen per frame for the mouth trac
     atlas.npz   patches (E, H, W, 3) yuv444; open, width (E,): the measures; cluster (E,);
                 look (E, F): the variants' appearance, to keep neighbours alike; ring (E, 3):
                 the mean colour where the patch is feathered into the frame; mask (H, W);
-                scale: the 5th and 95th percentiles of open and of width; template and
-                frame: the canonical frame
+                scale: the closed and widest opening, the narrowest and widest width;
+                template and frame: the canonical frame
 """
 
 from __future__ import annotations
@@ -128,6 +128,17 @@ def build_atlas(
     return arrays, summary
 
 
+def _spaced(order: npt.NDArray[Any], index: npt.NDArray[Any]) -> list[int]:
+    """The first VARIANTS of `order` that are at least MIN_APART frames from each other."""
+    picked: list[int] = []
+    for j in order.tolist():
+        if all(abs(int(index[j]) - int(index[p])) >= MIN_APART for p in picked):
+            picked.append(j)
+            if len(picked) == VARIANTS:
+                break
+    return picked
+
+
 def _cluster(
     patches: npt.NDArray[np.uint8], looks: Array, measures: Array, index: npt.NDArray[Any],
     frame: MouthFrame,
@@ -140,27 +151,26 @@ def _cluster(
     geo = (measures - measures.mean(0)) / np.maximum(measures.std(0), 1e-6)
     # Shape counts more than look: the clusters are mouth shapes first.
     features = np.hstack([3.0 * geo, look]).astype(np.float32)
-    k = min(CLUSTERS, n // 3)
+    # The lips closed (m, b, p) are brief in speech and a k-means centre drifts towards the
+    # nearly closed shapes around them: the most closed frames are a shape of their own.
+    opening, width = measures[:, 0], measures[:, 1]
+    closed = _spaced(np.argsort(opening, kind="stable"), index)
+    k = min(CLUSTERS - 1, n // 3)
     cv2.setRNGSeed(7)
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-3)
     _, labels, centres = cv2.kmeans(features, k, np.zeros((n, 1), np.int32), criteria, 4,
                                     cv2.KMEANS_PP_CENTERS)
     labels = labels.ravel()
-    chosen: list[int] = []
-    for c in range(k):
+    labels[closed] = k
+    k += 1
+    chosen: list[int] = list(closed)
+    for c in range(k - 1):
         members = np.flatnonzero(labels == c)
         dist = np.linalg.norm(features[members] - centres[c], axis=1)
-        picked: list[int] = []
-        for j in members[np.argsort(dist)].tolist():
-            if all(abs(int(index[j]) - int(index[p])) >= MIN_APART for p in picked):
-                picked.append(j)
-            if len(picked) == VARIANTS:
-                break
-        chosen.extend(picked)
+        chosen.extend(_spaced(members[np.argsort(dist)], index))
     mask = mask_for(frame)
     ring = (mask > 0.05) & (mask < 0.5)
     sel = np.array(chosen)
-    opening, width = measures[:, 0], measures[:, 1]
     arrays: dict[str, npt.NDArray[Any]] = {
         "patches": patches[sel],
         "open": opening[sel],
@@ -170,13 +180,15 @@ def _cluster(
         "ring": np.stack([patches[j][ring].mean(0) for j in chosen]).astype(np.float32),
         "source_frame": index[sel].astype(np.int32),
         "mask": mask,
-        "scale": np.array([np.percentile(opening, 5), np.percentile(opening, 95),
+        # How closed the lips get (the closed shape's mean), how open (95th percentile), and
+        # the 5th and 95th percentiles of the width: what the mouth track is scaled to.
+        "scale": np.array([opening[closed].mean(), np.percentile(opening, 95),
                            np.percentile(width, 5), np.percentile(width, 95)], np.float32),
         **frame.as_arrays(),
     }
     lo, hi, w_lo, w_hi = (float(x) for x in arrays["scale"])
     summary = {"clusters": int(k), "entries": len(chosen),
-               "open_p5_p95": [round(lo, 3), round(hi, 3)],
+               "open_closed_p95": [round(lo, 3), round(hi, 3)],
                "width_p5_p95": [round(w_lo, 3), round(w_hi, 3)]}
     log.info("mouth atlas: %d shapes, %d variants from %d frames (lips apart %.2f..%.2f "
              "half-widths, width %+.0f%%..%+.0f%%)", k, len(chosen), n, lo, hi, 100 * w_lo,
