@@ -155,3 +155,30 @@ def test_prepare_talking_from_the_command_line(tmp_path: Path, talking_video: Pa
     assert brief.returncode == 1 and "an atlas needs at least" in brief.stderr
     assert "Traceback" not in brief.stderr  # one line, after the progress bars
     assert "an atlas needs at least" in brief.stderr.strip().splitlines()[-1]
+
+
+def test_the_atlas_is_rebuilt_with_its_reference_and_kept_without_it(
+    tmp_path: Path, talking_video: Path,
+) -> None:
+    from avatarcast.avatar.prepare import ensure, stale_reason
+
+    settings = BuildSettings(FPS, 600, 1920)
+    copy = tmp_path / "talk.mp4"
+    copy.write_bytes(talking_video.read_bytes())
+    directory = build(PORTRAIT, "kept", tmp_path / "avatars", settings, talking=copy)
+    assert stale_reason(directory, "kept", settings, PORTRAIT, talking=copy) is None
+    assert stale_reason(directory, "kept", settings, PORTRAIT) == (
+        "it has a mouth atlas, now asked for without one")
+    # The daemon (ensure) keeps an atlas whose reference is no longer at hand ...
+    copy.rename(tmp_path / "moved.mp4")
+    assert ensure("kept", None, tmp_path / "avatars", settings) == directory
+    assert (directory / ATLAS_FILE).is_file()
+    # ... and rebuilds it when the reference changed.
+    short = tmp_path / "talk.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "moved.mp4"), "-t", "5",
+                    str(short)], check=True)
+    assert stale_reason(directory, "kept", settings, PORTRAIT, talking=short) == (
+        "the talking reference changed")
+    ensure("kept", None, tmp_path / "avatars", settings)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["talking"]["frames"] < 200

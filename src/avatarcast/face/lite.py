@@ -60,6 +60,11 @@ class LiteAnimator:
         for g in self._geometry:
             g.keep_static = need <= STATIC_BUDGET_BYTES
 
+    @property
+    def mouth(self) -> str:
+        """"atlas" (real mouths from the avatar's atlas) or "still" (the image's own, warped)."""
+        return "atlas" if self._atlas is not None else "still"
+
     def render(
         self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
     ) -> Iterator[list[Frame]]:
