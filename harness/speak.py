@@ -42,10 +42,18 @@ def iter_frames(path: Path, width: int, height: int, pix_fmt: str = "gray",
         proc.wait()
 
 
-def caption_band_changes(path: Path, width: int, height: int, fps: int) -> np.ndarray:
+def keyframes(path: Path) -> set[int]:
+    """The received frames (in display order) that are keyframes: the encoder refreshes the
+    whole picture on them, a little differently each time."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=key_frame",
+         "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True)
+    return {k for k, flag in enumerate(out.stdout.split()) if flag.startswith("1")}
+
+
+def caption_band_changes(path: Path, width: int, height: int) -> tuple[np.ndarray, set[int]]:
     """Per received frame, the mean change of the lower third (where captions are burned in)
-    against the frame before; keyframes (every 2 s) refresh the whole picture a little and are
-    set to 0."""
+    against the frame before, with the keyframes' changes set to 0; and the keyframes."""
     change, prev = [0.0], None
     for frame in iter_frames(path, width, height):
         band = frame[height * 2 // 3 :, :, 0].astype(np.int16)
@@ -53,16 +61,17 @@ def caption_band_changes(path: Path, width: int, height: int, fps: int) -> np.nd
             change.append(float(np.abs(band - prev).mean()))
         prev = band
     out = np.array(change)
-    out[:: 2 * fps] = 0
-    return out
+    keys = keyframes(path)
+    out[sorted(k for k in keys if k < len(out))] = 0
+    return out, keys
 
 
-def caption_lags(change: np.ndarray, word_starts_s: list[float],
-                 fps: int) -> tuple[list[int], list[int]]:
+def caption_lags(change: np.ndarray, word_starts_s: list[float], fps: int,
+                 keys: set[int]) -> tuple[list[int], list[int]]:
     """(the frames that hold each word's first sample, and per frame how many frames later
     the caption band changed most around it, short of the neighbouring words' frames). A word
     that starts on a keyframe cannot be told from the keyframe's refresh: left out."""
-    starts = sorted({int(t * fps) for t in word_starts_s} - set(range(0, len(change), 2 * fps)))
+    starts = sorted({int(t * fps) for t in word_starts_s} - keys)
     lags = []
     for i, f in enumerate(starts):
         lo = max(f - 3, starts[i - 1] + 1 if i else 0)

@@ -136,8 +136,8 @@ def test_captions_in_the_received_stream_start_on_their_words_frames(
     assert {"PP", "aa"} <= {p[2] for p in entry["phones"]}  # "welcome", "evening"
     assert text in vtt.read_text()
 
-    change = caption_band_changes(recording, W, H, FPS)
-    starts, late = caption_lags(change, [w[0] for w in entry["words"]], FPS)
+    change, keys = caption_band_changes(recording, W, H)
+    starts, late = caption_lags(change, [w[0] for w in entry["words"]], FPS, keys)
     print(f"caption frames minus word frames: {late}")
     assert all(abs(d) <= 1 for d in late), late
     # Before speech the band shows no caption (the encoder's rate control may ripple it a
