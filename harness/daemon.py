@@ -38,17 +38,19 @@ class QueueNames:
     speak: str
     control: str
     dead: str
+    events: str  # the lifecycle events' exchange
 
     @classmethod
     def unique(cls) -> QueueNames:
         base = f"avatarcast.test.{uuid.uuid4().hex[:8]}"
-        return cls(f"{base}.speak", f"{base}.control", f"{base}.dead")
+        return cls(f"{base}.speak", f"{base}.control", f"{base}.dead", f"{base}.events")
 
     def env(self) -> dict[str, str]:
         return {
             "AVATARCAST_BROKER__SPEAK_QUEUE": self.speak,
             "AVATARCAST_BROKER__CONTROL_QUEUE": self.control,
             "AVATARCAST_BROKER__DEAD_LETTER_QUEUE": self.dead,
+            "AVATARCAST_BROKER__EVENTS_EXCHANGE": self.events,
         }
 
 
@@ -247,6 +249,7 @@ def delete_queues(q: QueueNames) -> None:
             ch = await conn.channel()
             for name in (q.speak, q.control, q.dead):
                 await ch.queue_delete(name)
+            await ch.exchange_delete(q.events)
     asyncio.run(run())
 
 

@@ -19,13 +19,17 @@ from .avatar.loader import load_avatar
 from .broker.attempts import Attempts
 from .broker.consumer import Consumer
 from .broker.dedupe import HandledIds
+from .broker.events import EventPublisher
 from .face.select import choose, needs_face
 from .face.service import FaceService, make_animator
 from .health import HealthServer
+from .lifecycle import Lifecycle
+from .metrics import Metrics, Snapshot
 from .onair.clock import FrameClock
 from .onair.encoder import Encoder
 from .onair.pacer import Pacer
 from .onair.program import Program
+from .onair.segment import Segment
 from .onair.state import StateMachine
 from .scheduler import Scheduler
 from .settings import Settings
@@ -96,16 +100,27 @@ class Daemon:
             on_done=lambda seg: self.scheduler.segment_done(seg),
             render_fps=lambda: self.face.render_fps,
         )
+        self.lifecycle = Lifecycle(s.video.fps, lambda: self.pacer.position())
+        self.metrics = Metrics(self._snapshot)
+        self.events = EventPublisher(s.broker)
+        self.lifecycle.subscribe(self.metrics.observe)
+        self.lifecycle.subscribe(self.events.send)
+        self.queue_ready: int | None = None
         self.scheduler = Scheduler(
             program=self.program, speech=self.speech, face=self.face,
             consumer_ref=lambda: self.consumer, handled=self.handled, attempts=self.attempts,
             crash_limit=s.broker.crash_limit, playout=s.playout,
             buffer_frames=s.playout.buffer_frames(s.video),
             sample_rate=s.audio.sample_rate, spawn=self.spawn_threadsafe, captions=s.captions,
+            lifecycle=self.lifecycle,
         )
-        self.consumer = Consumer(s.broker, self.scheduler.on_speak, self.scheduler.on_control)
+        self.consumer = Consumer(
+            s.broker, self.scheduler.on_speak, self.scheduler.on_control,
+            on_rejected=self._rejected,
+        )
         self.encoder = Encoder(s.video, s.audio, s.output, on_state=self.program.encoder_up)
         self.pacer = Pacer(FrameClock(s.video.fps), self.program, self.encoder)
+        self.pacer.on_first_frame = self._first_frame
         # On air first: idle and silence need nothing else.
         self.encoder.start()
         await asyncio.to_thread(self.encoder.wait_up, 2.0)
@@ -113,13 +128,31 @@ class Daemon:
         log.info("on air at %dx%d %d fps", s.video.width, s.video.height, s.video.fps)
         self.health: HealthServer | None = None
         if s.health.enabled:
-            self.health = HealthServer(s.health.host, s.health.port, self.status)
+            self.health = HealthServer(s.health.host, s.health.port, self.status,
+                                       self.metrics.exposition)
             await self.health.start()
         await self.face.start(avatar)
         self.spawn(self._load_speech(), "speech-load")
         self.spawn(self.scheduler.run(), "render-worker")
         self.spawn(self.consumer.start(), "consumer-start")
         self.spawn(self._watch(), "watchdog")
+        self.spawn(self.events.run(), "events")
+        self.spawn(self._poll_queue(), "queue-depth")
+
+    def _rejected(self, msg_id: str, reason: str) -> None:
+        """A message dead-lettered before it was understood (bad body, wrong queue)."""
+        self.lifecycle.emit("failed", msg_id, reason=reason)
+
+    def _first_frame(self, seg: Segment, run: int, frame: int) -> None:
+        """On the pacer thread: a segment's first frame went to the encoder."""
+        self._loop.call_soon_threadsafe(
+            lambda: self.lifecycle.emit("on_air", seg.id, at_frame=(run, frame)))
+
+    async def _poll_queue(self) -> None:
+        """How many messages wait in RabbitMQ, for /metrics (a passive declare every 5 s)."""
+        while True:
+            self.queue_ready = await self.consumer.queue_depth()
+            await asyncio.sleep(5.0)
 
     async def _load_speech(self) -> None:
         try:
@@ -180,7 +213,8 @@ class Daemon:
             return
         self._closed = True
         for task in list(self._tasks):
-            if task.get_name() in ("render-worker", "watchdog", "consumer-start", "speech-load"):
+            if task.get_name() in ("render-worker", "watchdog", "consumer-start", "speech-load",
+                                   "queue-depth"):
                 task.cancel()
         if self._tasks:
             _, stuck = await asyncio.wait(list(self._tasks), timeout=5.0)
@@ -198,6 +232,12 @@ class Daemon:
                 self.pacer.frames_sent, self.pacer.frames_dropped,
                 self.pacer.ticks_late + self.program.frames_late,
             )
+        if hasattr(self, "events"):
+            await self.events.flush(2.0)
+            for task in list(self._tasks):
+                if task.get_name() == "events":
+                    task.cancel()
+            await self.events.aclose()
         if hasattr(self, "consumer"):
             await self.consumer.aclose()
         if getattr(self, "health", None) is not None:
@@ -209,6 +249,19 @@ class Daemon:
         log.info("stopped")
 
     # -- status --------------------------------------------------------------------------
+
+    def _snapshot(self) -> Snapshot:
+        p, e = self.pacer, self.encoder
+        return Snapshot(
+            state=self.machine.state.value, frames_sent=p.frames_sent,
+            frames_late=p.ticks_late + self.program.frames_late,
+            frames_dropped=p.frames_dropped, encoder_alive=e.alive,
+            encoder_restarts=e.restarts, encoder_uptime_s=e.uptime_s, encoder_pid=e.pid,
+            broker_connected=self.consumer.connected, backlog=self.scheduler.inflight,
+            queue_ready=self.queue_ready, dead_lettered=self.consumer.dead_lettered,
+            events_dropped=self.events.dropped,
+            outputs_up={o["name"]: bool(o["live"]) for o in e.outputs()},
+        )
 
     def status(self) -> dict[str, Any]:
         p, e = self.pacer, self.encoder

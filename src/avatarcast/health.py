@@ -1,4 +1,5 @@
-"""The HTTP health endpoint: GET /healthz answers 200 while on air and connected, else 503."""
+"""The daemon's HTTP surface: GET /healthz answers 200 while on air and connected, else 503;
+GET /metrics is the Prometheus exposition."""
 
 from __future__ import annotations
 
@@ -10,20 +11,25 @@ from typing import Any
 from aiohttp import web
 
 from .infra.redact import global_redactor
+from .metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
 
 class HealthServer:
-    def __init__(self, host: str, port: int, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, host: str, port: int, status: Callable[[], dict[str, Any]],
+                 metrics: Callable[[], bytes] | None = None) -> None:
         self._host, self._port = host, port
         self._status = status
+        self._metrics = metrics
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
+        if self._metrics is not None:
+            app.router.add_get("/metrics", self._scrape)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -40,6 +46,10 @@ class HealthServer:
         return web.Response(
             text=text, status=200 if ok else 503, content_type="application/json"
         )
+
+    async def _scrape(self, request: web.Request) -> web.Response:
+        assert self._metrics is not None
+        return web.Response(body=self._metrics(), headers={"Content-Type": CONTENT_TYPE})
 
     async def aclose(self) -> None:
         if self._runner is not None:

@@ -80,8 +80,10 @@ class Renderer:
         t0 = time.perf_counter()
         utt.marks["render_started_at"] = time.time()
         try:
+            synth_s, waited = 0.0, time.perf_counter()
             async with aclosing(self._speech.synthesize(msg.text, msg.voice)) as chunks:
                 async for spoken in chunks:
+                    synth_s += time.perf_counter() - waited
                     if utt.cancelled is not None or (seg is not None and seg.done):
                         break
                     self._script(utt.script, spoken, spoken_samples, timeline, captioner)
@@ -97,6 +99,7 @@ class Renderer:
                         self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)
                         utt.holding = False
                     await self._extend(utt, seg, slicer.push(spoken.pcm), timeline, captioner)
+                    waited = time.perf_counter()
             if seg is not None and utt.cancelled is None and not seg.done:
                 await self._extend(utt, seg, slicer.flush(), timeline, captioner)
                 if not len(seg.audio):
@@ -104,6 +107,7 @@ class Renderer:
                     raise SpeechError("speech produced no audio", retryable=False)
                 seg.sealed = True
                 utt.timings["render_s"] = time.perf_counter() - t0
+                utt.timings["speech_rtf"] = synth_s / max(spoken_samples / self._rate, 1e-3)
         except (SpeechError, RuntimeError, ValueError, OSError) as exc:
             log.error("%s: rendering failed: %s", msg.id, exc)
             return self._fail(utt, seg, f"rendering failed: {exc}")

@@ -23,6 +23,7 @@ from .broker.dedupe import HandledIds
 from .broker.messages import ControlMessage
 from .captions.record import AirRecord
 from .face.service import FaceService
+from .lifecycle import Lifecycle, event_for
 from .onair.program import Program
 from .onair.segment import Outcome, Segment
 from .rendering import Renderer, Utterance
@@ -57,8 +58,10 @@ class Scheduler:
         sample_rate: int,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         captions: CaptionSettings | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         captions = captions or CaptionSettings()
+        self.lifecycle = lifecycle or Lifecycle(program.fps, lambda: (0, 0))
         self._program = program
         self._consumer = consumer_ref
         self._handled = handled
@@ -93,6 +96,7 @@ class Scheduler:
         if msg.id in self._handled:
             log.info("duplicate delivery of %s (already handled): acked, not aired", msg.id)
             await consumer.ack(d.raw)
+            self.lifecycle.emit("duplicate", msg.id, reason="already handled: not aired again")
             return
         if (same := self._inflight.get(msg.id)) is not None:
             if same.delivery.replaced_by(d):
@@ -109,11 +113,14 @@ class Scheduler:
                       f"(broker.crash_limit={self._crash_limit}); not retried")
             if await consumer.dead_letter(d.raw, reason):
                 self._attempts.end(msg.id)
+                self.lifecycle.emit("failed", msg.id, reason=reason)
             return
         utt = Utterance(d)
         self._inflight[msg.id] = utt
         log.info("queued %s (%d chars%s)", msg.id, len(msg.text),
                  ", interrupt" if msg.interrupt else "")
+        self.lifecycle.emit("accepted", msg.id, received_at=utt.received,
+                            interrupt=msg.interrupt, chars=len(msg.text))
         if msg.interrupt:
             self._interrupt(utt)
         else:
@@ -190,6 +197,7 @@ class Scheduler:
             utt = await self._next()
             self.rendering = utt
             self._attempts.begin(utt.id)
+            self.lifecycle.emit("rendering", utt.id)
             task = asyncio.create_task(self._render(utt), name=f"render-{utt.id}")
             self._task = task
             try:
@@ -257,6 +265,7 @@ class Scheduler:
         self._attempts.end(utt.id)
         self._inflight.pop(utt.id, None)
         self._record(utt, outcome)
+        self._tell(utt, outcome)
         seg = utt.segment
         if self._air_record.enabled and seg is not None and seg.stream_first is not None:
             aired = (seg.stream_last or seg.stream_first) - seg.stream_first + 1
@@ -288,6 +297,24 @@ class Scheduler:
             )
         self.history.append(entry)
         log.info("settled %s: %s", utt.id, outcome.value)
+
+    def _tell(self, utt: Utterance, outcome: Outcome) -> None:
+        name = event_for(outcome)
+        if name is None:
+            return
+        seg = utt.segment
+        at = None
+        fields: dict[str, Any] = {}
+        if seg is not None and seg.stream_first is not None:
+            at = (seg.stream_run or 0, seg.stream_last or seg.stream_first)
+            fields.update(first_frame=seg.stream_first, last_frame=seg.stream_last,
+                          frames=(seg.stream_last or seg.stream_first) - seg.stream_first + 1)
+        reason = {Outcome.CLEARED: "cleared", Outcome.SKIPPED: "skip",
+                  Outcome.INTERRUPTED: "interrupted by a newer message",
+                  Outcome.FAILED: utt.error or "rendering failed",
+                  Outcome.REQUEUED: "shutdown: back in the queue"}.get(outcome)
+        self.lifecycle.emit(name, utt.id, at_frame=at, reason=reason,
+                            **{k: round(v, 4) for k, v in utt.timings.items()}, **fields)
 
     def rendering_status(self) -> dict[str, Any] | None:
         """The message the worker is rendering and how many of its frames are done."""

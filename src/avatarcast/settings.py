@@ -25,6 +25,9 @@ class BrokerSettings(BaseModel):
     speak_queue: str = "avatarcast.speak"
     control_queue: str = "avatarcast.control"
     dead_letter_queue: str = "avatarcast.dead"
+    # Lifecycle events (accepted, on_air, finished, failed, ...) go to this topic exchange,
+    # routing key = the event's name.
+    events_exchange: str = "avatarcast.events"
     # Messages held unacked at once: the next utterance renders while one is on air, and an
     # `interrupt` message is seen while this many wait before it.
     prefetch: int = Field(default=32, ge=2, le=1000)

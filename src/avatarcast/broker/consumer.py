@@ -55,11 +55,14 @@ ControlHandler = Callable[[ControlMessage], Awaitable[None]]
 
 class Consumer:
     def __init__(
-        self, settings: BrokerSettings, on_speak: SpeakHandler, on_control: ControlHandler
+        self, settings: BrokerSettings, on_speak: SpeakHandler, on_control: ControlHandler,
+        on_rejected: Callable[[str, str], None] | None = None,
     ) -> None:
         self._s = settings
         self._on_speak = on_speak
         self._on_control = on_control
+        # A message dead-lettered before it was understood (its id, the reason).
+        self._on_rejected = on_rejected
         self._conn: AbstractRobustConnection | None = None
         self._speak_ch: AbstractChannel | None = None
         self._control_ch: AbstractChannel | None = None
@@ -131,17 +134,22 @@ class Consumer:
         try:
             msg = parse_message(raw.body, raw.message_id)
         except MessageError as exc:
-            await self.dead_letter(raw, str(exc))
+            await self._reject(raw, str(exc))
             return None
         except Exception as exc:  # a bug in decoding must not leave the message unsettled
             log.exception("decoding message %s failed", raw.message_id or "(no id)")
-            await self.dead_letter(raw, f"could not decode: {type(exc).__name__}")
+            await self._reject(raw, f"could not decode: {type(exc).__name__}")
             return None
         if not isinstance(msg, kind):
             expected = "speak" if kind is SpeakMessage else "control"
-            await self.dead_letter(raw, f"{msg.type} message sent to the {expected} queue")
+            await self._reject(raw, f"{msg.type} message sent to the {expected} queue")
             return None
         return msg
+
+    async def _reject(self, raw: AbstractIncomingMessage, reason: str) -> None:
+        await self.dead_letter(raw, reason)
+        if self._on_rejected is not None and raw.message_id:
+            self._on_rejected(raw.message_id, reason)
 
     async def ack(self, raw: AbstractIncomingMessage) -> None:
         if _channel(raw) is None:
@@ -194,6 +202,18 @@ class Consumer:
         self.dead_lettered += 1
         await self.ack(raw)
         return True
+
+    async def queue_depth(self) -> int | None:
+        """Messages ready in the speak queue (not yet delivered to anyone), or None when the
+        broker cannot be asked now."""
+        if self._speak_ch is None or not self.connected:
+            return None
+        try:
+            q = await self._speak_ch.declare_queue(self._s.speak_queue, passive=True)
+        except BROKER_ERRORS:
+            return None
+        result = q.declaration_result
+        return int(result.message_count or 0) if result is not None else None
 
     async def purge_speak(self) -> int:
         """Drop every speak message still waiting in the queue (not yet delivered to us)."""

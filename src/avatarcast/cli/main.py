@@ -9,8 +9,10 @@ import argparse
 import asyncio
 import json
 import logging
+import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from ..broker.messages import MAX_TEXT_CHARS, ControlMessage, SpeakMessage, json_schema
 from ..infra.errors import Unavailable, UserError
@@ -19,7 +21,9 @@ from ..settings import Settings, SettingsError, load_settings
 from .exits import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_NOT_AIRED,
     EXIT_OK,
+    EXIT_TIMED_OUT,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     fail,
@@ -43,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--id", help="message id (default: a new UUID); duplicates air once")
     say.add_argument("--voice", help="provider voice name, e.g. en_US-joe-medium")
     say.add_argument("--interrupt", action="store_true", help="cut whatever is on air")
+    say.add_argument("--wait", action="store_true",
+                     help="follow the message until it aired (exit 0), failed (1), was cut (4) "
+                     "or the timeout passed (5), printing each step")
+    say.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                     help="how long --wait waits, in seconds (default 300)")
     ctl = sub.add_parser("control", help="publish a control command",
                          description="skip: end what is on air; clear: also drop the backlog; "
                          "pause/resume: hold or release the queue.")
@@ -136,10 +145,46 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     except ValidationError as exc:
         errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return fail(f"invalid message: {errs}", EXIT_USAGE)
+    wait = isinstance(msg, SpeakMessage) and args.wait
+    if wait and args.timeout <= 0:
+        return fail("--timeout must be more than 0 seconds", EXIT_USAGE)
+    queue = settings.broker.speak_queue if isinstance(msg, SpeakMessage) else \
+        settings.broker.control_queue
+
+    def sent(consumers: int) -> None:
+        print(msg.id if isinstance(msg, SpeakMessage) else msg.command, flush=True)
+        if consumers == 0:
+            print(f"avatarcast: nothing consumes {queue} (no daemon running?); the message "
+                  "waits there until one starts", file=sys.stderr, flush=True)
+
     try:
-        await publish(settings.broker, msg)
+        done = await publish(settings.broker, msg, follow_s=args.timeout if wait else None,
+                             progress=_progress, on_sent=sent)
     except PublishError as exc:
         log.error("could not publish: %s", exc)
         return EXIT_UNAVAILABLE
-    print(msg.id if isinstance(msg, SpeakMessage) else msg.command)
-    return EXIT_OK
+    if not wait:
+        return EXIT_OK
+    return _waited(done.last, args.timeout)
+
+
+def _progress(event: dict[str, Any]) -> None:
+    name = event.get("event")
+    where = f"stream {event.get('stream_s', 0):.2f} s"
+    detail = {
+        "accepted": "accepted", "rendering": "rendering",
+        "on_air": f"on air at {where}", "finished": f"finished at {where}: aired in full",
+        "requeued": f"requeued: {event.get('reason')}",
+    }.get(str(name), f"{name}: {event.get('reason', '')}")
+    print(detail, flush=True)
+
+
+def _waited(last: dict[str, Any] | None, timeout: float) -> int:
+    if last is None:
+        return fail(f"not aired within {timeout:g} s (it may still air)", EXIT_TIMED_OUT)
+    name = last["event"]
+    if name in ("finished", "duplicate"):
+        return EXIT_OK
+    if name == "failed":
+        return fail(f"failed: {last.get('reason')}", EXIT_FAILED)
+    return fail(f"not aired in full: {name} ({last.get('reason')})", EXIT_NOT_AIRED)

@@ -104,6 +104,7 @@ class Encoder:
         self.generation = 0  # FFmpeg runs so far
         self.frames_written = 0  # frames written to the current FFmpeg run
         self.restarts = 0
+        self.run_started: float | None = None  # monotonic start of the current FFmpeg run
         self.last_error: str | None = None
         self._closed = False
         urls = [u.get_secret_value() for u in output.rtmp_urls]
@@ -147,6 +148,18 @@ class Encoder:
     @property
     def alive(self) -> bool:
         return self._up
+
+    @property
+    def uptime_s(self) -> float:
+        """Seconds the current FFmpeg run has been up (0 while it is down)."""
+        if not self._up or self.run_started is None:
+            return 0.0
+        return time.monotonic() - self.run_started
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and self._up else None
 
     def start(self) -> None:
         if self._fanout is not None:
@@ -231,6 +244,7 @@ class Encoder:
         args = build_args(self._video, self._audio, self._output, str(self._fifo), record,
                           to_stdout=fanout is not None)
         started = time.monotonic()
+        self.run_started = started
         self.generation += 1
         self.frames_written = 0
         log.info("encoder run %d: %s", self.generation, " ".join(args))

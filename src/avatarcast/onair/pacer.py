@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from .audio import Pcm
 from .clock import FrameClock
 from .frames import Frame
 from .program import Program, Receipt
+from .segment import Segment
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,14 @@ class Pacer:
         self._run = -1
         self._stream_frame = 0
         self.error: BaseException | None = None
+        # Called on this thread when a segment's first frame went to the encoder (with the
+        # encoder run and its frame number): keep it short, hand work to another thread.
+        self.on_first_frame: Callable[[Segment, int, int], None] | None = None
+
+    def position(self) -> tuple[int, int]:
+        """The stream's clock: the encoder run and the number of frames it has taken (read
+        from any thread; a tick may be under way)."""
+        return self._run, self._stream_frame
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="pacer", daemon=True)
@@ -82,6 +92,8 @@ class Pacer:
                 if seg.stream_first is None or seg.stream_run != run:
                     seg.stream_run, seg.stream_first = run, self._stream_frame
                     seg.aired_wall = time.time()
+                    if self.on_first_frame is not None:
+                        self.on_first_frame(seg, run, self._stream_frame)
                 seg.stream_last = self._stream_frame
             self._stream_frame += 1
             return
