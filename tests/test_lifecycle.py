@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -86,7 +87,9 @@ def test_say_wait_follows_the_message_until_it_aired(
 
 
 def test_say_wait_reports_a_skip(tmp_path: Path, queues: QueueNames) -> None:
-    daemon = DaemonProc(tmp_path / "d", queues, {})
+    """(With the daemon's logs as JSON lines: each line one object, the message's id on
+    every line about it.)"""
+    daemon = DaemonProc(tmp_path / "d", queues, {"AVATARCAST_LOG_FORMAT": "json"})
     try:
         _ready(daemon)
         with EventTap(queues.events) as tap:
@@ -102,6 +105,13 @@ def test_say_wait_reports_a_skip(tmp_path: Path, queues: QueueNames) -> None:
             assert [e["event"] for e in tap.of("long-1")][-1] == "skipped"
     finally:
         daemon.kill()
+    lines = [json.loads(ln) for ln in daemon.log().splitlines() if ln.startswith("{")]
+    assert len(lines) > 10
+    assert not [ln for ln in daemon.log().splitlines() if ln[:4].isdigit()]  # no text lines
+    assert all(set(ln) >= {"ts", "level", "logger", "message"} for ln in lines)
+    about = [ln for ln in lines if "long-1" in ln["message"]]
+    assert len(about) >= 4 and all(ln.get("id") == "long-1" for ln in about), about
+    assert any(ln["message"].startswith("on air: long-1") for ln in about)
 
 
 def test_say_without_a_daemon_says_nothing_consumes(tmp_path: Path, queues: QueueNames) -> None:

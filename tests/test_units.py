@@ -137,7 +137,7 @@ def test_stream_keys_and_passwords_never_reach_a_log_line(caplog: pytest.LogCapt
     amqp = "amqp://user:hunter2hunter2@broker:5672/"
     redact = Redactor([url, amqp])
     handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter(redact, "%(message)s"))
+    handler.setFormatter(RedactingFormatter(redact, logging.Formatter("%(message)s")))
     record = logging.LogRecord("t", logging.ERROR, __file__, 1, "push %s via %s failed: %s",
                                (url, amqp, "key abcd-efgh-ijkl-mnop rejected"), None)
     text = handler.format(record)

@@ -23,6 +23,7 @@ from .broker.dedupe import HandledIds
 from .broker.messages import ControlMessage
 from .captions.record import AirRecord
 from .face.service import FaceService
+from .infra.logfmt import message_id
 from .lifecycle import Lifecycle, event_for
 from .onair.program import Program
 from .onair.segment import Outcome, Segment
@@ -92,6 +93,7 @@ class Scheduler:
 
     async def on_speak(self, d: Delivery) -> None:
         msg = d.message
+        message_id.set(msg.id)  # this delivery's task: its log lines carry the id
         consumer = self._consumer()
         if msg.id in self._handled:
             log.info("duplicate delivery of %s (already handled): acked, not aired", msg.id)
@@ -227,6 +229,7 @@ class Scheduler:
                     await self._wake.wait()
 
     async def _render(self, utt: Utterance) -> None:
+        message_id.set(utt.id)
         if (outcome := await self._renderer.render(utt)) is not None:
             self._settle_now(utt, outcome)
 
@@ -242,6 +245,7 @@ class Scheduler:
         self._spawn(self._settle(utt, outcome))
 
     async def _settle(self, utt: Utterance, outcome: Outcome) -> None:
+        message_id.set(utt.id)
         if outcome is Outcome.RETRY:
             if utt.segment is not None:
                 utt.segment.release()

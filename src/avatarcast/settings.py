@@ -196,6 +196,8 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # text: for people; json: one JSON object per line (ts, level, logger, message, id).
+    log_format: Literal["text", "json"] = "text"
     state_dir: Path = Path("var/state")
     broker: BrokerSettings = BrokerSettings()
     video: VideoSettings = VideoSettings()

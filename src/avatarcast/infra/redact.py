@@ -6,6 +6,8 @@ import logging
 import re
 from collections.abc import Iterable
 
+from .logfmt import JsonFormatter, MessageIdFilter
+
 MASK = "***"
 MIN_BARE_SECRET = 8
 # rtmp://host[:port]/app/<key...>: everything after the application name is the key.
@@ -55,12 +57,13 @@ def _password(url: str) -> str | None:
 class RedactingFormatter(logging.Formatter):
     """Redacts the fully formatted record, so arguments and tracebacks are covered too."""
 
-    def __init__(self, redactor: Redactor, fmt: str | None = None) -> None:
-        super().__init__(fmt)
+    def __init__(self, redactor: Redactor, inner: logging.Formatter) -> None:
+        super().__init__()
         self.redactor = redactor
+        self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.redactor(super().format(record))
+        return self.redactor(self.inner.format(record))
 
 
 _REDACTOR = Redactor()
@@ -70,12 +73,14 @@ def global_redactor() -> Redactor:
     return _REDACTOR
 
 
-def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
+def setup_logging(level: str, secrets: Iterable[str] = (), fmt: str = "text") -> None:
+    """Text (the default) or JSON lines (`fmt="json"`), secrets redacted either way."""
     _REDACTOR.add(secrets)
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        RedactingFormatter(_REDACTOR, "%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    inner = JsonFormatter() if fmt == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(RedactingFormatter(_REDACTOR, inner))
+    handler.addFilter(MessageIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

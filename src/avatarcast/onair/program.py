@@ -206,7 +206,8 @@ class Program:
             elif seg in self._pending:
                 self._pending.remove(seg)
             self._replan = True
-            log.warning("segment %s did not fully reach the encoder; it will air again", seg.id)
+            log.warning("segment %s did not fully reach the encoder; it will air again", seg.id,
+                        extra={"msg_id": seg.id})
             self._finish(seg, Outcome.RETRY, n)
 
         self._command(run)
@@ -217,7 +218,7 @@ class Program:
             if not up and self._current is not None:
                 # Talking into an outage would lose the rest: cut now, air it again later.
                 log.warning("segment %s cut by the encoder outage; it will air again",
-                            self._current.id)
+                            self._current.id, extra={"msg_id": self._current.id})
                 self._cut(n, Outcome.RETRY)
 
         self._command(run)
@@ -286,6 +287,7 @@ class Program:
         log.info(
             "on air: %s at frame %d (%s)",
             seg.id, n, "continues the idle cycle" if self._continuous else "crossfade",
+            extra={"msg_id": seg.id},
         )
 
     def _talk(self, n: int) -> TickOutput:
@@ -353,7 +355,8 @@ class Program:
 
     def _finish(self, seg: Segment, outcome: Outcome, n: int) -> None:
         if seg.finish(outcome, n):
-            log.info("segment %s %s at frame %d", seg.id, outcome.value, n)
+            log.info("segment %s %s at frame %d", seg.id, outcome.value, n,
+                     extra={"msg_id": seg.id})
             self._on_done(seg)
 
     def _update_state(self, out: TickOutput) -> None:
