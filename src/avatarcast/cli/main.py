@@ -1,4 +1,5 @@
-"""The command line: `avatarcast run | say | control | prepare | models download | schema`.
+"""The command line: `avatarcast run | say | control | prepare | models download | schema |
+doctor`.
 
 Exit codes: see `exits`.
 """
@@ -77,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
         "parsing) from the Hugging Face hub: resumable, checked against the hub's SHA-256.")
     dl.add_argument("--endpoint", help="hub endpoint (default: HF_ENDPOINT or huggingface.co)")
     sub.add_parser("schema", help="print the JSON Schema of the wire messages")
+    sub.add_parser(
+        "doctor", help="check everything the daemon needs",
+        description="FFmpeg and its encoders, the broker, every output, the voices, the "
+        "avatar, the GPU and MuseTalk weights, the state directory: a table; exit 3 when "
+        "something needed is missing or broken.")
     return p
 
 
@@ -95,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(settings)
+        if args.command == "doctor":
+            from .doctor import run_doctor
+
+            return run_doctor(settings)
         if args.command == "prepare":
             from .commands import prepare_command
 
