@@ -68,7 +68,8 @@ class NginxRtmp:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = (ROOT / "deploy" / "nginx-rtmp.conf.in").read_text()
-        conf = conf.replace("@PREFIX@", str(self.dir)).replace("@PORT@", str(self.port))
+        conf = conf.replace("@PREFIX@", str(self.dir)).replace("@LISTEN@",
+                                                                f"127.0.0.1:{self.port}")
         (self.dir / "nginx.conf").write_text(conf)
         self.proc = subprocess.Popen(
             ["nginx", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],

@@ -26,7 +26,13 @@ fi
 
 req=requirements.txt
 [ "$kind" = dev ] && req=requirements-dev.txt
-stamp="$venv/.installed-$kind-$(cat requirements*.txt pyproject.toml | sha1sum | cut -c1-12)"
+hash=$(cat requirements*.txt pyproject.toml | sha1sum | cut -c1-12)
+stamp="$venv/.installed-$kind-$hash"
+# The dev install holds everything the runtime needs: `make run` after `make test` installs
+# nothing.
+if [ "$kind" = runtime ] && [ -e "$venv/.installed-dev-$hash" ]; then
+  stamp="$venv/.installed-dev-$hash"
+fi
 if [ ! -e "$stamp" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   # torch first and pinned: left to the resolver, a dependency would pull the newest build

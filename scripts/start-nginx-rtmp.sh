@@ -9,7 +9,7 @@ if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
 fi
 prefix="$PWD/var/nginx"
 mkdir -p "$prefix"
-sed -e "s#@PREFIX@#$prefix#g" -e "s#@PORT@#$port#g" deploy/nginx-rtmp.conf.in > "$prefix/nginx.conf"
+sed -e "s#@PREFIX@#$prefix#g" -e "s#@LISTEN@#127.0.0.1:$port#g" deploy/nginx-rtmp.conf.in > "$prefix/nginx.conf"
 nohup nginx -p "$prefix" -c "$prefix/nginx.conf" >"$prefix/nginx.out" 2>&1 &
 for _ in $(seq 50); do
   (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && { echo "nginx-rtmp on rtmp://127.0.0.1:$port/live"; exit 0; }
