@@ -1,7 +1,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench pipeline memory lipsync stills soak deps dev-deps schema clean
+.PHONY: run test lint typecheck unit bench pipeline memory lipsync stills soak deps dev-deps schema config-doc clean
 
 run: deps            ## install what is missing, start RabbitMQ (+ nginx-rtmp), run the daemon
 	scripts/run-local.sh
@@ -49,6 +49,9 @@ typecheck: dev-deps
 
 schema: deps         ## regenerate docs/messages.schema.json
 	$(BIN)/avatarcast schema > docs/messages.schema.json
+
+config-doc: deps     ## regenerate the configuration reference in README.md
+	$(BIN)/python -m avatarcast.configref --write README.md
 
 deps:
 	scripts/install-deps.sh runtime

@@ -10,7 +10,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Avatar ids name a folder under avatar.avatars_dir.
@@ -21,21 +29,29 @@ AnimatorName = Literal["auto", "lite", "musetalk", "still"]
 
 
 class BrokerSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    """RabbitMQ URL (amqp:// or amqps://); a secret, redacted in logs."""
     speak_queue: str = "avatarcast.speak"
+    """Queue of `speak` messages (texts to say)."""
     control_queue: str = "avatarcast.control"
+    """Queue of control messages (skip, clear, pause, resume)."""
     dead_letter_queue: str = "avatarcast.dead"
-    # Lifecycle events (accepted, on_air, finished, failed, ...) go to this topic exchange,
-    # routing key = the event's name.
+    """Where rejected messages land, with headers naming the reason and the source queue."""
     events_exchange: str = "avatarcast.events"
-    # Messages held unacked at once: the next utterance renders while one is on air, and an
-    # `interrupt` message is seen while this many wait before it.
+    """Topic exchange for lifecycle events (accepted, on_air, finished, failed, ...), routing
+    key = the event's name; `say --wait` follows them."""
     prefetch: int = Field(default=32, ge=2, le=1000)
+    """Messages held unacked at once: the next utterance renders while one is on air, and an
+    `interrupt` message is seen while this many wait before it."""
     reconnect_interval_s: float = Field(default=2.0, gt=0)
+    """Seconds between attempts to reconnect to the broker."""
     dedupe_capacity: int = Field(default=10_000, ge=100)
-    # A message whose handling the process died in (crash, out of memory, kill) this many
-    # times is dead-lettered at its next delivery instead of being tried again.
+    """Ids of handled messages remembered (in state_dir) to drop redeliveries."""
     crash_limit: int = Field(default=3, ge=1, le=100)
+    """A message whose handling the process died in (crash, out of memory, kill) this many
+    times is dead-lettered at its next delivery instead of being tried again."""
 
     @field_validator("url")
     @classmethod
@@ -46,14 +62,22 @@ class BrokerSettings(BaseModel):
 
 
 class VideoSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     width: int = Field(default=1280, ge=64, le=3840)
+    """Picture width in pixels; even."""
     height: int = Field(default=720, ge=64, le=2160)
+    """Picture height in pixels; even."""
     fps: int = Field(default=30, ge=1, le=60)
+    """Frames per second; audio.sample_rate must be a multiple of it."""
     bitrate_kbps: int = Field(default=2500, ge=100, le=50_000)
+    """Constant video bitrate (x264), kbit/s."""
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
     ] = "veryfast"
+    """x264 preset: faster ones use less CPU for a lower quality at the same bitrate."""
     keyframe_interval_s: float = Field(default=2.0, gt=0, le=10)
+    """Seconds between keyframes (GOP length)."""
 
     @field_validator("width", "height")
     @classmethod
@@ -64,8 +88,12 @@ class VideoSettings(BaseModel):
 
 
 class AudioSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     sample_rate: int = 48000
+    """Output sample rate in Hz: 44100 or 48000."""
     bitrate_kbps: int = Field(default=128, ge=32, le=320)
+    """AAC bitrate, kbit/s."""
 
     @field_validator("sample_rate")
     @classmethod
@@ -76,15 +104,24 @@ class AudioSettings(BaseModel):
 
 
 class OutputSettings(BaseModel):
-    # Each URL may carry a stream key; they are secrets and are redacted in every log line.
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     rtmp_urls: list[SecretStr] = Field(default_factory=list)
+    """RTMP URLs to stream to (JSON list). Each may carry a stream key; they are secrets and
+    are redacted in every log line. Several go through FFmpeg's tee muxer with
+    onfail=ignore, so one failing server does not take the others down."""
     record_path: Path | None = None
+    """Also record the stream to this file (strftime fields expanded); unset: no recording."""
     ffmpeg_path: str = "ffmpeg"
+    """The FFmpeg executable."""
     queue_frames: int = Field(default=8, ge=2, le=120)
+    """Frames buffered towards FFmpeg; more are dropped."""
     restart_backoff_min_s: float = Field(default=0.5, gt=0)
+    """First wait before restarting a failed FFmpeg; it grows with each failed start."""
     restart_backoff_max_s: float = Field(default=10.0, gt=0)
-    # A run shorter than this counts as a failed start and grows the backoff.
+    """Longest wait before restarting a failed FFmpeg; >= restart_backoff_min_s."""
     stable_after_s: float = Field(default=10.0, gt=0)
+    """A run shorter than this counts as a failed start and grows the backoff."""
 
     @field_validator("rtmp_urls")
     @classmethod
@@ -101,14 +138,19 @@ DEFAULT_IDLE_SOURCE = Path(__file__).resolve().parent / "avatar" / "avatar.png"
 
 
 class AvatarSettings(BaseModel):
-    # A prepared avatar (`avatarcast prepare --id ID`); without one, the idle source is used,
-    # prepared on the fly as "auto-<file stem>" when the animator needs a face.
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: str | None = None
+    """A prepared avatar (`avatarcast prepare --id ID`); without one, the idle source is used,
+    prepared on the fly as `auto-<file stem>` when the animator needs a face."""
     idle_source: Path = DEFAULT_IDLE_SOURCE
+    """Image, or a video played as a ping-pong loop, shown when no prepared avatar is set."""
     avatars_dir: Path = Path("models/avatars")
+    """Where prepared avatars (versioned caches) are kept."""
     max_idle_frames: int = Field(default=600, ge=1, le=10_000)
-    # Cached frames are scaled down to this many pixels on their long side.
+    """Frames read at most from a video idle source."""
     max_side: int = Field(default=1920, ge=64, le=4096)
+    """Cached frames are scaled down to this many pixels on their long side."""
 
     @field_validator("id")
     @classmethod
@@ -119,16 +161,22 @@ class AvatarSettings(BaseModel):
 
 
 class PlayoutSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     crossfade_frames: int = Field(default=4, ge=0, le=30)
+    """Frames of crossfade where talking frames do not continue the idle cycle."""
     gap_ms: int = Field(default=400, ge=0, le=10_000)
-    # Frames between a segment being planned and its first frame on air.
+    """Idle time between two utterances, ms."""
     lead_frames: int = Field(default=3, ge=1, le=60)
+    """Frames between a segment being planned and its first frame on air."""
     render_ahead: int = Field(default=1, ge=1, le=8)
-    # Audio an utterance must have before it airs while later sentences are still synthesized.
+    """Utterances rendered beyond the one on air."""
     min_buffer_ms: int = Field(default=1500, ge=0, le=60_000)
-    # Rendered frames held ahead of air, per utterance (the one on air and each rendered
-    # ahead): memory is bounded by this, never by the length of a text. At least a second.
+    """Audio an utterance must have before it airs while later sentences are still
+    synthesized, ms."""
     render_buffer_mb: int = Field(default=128, ge=16, le=16_384)
+    """Rendered frames held ahead of air, per utterance (the one on air and each rendered
+    ahead): memory is bounded by this, never by the length of a text. At least a second."""
 
     def buffer_frames(self, video: VideoSettings) -> int:
         frame = video.width * video.height * 3 // 2  # yuv420p
@@ -136,16 +184,26 @@ class PlayoutSettings(BaseModel):
 
 
 class SpeechSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     providers: list[SpeechProvider] = Field(default_factory=lambda: ["piper", "espeak"])  # type: ignore[arg-type]
+    """Fallback chain of speech providers, tried in order (JSON list)."""
     piper_model: Path | None = None
+    """Default piper voice (`.onnx`); unset: the bundled `en_US-joe-medium`."""
     piper_voices_dir: Path = Path("models/voices")
+    """A message's `voice` names `<dir>/<voice>.onnx` here."""
     edge_voice: str = "en-US-GuyNeural"
+    """Voice for the edge provider (Microsoft Edge online TTS)."""
     espeak_voice: str = "en-us"
+    """Voice for the espeak provider."""
     espeak_path: str = "espeak-ng"
+    """The espeak-ng executable."""
     retry_attempts: int = Field(default=2, ge=1, le=10)
+    """Attempts per provider on retryable errors, before the next provider is tried."""
     timeout_s: float = Field(default=30.0, gt=0)
-    # Where piper voices patched to give phoneme timings are kept; state_dir/voices if unset.
+    """Seconds a provider may take for each sentence before it counts as failed."""
     cache_dir: Path | None = None
+    """Where piper voices patched to give phoneme timings are kept; state_dir/voices if unset."""
 
     @field_validator("providers")
     @classmethod
@@ -156,35 +214,54 @@ class SpeechSettings(BaseModel):
 
 
 class FaceSettings(BaseModel):
-    # auto: musetalk when a CUDA GPU and its weights are there, lite otherwise.
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     animator: AnimatorName = "auto"
+    """lite (CPU), musetalk (GPU) or still; auto: musetalk when a CUDA GPU and its weights are
+    there, lite otherwise."""
     models_dir: Path = Path("models")
+    """MuseTalk weights (`avatarcast models download`)."""
     device: Literal["auto", "cuda", "cpu"] = "auto"
-    # MuseTalk frames per UNet call; 0 picks it from free GPU memory.
+    """Device MuseTalk runs on."""
     batch_size: int = Field(default=0, ge=0, le=64)
+    """MuseTalk frames per UNet call; 0 picks it from free GPU memory."""
     fp16: bool = True
-    # An animator silent for this long fails the utterance and gets a fresh thread.
+    """MuseTalk in half precision on CUDA."""
     timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """An animator silent for this long fails the utterance and gets a fresh thread."""
 
 
 class CaptionSettings(BaseModel):
-    # Burn the spoken words into the picture (a lower-third line, word by word as spoken).
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     burn_in: bool = False
+    """Burn the spoken words into the picture (a lower-third line, word by word as spoken)."""
     max_chars: int = Field(default=42, ge=12, le=120)
-    # A WebVTT file of everything that aired (strftime fields expanded, one file per encoder
-    # run), and JSON lines with every aired message's words and phones on the stream's clock.
+    """Characters per caption line."""
     vtt_path: Path | None = None
+    """A WebVTT file of everything that aired (strftime fields expanded, one file per encoder
+    run); unset: none."""
     transcript_path: Path | None = None
+    """JSON lines with every aired message's words and phones on the stream's clock; unset:
+    none."""
 
 
 class HealthSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     enabled: bool = True
+    """Serve the health endpoint (GET /healthz)."""
     host: str = "127.0.0.1"
+    """Address the health endpoint listens on."""
     port: int = Field(default=8080, ge=0, le=65535)
+    """Port of the health endpoint; 0 picks a free one."""
 
 
 class ShutdownSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     grace_s: float = Field(default=30.0, ge=0)
+    """Seconds the utterance on air may take to finish at shutdown; it is requeued otherwise."""
 
 
 class Settings(BaseSettings):
@@ -193,23 +270,37 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=".env",
         extra="forbid",
+        use_attribute_docstrings=True,
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # text: for people; json: one JSON object per line (ts, level, logger, message, id).
+    """Lowest level of log lines written."""
     log_format: Literal["text", "json"] = "text"
+    """text: for people; json: one JSON object per line (ts, level, logger, message, id)."""
     state_dir: Path = Path("var/state")
+    """Where state kept across restarts lives (ids of handled messages, delivery attempts)."""
     broker: BrokerSettings = BrokerSettings()
+    """RabbitMQ."""
     video: VideoSettings = VideoSettings()
+    """The stream's picture."""
     audio: AudioSettings = AudioSettings()
+    """The stream's sound."""
     output: OutputSettings = OutputSettings()
+    """Where the stream goes (FFmpeg)."""
     avatar: AvatarSettings = AvatarSettings()
+    """The face on air."""
     playout: PlayoutSettings = PlayoutSettings()
+    """Timing of what airs."""
     speech: SpeechSettings = SpeechSettings()
+    """Text to speech."""
     face: FaceSettings = FaceSettings()
+    """Mouth animation."""
     captions: CaptionSettings = CaptionSettings()
+    """Captions and transcripts."""
     health: HealthSettings = HealthSettings()
+    """HTTP health endpoint."""
     shutdown: ShutdownSettings = ShutdownSettings()
+    """Stopping."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
