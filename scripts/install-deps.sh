@@ -15,6 +15,10 @@ command -v nginx >/dev/null || missing+=(nginx)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v pgrep >/dev/null || missing+=(procps)  # the tests find FFmpeg children with it
+if [ "$kind" = dev ]; then
+  # The web console's test drives a real browser (Playwright with Debian's chromium).
+  command -v chromium >/dev/null || missing+=(chromium)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

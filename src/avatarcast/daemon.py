@@ -12,14 +12,18 @@ import io
 import logging
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+from aiohttp import web
 
 from .avatar.loader import load_avatar
 from .broker.attempts import Attempts
 from .broker.consumer import Consumer
 from .broker.dedupe import HandledIds
 from .broker.events import EventPublisher
+from .console.preview import PreviewTap
+from .console.routes import Console, served
 from .face.select import choose, needs_face
 from .face.service import FaceService, make_animator
 from .health import HealthServer
@@ -129,7 +133,7 @@ class Daemon:
         self.health: HealthServer | None = None
         if s.health.enabled:
             self.health = HealthServer(s.health.host, s.health.port, self.status,
-                                       self.metrics.exposition)
+                                       self.metrics.exposition, self._console_routes())
             await self.health.start()
         await self.face.start(avatar)
         self.spawn(self._load_speech(), "speech-load")
@@ -138,6 +142,24 @@ class Daemon:
         self.spawn(self._watch(), "watchdog")
         self.spawn(self.events.run(), "events")
         self.spawn(self._poll_queue(), "queue-depth")
+
+    def _console_routes(self) -> Callable[[web.Application], None] | None:
+        """The web console on the HTTP port: open on the loopback, elsewhere only with a
+        token (anyone who reaches it could make the avatar say anything)."""
+        h = self.settings.health
+        if not h.console:
+            return None
+        token = h.token.get_secret_value() if h.token is not None else None
+        if not served(h.host, token):
+            log.warning("web console off: the HTTP port listens on %s; set "
+                        "AVATARCAST_HEALTH__TOKEN to serve it there", h.host)
+            return None
+        preview = PreviewTap(h.preview_fps, self.settings.video.fps, self.settings.video.height)
+        self.pacer.on_frame_sent = preview.offer
+        console = Console(broker=self.settings.broker, status=self.status, preview=preview,
+                          token=token)
+        log.info("web console at / on the HTTP port%s", " (token required)" if token else "")
+        return console.add_routes
 
     def _rejected(self, msg_id: str, reason: str) -> None:
         """A message dead-lettered before it was understood (bad body, wrong queue)."""

@@ -1,5 +1,5 @@
 """The daemon's HTTP surface: GET /healthz answers 200 while on air and connected, else 503;
-GET /metrics is the Prometheus exposition."""
+GET /metrics is the Prometheus exposition; the web console adds its own routes (console/)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ log = logging.getLogger(__name__)
 
 class HealthServer:
     def __init__(self, host: str, port: int, status: Callable[[], dict[str, Any]],
-                 metrics: Callable[[], bytes] | None = None) -> None:
+                 metrics: Callable[[], bytes] | None = None,
+                 more_routes: Callable[[web.Application], None] | None = None) -> None:
         self._host, self._port = host, port
         self._status = status
         self._metrics = metrics
+        self._more_routes = more_routes
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -30,7 +32,10 @@ class HealthServer:
         app.router.add_get("/healthz", self._healthz)
         if self._metrics is not None:
             app.router.add_get("/metrics", self._scrape)
-        self._runner = web.AppRunner(app, access_log=None)
+        if self._more_routes is not None:
+            self._more_routes(app)
+        # A viewer's MJPEG stream never ends by itself: do not wait for it at shutdown.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()

@@ -250,11 +250,19 @@ class HealthSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     enabled: bool = True
-    """Serve the health endpoint (GET /healthz)."""
+    """Serve the HTTP port: /healthz, /metrics and the web console."""
     host: str = "127.0.0.1"
-    """Address the health endpoint listens on."""
+    """Address the HTTP port listens on. Anywhere but the loopback, the console needs a
+    token."""
     port: int = Field(default=8080, ge=0, le=65535)
-    """Port of the health endpoint; 0 picks a free one."""
+    """The HTTP port; 0 picks a free one."""
+    console: bool = True
+    """Serve the web console at / (a live preview, the queue, buttons that publish)."""
+    token: SecretStr | None = None
+    """The console's access token (a secret): required by the console when the host is not
+    the loopback; open it once as /?token=... (a cookie keeps it)."""
+    preview_fps: int = Field(default=2, ge=1, le=10)
+    """Frames per second of the console's preview (JPEG), while someone watches."""
 
 
 class ShutdownSettings(BaseModel):

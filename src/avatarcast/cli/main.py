@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc), EXIT_USAGE)
     secrets = [settings.broker.url.get_secret_value()]
     secrets += [u.get_secret_value() for u in settings.output.rtmp_urls]
+    if settings.health.token is not None:
+        secrets.append(settings.health.token.get_secret_value())
     setup_logging(settings.log_level, secrets, settings.log_format)
     try:
         if args.command == "run":

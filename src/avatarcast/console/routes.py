@@ -1,0 +1,184 @@
+"""The console's HTTP routes, on the daemon's HTTP port.
+
+    GET  /                 the page (page.html)
+    GET  /snapshot.jpg     the latest preview frame
+    GET  /preview.mjpg     the preview as MJPEG (multipart/x-mixed-replace), preview_fps a second
+    GET  /api/status       what /healthz says, always 200
+    POST /api/say          {"text", "interrupt"?, "voice"?} -> {"id"}: published to the speak
+                           queue, like any publisher's
+    POST /api/control/CMD  skip | clear | pause | resume, published to the control queue
+
+With a token, every route wants it: a cookie set by opening /?token=..., or an
+`Authorization: Bearer` header. POSTs take JSON only, which a cross-site form cannot send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from ..broker.messages import ControlMessage, SpeakMessage
+from ..broker.publisher import PublishError, publish
+from ..infra.redact import global_redactor
+from ..settings import BrokerSettings
+from .preview import PreviewTap
+
+log = logging.getLogger(__name__)
+
+COOKIE = "avatarcast_token"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def served(host: str, token: str | None) -> bool:
+    """The console is served on the loopback, and anywhere else only with a token (whoever
+    reaches it can make the avatar say anything)."""
+    return token is not None or host in LOOPBACK
+
+
+class Console:
+    """Owned by the event loop (aiohttp's handlers)."""
+
+    def __init__(self, *, broker: BrokerSettings, status: Callable[[], dict[str, Any]],
+                 preview: PreviewTap, token: str | None) -> None:
+        self._broker = broker
+        self._status = status
+        self._preview = preview
+        self._token = token
+        self._page = resources.files(__package__).joinpath("page.html").read_text()
+
+    def add_routes(self, app: web.Application) -> None:
+        guard = self._guarded
+        app.router.add_get("/", guard(self._index))
+        app.router.add_get("/snapshot.jpg", guard(self._snapshot))
+        app.router.add_get("/preview.mjpg", guard(self._mjpeg))
+        app.router.add_get("/api/status", guard(self._api_status))
+        app.router.add_post("/api/say", guard(self._say))
+        app.router.add_post("/api/control/{command}", guard(self._control))
+
+    # -- access ------------------------------------------------------------------------------
+
+    def _allowed(self, request: web.Request) -> bool:
+        if self._token is None:
+            return True
+        given = request.cookies.get(COOKIE, "")
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            given = auth.removeprefix("Bearer ")
+        return hmac.compare_digest(given.encode(), self._token.encode())
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def run(request: web.Request) -> web.StreamResponse:
+            if self._token is not None and request.path == "/" and "token" in request.query:
+                if not hmac.compare_digest(request.query["token"].encode(),
+                                           self._token.encode()):
+                    raise web.HTTPUnauthorized(text="wrong token")
+                found = web.HTTPSeeOther("/")
+                found.set_cookie(COOKIE, self._token, httponly=True, samesite="Strict")
+                raise found
+            if not self._allowed(request):
+                raise web.HTTPUnauthorized(
+                    text="this console needs its token: open /?token=... once")
+            return await handler(request)
+
+        return run
+
+    # -- the page and the picture --------------------------------------------------------------
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text=self._page, content_type="text/html",
+                            headers={"Cache-Control": "no-store"})
+
+    async def _frame(self, wait_s: float) -> tuple[int, bytes] | None:
+        """The latest preview frame; the first request starts the tap, so wait for one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while (got := await asyncio.to_thread(self._preview.jpeg)) is None:
+            if loop.time() > deadline:
+                return None
+            await asyncio.sleep(0.05)
+        return got
+
+    async def _snapshot(self, request: web.Request) -> web.StreamResponse:
+        got = await self._frame(3.0)
+        if got is None:
+            raise web.HTTPServiceUnavailable(text="no frame on air yet")
+        return web.Response(body=got[1], content_type="image/jpeg",
+                            headers={"Cache-Control": "no-store"})
+
+    async def _mjpeg(self, request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={
+            "Content-Type": "multipart/x-mixed-replace; boundary=frame",
+            "Cache-Control": "no-store"})
+        await resp.prepare(request)
+        last = -1
+        try:
+            while True:
+                got = await self._frame(3.0)
+                if got is not None and got[0] != last:
+                    last, jpg = got
+                    await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                     + str(len(jpg)).encode() + b"\r\n\r\n" + jpg + b"\r\n")
+                await asyncio.sleep(self._preview.interval_s)
+        except (ConnectionResetError, ConnectionError):
+            pass  # the viewer left
+        return resp
+
+    # -- status and actions ----------------------------------------------------------------------
+
+    async def _api_status(self, request: web.Request) -> web.StreamResponse:
+        text = global_redactor()(json.dumps(self._status()))
+        return web.Response(text=text, content_type="application/json",
+                            headers={"Cache-Control": "no-store"})
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        if request.content_type != "application/json":
+            raise web.HTTPUnsupportedMediaType(text="send JSON (Content-Type: application/json)")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="the body must be a JSON object")
+        return body
+
+    async def _say(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        try:
+            msg = SpeakMessage(id=str(uuid.uuid4()), text=body.get("text", ""),
+                               interrupt=bool(body.get("interrupt", False)),
+                               voice=body.get("voice") or None)
+        except ValidationError as exc:
+            raise web.HTTPBadRequest(text="; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        await self._publish(msg)
+        log.info("console published %s (%d chars%s)", msg.id, len(msg.text),
+                 ", interrupt" if msg.interrupt else "", extra={"msg_id": msg.id})
+        return web.json_response({"id": msg.id})
+
+    async def _control(self, request: web.Request) -> web.StreamResponse:
+        await self._body(request)
+        try:
+            msg = ControlMessage.model_validate({"command": request.match_info["command"]})
+        except ValidationError:
+            raise web.HTTPNotFound(text="commands: skip, clear, pause, resume") from None
+        await self._publish(msg)
+        log.info("console published control %s", msg.command)
+        return web.json_response({"command": msg.command})
+
+    async def _publish(self, msg: SpeakMessage | ControlMessage) -> None:
+        try:
+            await publish(self._broker, msg)
+        except PublishError as exc:
+            raise web.HTTPServiceUnavailable(text=f"could not publish: {exc}") from None
