@@ -7,6 +7,7 @@
   python -m bench lipsync                     the mouth on the received stream vs. the speech
   python -m bench stills                      README stills and a clip from the received stream
   python -m bench renderers [--no-musetalk]   TTS real-time factors, animator cost per frame
+  python -m bench console                     the daemon's CPU with the web console watched
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
 a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
@@ -21,7 +22,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import air, cadence, chart, cost, lipsync, memory, pipeline, renderers, report, stills
+from . import (
+    air,
+    cadence,
+    chart,
+    console,
+    cost,
+    lipsync,
+    memory,
+    pipeline,
+    renderers,
+    report,
+    stills,
+)
 from .probes import AudioWatch, MouthWatch, PacketLog
 from .session import BITRATE_KBPS, FPS, PRESET, SIZES, Session
 
@@ -207,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", nargs="?",
                     choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
-                             "renderers"),
+                             "renderers", "console"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
@@ -237,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
         figures = {"renderers": {"tts": tts, **renderers.lite_figures(speech_16k)}}
         if not args.no_musetalk:
             figures["renderers"]["musetalk"] = renderers.musetalk()
+    elif args.kind == "console":
+        figures = console.measure()
     elif args.kind == "lipsync":
         figures = {}
         # Phoneme timings, the sound alone, and phoneme timings with a mouth atlas.
@@ -261,6 +276,8 @@ def main(argv: list[str] | None = None) -> None:
         report.write(args.kind, stamp, record, memory.rows(figures), args.out, memory.draw)
     elif args.kind == "lipsync":
         report.write(args.kind, stamp, record, lipsync.rows(figures), args.out, lipsync.draw)
+    elif args.kind == "console":
+        report.write(args.kind, stamp, record, console.rows(figures), args.out, console.draw)
     else:
         report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
 

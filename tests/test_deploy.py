@@ -112,6 +112,9 @@ def test_compose_wires_the_worker_to_its_broker_and_server() -> None:
         {"rtmp_urls": json.loads(env["AVATARCAST_OUTPUT__RTMP_URLS"])})
     assert [u.get_secret_value() for u in outputs.rtmp_urls] == ["rtmp://rtmp:1935/live/avatar"]
     assert f"127.0.0.1:{HealthSettings().port}:{HealthSettings().port}" in worker["ports"]
+    # The image listens on every address inside the container: the console needs its token.
+    assert "ENV AVATARCAST_HEALTH__HOST=0.0.0.0" in DOCKERFILE
+    assert env["AVATARCAST_HEALTH__TOKEN"]
     assert worker["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert "15672" in " ".join(services["rabbitmq"]["ports"])  # the management UI
     assert services["rtmp"]["build"]["dockerfile"] == "deploy/rtmp.Dockerfile"
