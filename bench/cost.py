@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from avatarcast.onair.ffmpeg_args import build_args
+from avatarcast.onair.ffmpeg_args import build_args, targets
 from avatarcast.settings import Settings
 from harness.daemon import rss_mib
 
@@ -28,7 +28,8 @@ def baseline_args(s: Session, video_file: Path, audio_file: Path) -> list[str]:
         output={"rtmp_urls": [s.server.url(s.key + "-baseline")]},  # type: ignore[arg-type]
     )
     fifo = "@AUDIO@"
-    args = build_args(settings.video, settings.audio, settings.output, fifo, None)
+    (target,) = targets(settings.output)
+    args = build_args(settings.video, settings.audio, settings.output, fifo, target)
     out = []
     for i, a in enumerate(args):
         if a == "-i" and args[i + 1] in ("pipe:0", fifo):

@@ -28,6 +28,7 @@ from avatarcast.onair.audio import resample
 from avatarcast.settings import DEFAULT_IDLE_SOURCE, Settings
 from avatarcast.speech.base import SpeechError
 from avatarcast.speech.chain import Speech, make_providers
+from harness.openai_server import KEY, SpeechServer
 from harness.talking import make_talking_video
 
 from .session import FPS, SIZES
@@ -40,9 +41,10 @@ Speech16k = tuple[np.ndarray, MouthTrack]  # speech at 16 kHz and its mouth trac
 
 
 async def _synthesize(
-    provider: str, runs: int
+    provider: str, runs: int, **extra: Any
 ) -> tuple[dict[str, Any], np.ndarray | None, list[Phone]]:
-    s = Settings(speech={"providers": [provider], "retry_attempts": 1})  # type: ignore[arg-type]
+    s = Settings(speech={"providers": [provider], "retry_attempts": 1,  # type: ignore[arg-type]
+                         **extra})
     speech = Speech(make_providers(s.speech, "ffmpeg"), s.speech, RATE)
     try:
         await speech.start()
@@ -82,6 +84,11 @@ def tts(runs: int = 3) -> tuple[dict[str, Any], Speech16k]:
         out[provider], pcm, phones = asyncio.run(_synthesize(provider, runs))
         if provider == "piper":
             piper = (pcm, phones)
+    # Speech over HTTP: the openai provider against a local OpenAI-compatible server (which
+    # speaks with espeak-ng, streamed in 0.1 s pieces): what the HTTP path itself adds.
+    with SpeechServer() as server:
+        out["openai (local server)"], _, _ = asyncio.run(_synthesize(
+            "openai", runs, openai_base_url=server.base_url, openai_api_key=KEY))
     pcm, phones = piper
     if pcm is None:
         raise RuntimeError(f"piper is needed for the animator figures: {out['piper']}")

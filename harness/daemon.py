@@ -86,7 +86,9 @@ class DaemonProc:
             "PYTHONUNBUFFERED": "1",
         })
         env.update(extra_env)
-        if not {"AVATARCAST_OUTPUT__RTMP_URLS", "AVATARCAST_OUTPUT__RECORD_PATH"} & set(env):
+        outputs = {f"AVATARCAST_OUTPUT__{k}" for k in ("RTMP_URLS", "SRT_URLS", "HLS_DIR",
+                                                        "RECORD_PATH")}
+        if not outputs & set(env):
             env["AVATARCAST_OUTPUT__RECORD_PATH"] = str(workdir / "program.mkv")
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(

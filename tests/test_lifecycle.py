@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,15 +11,18 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+import aio_pika
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from avatarcast.cli.exits import EXIT_FAILED, EXIT_NOT_AIRED, EXIT_OK, EXIT_TIMED_OUT
 from avatarcast.lifecycle import Event, Lifecycle
 from avatarcast.metrics import Metrics, Snapshot
-from harness.daemon import DaemonProc, QueueNames, publish
+from harness.daemon import AMQP, DaemonProc, QueueNames, drain, publish
 from harness.events import EventTap
+from harness.services import wait_port
 
 pytestmark = pytest.mark.services
 
@@ -200,3 +204,59 @@ def test_metrics_count_outcomes_from_events() -> None:
     assert 'avatarcast_messages_total{outcome="dead_lettered"} 1.0' in text
     assert "avatarcast_time_to_air_seconds_count 1.0" in text
     assert 'avatarcast_state{state="talking"} 1.0' in text
+
+
+def _listener(exchange: str, queue: str, delete: bool = False) -> None:
+    """A durable queue bound to every event (or, with `delete`, that queue removed)."""
+    async def run() -> None:
+        conn = await aio_pika.connect(AMQP)
+        async with conn:
+            ch = await conn.channel()
+            if delete:
+                await ch.queue_delete(queue)
+                return
+            ex = await ch.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+            q = await ch.declare_queue(queue, durable=True)
+            await q.bind(ex, routing_key="#")
+
+    asyncio.run(run())
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120, capture_output=True)
+
+
+def test_events_of_an_outage_arrive_once_the_broker_is_back(
+    tmp_path: Path, queues: QueueNames,
+) -> None:
+    """A message on air when the broker goes away finishes airing; its `finished` event waits
+    in the daemon and reaches a listener's (durable) queue once the broker is back."""
+    listen = queues.events + ".listen"
+    daemon = DaemonProc(tmp_path / "d", queues,
+                        {"AVATARCAST_BROKER__RECONNECT_INTERVAL_S": "0.5"})
+    try:
+        _ready(daemon)
+        _listener(queues.events, listen)
+        publish(queues.speak, {"type": "speak", "id": "out-1", "text": LONG})
+        daemon.wait_for(lambda s: s["on_air"] == "out-1", 60, "on air")
+        rabbitmqctl("stop_app")
+        try:
+            daemon.wait_for(lambda s: any(e["id"] == "out-1" for e in s["recent"]), 60,
+                            "aired during the outage")
+        finally:
+            rabbitmqctl("start_app")
+            wait_port(5672, 60)
+        daemon.wait_for(lambda s: s["broker_connected"], 30, "reconnected")
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(e["event"] == "finished" for e in got):
+            got += [json.loads(m.body) for m in drain(listen)]
+            time.sleep(0.5)
+        metrics = _scrape(daemon.health_port)
+    finally:
+        daemon.kill()
+        _listener(queues.events, listen, delete=True)
+    finished = [e for e in got if e["event"] == "finished" and e["id"] == "out-1"]
+    assert len(finished) == 1, got
+    assert finished[0]["at"] < time.time()
+    assert metrics[("avatarcast_events_dropped_total", ())] == 0

@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Avatar ids name a folder under avatar.avatars_dir.
 AVATAR_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
-SpeechProvider = Literal["piper", "edge", "espeak"]
+SpeechProvider = Literal["piper", "edge", "espeak", "openai"]
 AnimatorName = Literal["auto", "lite", "musetalk", "still"]
 
 
@@ -107,9 +107,15 @@ class OutputSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     rtmp_urls: list[SecretStr] = Field(default_factory=list)
-    """RTMP URLs to stream to (JSON list). Each may carry a stream key; they are secrets and
-    are redacted in every log line. Several go through FFmpeg's tee muxer with
-    onfail=ignore, so one failing server does not take the others down."""
+    """RTMP(S) URLs to stream to (JSON list). Each may carry a stream key; they are secrets
+    and are redacted in every log line. With several outputs each has its own relay, retried
+    on its own, so one failing server does not take the others down."""
+    srt_urls: list[SecretStr] = Field(default_factory=list)
+    """SRT URLs to stream to as MPEG-TS (JSON list, e.g. srt://host:9000?streamid=live;
+    secrets: they may hold a passphrase)."""
+    hls_dir: Path | None = None
+    """Also write HLS here: index.m3u8 and 2 s segments, the last six kept (serve the folder
+    over HTTP to watch it)."""
     record_path: Path | None = None
     """Also record the stream to this file (strftime fields expanded); unset: no recording."""
     ffmpeg_path: str = "ffmpeg"
@@ -129,6 +135,14 @@ class OutputSettings(BaseModel):
         for url in v:
             if not url.get_secret_value().startswith(("rtmp://", "rtmps://")):
                 raise ValueError("every URL must start with rtmp:// or rtmps://")
+        return v
+
+    @field_validator("srt_urls")
+    @classmethod
+    def _srt_scheme(cls, v: list[SecretStr]) -> list[SecretStr]:
+        for url in v:
+            if not url.get_secret_value().startswith("srt://"):
+                raise ValueError("every URL must start with srt://")
         return v
 
 
@@ -204,6 +218,19 @@ class SpeechSettings(BaseModel):
     """Seconds a provider may take for each sentence before it counts as failed."""
     cache_dir: Path | None = None
     """Where piper voices patched to give phoneme timings are kept; state_dir/voices if unset."""
+    openai_base_url: str = "https://api.openai.com/v1"
+    """The OpenAI-compatible server of the `openai` provider (POST {base}/audio/speech)."""
+    openai_api_key: SecretStr | None = None
+    """Its API key (a secret), sent as a Bearer token; unset for a server that wants none."""
+    openai_model: str = "gpt-4o-mini-tts"
+    """The speech model asked for."""
+    openai_voice: str = "alloy"
+    """The voice when a message names none (a message's `voice` picks another)."""
+    openai_format: Literal["pcm", "wav"] = "pcm"
+    """pcm: raw 16-bit mono at openai_sample_rate (OpenAI's is 24 kHz); wav: read from its
+    header."""
+    openai_sample_rate: int = Field(default=24_000, ge=8000, le=96_000)
+    """The rate of the server's raw PCM."""
 
     @field_validator("providers")
     @classmethod

@@ -63,6 +63,9 @@ class EventPublisher:
                         aio_pika.Message(body, content_type="application/json",
                                          message_id=event.id, timestamp=int(event.at)),
                         routing_key=event.name,
+                        # Nobody listening is normal: no return (which aiormq logs as an
+                        # error) for an event no queue is bound to take.
+                        mandatory=False,
                     )
                 except BROKER_ERRORS as exc:
                     # The robust connection comes back by itself; try again then.

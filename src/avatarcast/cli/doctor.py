@@ -114,11 +114,18 @@ def _outputs(s: Settings) -> list[Row]:
                             f"{took * 1000:.0f} ms"))
         except RtmpCheckError as exc:
             rows.append(Row(name, FAIL, f"{url} -> {exc}; is the server up and the URL right?"))
+    for i, secret in enumerate(s.output.srt_urls):
+        rows.append(Row(f"srt output {i + 1}", WARN, f"{secret.get_secret_value()} -> not "
+                        "checked: SRT runs over UDP and has no handshake to try without "
+                        "sending"))
+    if s.output.hls_dir is not None:
+        rows.append(_writable("hls", s.output.hls_dir))
     if s.output.record_path is not None:
         rows.append(_writable("recording", s.output.record_path.parent))
     if not rows:
         rows.append(Row("outputs", FAIL, "none configured: set AVATARCAST_OUTPUT__RTMP_URLS "
-                        "(a JSON list of rtmp:// URLs) and/or AVATARCAST_OUTPUT__RECORD_PATH"))
+                        "(a JSON list of rtmp:// URLs), AVATARCAST_OUTPUT__SRT_URLS, "
+                        "AVATARCAST_OUTPUT__HLS_DIR and/or AVATARCAST_OUTPUT__RECORD_PATH"))
     return rows
 
 

@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc), EXIT_USAGE)
     secrets = [settings.broker.url.get_secret_value()]
     secrets += [u.get_secret_value() for u in settings.output.rtmp_urls]
-    if settings.health.token is not None:
-        secrets.append(settings.health.token.get_secret_value())
+    secrets += [u.get_secret_value() for u in settings.output.srt_urls]
+    for secret in (settings.health.token, settings.speech.openai_api_key):
+        if secret is not None:
+            secrets.append(secret.get_secret_value())
     setup_logging(settings.log_level, secrets, settings.log_format)
     try:
         if args.command == "run":
@@ -125,9 +127,11 @@ def _run(settings: Settings) -> int:
     from ..daemon import Daemon
     from ..infra.malloc import return_big_blocks_to_the_os
 
-    if not settings.output.rtmp_urls and settings.output.record_path is None:
+    out = settings.output
+    if not (out.rtmp_urls or out.srt_urls or out.hls_dir or out.record_path):
         return fail("no output configured: set AVATARCAST_OUTPUT__RTMP_URLS (a JSON list of "
-                    "rtmp:// URLs) and/or AVATARCAST_OUTPUT__RECORD_PATH", EXIT_USAGE)
+                    "rtmp:// URLs), AVATARCAST_OUTPUT__SRT_URLS, AVATARCAST_OUTPUT__HLS_DIR "
+                    "and/or AVATARCAST_OUTPUT__RECORD_PATH", EXIT_USAGE)
     return_big_blocks_to_the_os()
     try:
         return asyncio.run(Daemon(settings).run())

@@ -30,9 +30,9 @@ from ..infra.redact import global_redactor
 from ..settings import AudioSettings, OutputSettings, VideoSettings
 from .audio import Pcm
 from .fanout import Fanout, Preamble, Relay
-from .ffmpeg_args import build_args, log_line, record_file, relay_args, targets
+from .ffmpeg_args import Target, build_args, log_line, relay_args, targets
 from .frames import Frame
-from .reconnect import Address, backoff, rtmp_address
+from .reconnect import Address, backoff
 
 log = logging.getLogger(__name__)
 
@@ -107,36 +107,24 @@ class Encoder:
         self.run_started: float | None = None  # monotonic start of the current FFmpeg run
         self.last_error: str | None = None
         self._closed = False
-        urls = [u.get_secret_value() for u in output.rtmp_urls]
+        self._targets = targets(output)
         self._fanout: Fanout | None = None
-        if len(targets(urls, output.record_path)) > 1:
+        if len(self._targets) > 1:
             # Several outputs: each stands alone; the encoder's own backoff probes nothing.
-            self._fanout = Fanout(lambda preamble: self._relays(urls, preamble))
+            self._fanout = Fanout(self._relays)
             self._servers: list[Address] = []
         else:
-            self._servers = [rtmp_address(u) for u in urls]
+            self._servers = list(self._targets[0].servers)
 
-    def _relays(self, urls: list[str], preamble: Preamble) -> list[Relay]:
+    def _relays(self, preamble: Preamble) -> list[Relay]:
         out, ffmpeg = self._output, self._output.ffmpeg_path
 
-        def relay(name: str, servers: list[Address], args: Callable[[], list[str]]) -> Relay:
-            return Relay(name=name, args=args, servers=servers, preamble=preamble,
-                         backoff_s=(out.restart_backoff_min_s, out.restart_backoff_max_s),
-                         stable_after_s=out.stable_after_s)
+        def args(t: Target) -> Callable[[], list[str]]:
+            return lambda: relay_args(ffmpeg, t)
 
-        def stream(url: str) -> Callable[[], list[str]]:
-            return lambda: relay_args(ffmpeg, url, "flv")
-
-        relays = []
-        for i, url in enumerate(urls, 1):
-            host, port = rtmp_address(url)
-            relays.append(relay(f"rtmp{i} ({host}:{port})", [(host, port)], stream(url)))
-        if out.record_path is not None:
-            pattern = out.record_path
-            fmt = "matroska" if pattern.suffix == ".mkv" else "flv"
-            relays.append(relay("record", [], lambda: relay_args(ffmpeg, record_file(pattern),
-                                                                  fmt)))
-        return relays
+        return [Relay(name=t.name, args=args(t), servers=list(t.servers), preamble=preamble,
+                      backoff_s=(out.restart_backoff_min_s, out.restart_backoff_max_s),
+                      stable_after_s=out.stable_after_s) for t in self._targets]
 
     def outputs(self) -> list[dict[str, Any]]:
         """Each output's state when there are several (no URLs: they may hold keys)."""
@@ -238,11 +226,8 @@ class Encoder:
 
     def _run_once(self) -> None:
         fanout = self._fanout
-        record = None
-        if fanout is None and self._output.record_path is not None:
-            record = record_file(self._output.record_path)
-        args = build_args(self._video, self._audio, self._output, str(self._fifo), record,
-                          to_stdout=fanout is not None)
+        args = build_args(self._video, self._audio, self._output, str(self._fifo),
+                          None if fanout is not None else self._targets[0])
         started = time.monotonic()
         self.run_started = started
         self.generation += 1

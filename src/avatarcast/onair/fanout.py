@@ -99,6 +99,13 @@ class Preamble:
     def bytes(self) -> bytes:
         return self.header + b"".join(t.shifted(t.timestamp) for t in self.tags.values())
 
+    def has(self, tag: Tag) -> bool:
+        """Is this metadata or codec configuration the one the preamble replays?"""
+        if tag.kind != _SCRIPT and not tag.config:
+            return False
+        known = self.tags.get((tag.kind, tag.config))
+        return known is not None and known.raw[11:] == tag.raw[11:]
+
 
 class Relay:
     """One output: its own `ffmpeg -c copy` process, retried on its own."""
@@ -191,12 +198,18 @@ class Relay:
                 if tag is None:
                     break
                 if base is None:
-                    if not tag.keyframe:
-                        continue  # join at a keyframe: a decoder cannot start elsewhere
+                    # Join at a keyframe (a decoder cannot start elsewhere); an AVC sequence
+                    # header is flagged as a keyframe too, but it is not a frame.
+                    if not tag.keyframe or tag.config:
+                        continue
                     base = tag.timestamp
                     proc.stdin.write(self._preamble.bytes())
                     self.live = True
                     log.info("output %s on air", self.name)
+                elif self._preamble.has(tag):
+                    # Already sent in the preamble: sent again, FFmpeg's FLV reader makes a
+                    # second pair of streams of it (a recording then holds four).
+                    continue
                 proc.stdin.write(tag.shifted(base))
         except (BrokenPipeError, OSError) as exc:
             self.last_error = self.last_error or f"pipe closed: {exc}"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import ffmpeg
 
 from ..settings import AudioSettings, OutputSettings, VideoSettings
+from .reconnect import Address, rtmp_address
 
 
 def record_file(pattern: Path) -> str:
@@ -28,22 +32,72 @@ def log_line(line: str) -> tuple[bool, str]:
     return level in ("[error", "[fatal", "[panic"), text
 
 
-def targets(urls: list[str], record: Path | None) -> list[tuple[str, str]]:
-    """(target, format) of every output; a record path is expanded per run by the caller."""
-    found = [(u, "flv") for u in urls]
-    if record is not None:
-        found.append((str(record), "matroska" if record.suffix == ".mkv" else "flv"))
+HLS_SEGMENT_S = 2
+HLS_LIST_SIZE = 6
+
+
+@dataclass(frozen=True)
+class Target:
+    """One output: where (expanded per encoder run for a recording), as which container,
+    with which muxer options, and the TCP servers to probe before trying it again."""
+
+    name: str  # for status and logs: never the URL (it may hold a key)
+    where: Callable[[], str]
+    fmt: str
+    opts: tuple[str, ...] = ()
+    servers: tuple[Address, ...] = ()
+
+
+def _fixed(value: str) -> Callable[[], str]:
+    return lambda: value
+
+
+def _host(url: str, default_port: int) -> Address:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+def targets(output: OutputSettings) -> list[Target]:
+    """Every output: RTMP(S) and SRT URLs, an HLS directory, a recording."""
+    found: list[Target] = []
+    for i, secret in enumerate(output.rtmp_urls, 1):
+        url = secret.get_secret_value()
+        host, port = rtmp_address(url)
+        found.append(Target(f"rtmp{i} ({host}:{port})", _fixed(url), "flv",
+                            ("-flvflags", "no_duration_filesize"), ((host, port),)))
+    for i, secret in enumerate(output.srt_urls, 1):
+        url = secret.get_secret_value()
+        host, port = _host(url, 0)
+        # SRT runs over UDP: there is no TCP server to probe, the backoff alone paces it.
+        found.append(Target(f"srt{i} ({host}:{port})", _fixed(url), "mpegts"))
+    if output.hls_dir is not None:
+        hls = output.hls_dir
+
+        def playlist() -> str:
+            hls.mkdir(parents=True, exist_ok=True)
+            return str(hls / "index.m3u8")
+
+        found.append(Target("hls", playlist, "hls", (
+            "-hls_time", str(HLS_SEGMENT_S), "-hls_list_size", str(HLS_LIST_SIZE),
+            "-hls_flags", "delete_segments+independent_segments",
+            "-hls_segment_filename", str(hls / "segment-%05d.ts"))))
+    if output.record_path is not None:
+        pattern = output.record_path
+        mkv = pattern.suffix == ".mkv"
+        found.append(Target("record", lambda: record_file(pattern),
+                            "matroska" if mkv else "flv",
+                            () if mkv else ("-flvflags", "no_duration_filesize")))
     if not found:
-        raise ValueError("no output: set output.rtmp_urls and/or output.record_path")
+        raise ValueError("no output: set output.rtmp_urls, output.srt_urls, output.hls_dir "
+                         "and/or output.record_path")
     return found
 
 
-def relay_args(ffmpeg_path: str, target: str, fmt: str) -> list[str]:
+def relay_args(ffmpeg_path: str, target: Target) -> list[str]:
     """One output of the fan-out: the encoder's FLV in on stdin, copied out unchanged."""
-    out = ["-f", fmt, "-flvflags", "no_duration_filesize"] if fmt == "flv" else ["-f", fmt]
     return [ffmpeg_path, "-hide_banner", "-nostats", "-loglevel", "level+warning",
             "-f", "flv", "-analyzeduration", "500000", "-i", "pipe:0",
-            "-map", "0", "-c", "copy", *out, target]
+            "-map", "0", "-c", "copy", "-f", target.fmt, *target.opts, target.where()]
 
 
 def build_args(
@@ -51,11 +105,10 @@ def build_args(
     audio: AudioSettings,
     output: OutputSettings,
     audio_fifo: str,
-    record: str | None,
-    *,
-    to_stdout: bool = False,
+    target: Target | None,
 ) -> list[str]:
-    """The encoder: one output directly, or FLV on stdout for the fan-out (`to_stdout`)."""
+    """The encoder: to one output directly, or (`target` None) FLV on stdout for the
+    fan-out."""
     raw = {"probesize": 32, "analyzeduration": 0, "thread_queue_size": 64}
     v_in = ffmpeg.input(
         "pipe:0", format="rawvideo", pix_fmt="yuv420p",
@@ -64,15 +117,13 @@ def build_args(
     # ch_layout, not ac: with a channel count only, FFmpeg warns that it guessed the layout.
     a_in = ffmpeg.input(audio_fifo, format="s16le", ar=audio.sample_rate, ch_layout="mono",
                         **raw)
-    if to_stdout:
-        fmt, target = "flv", "pipe:1"
-    else:
-        urls = [u.get_secret_value() for u in output.rtmp_urls]
-        ((target, fmt),) = targets(urls, Path(record) if record else None)
+    if target is None:
+        target = Target("fan-out", lambda: "pipe:1", "flv", ("-flvflags", "no_duration_filesize"))
+    where = target.where()
     gop = max(1, round(video.fps * video.keyframe_interval_s))
     rate = f"{video.bitrate_kbps}k"
     opts: dict[str, object] = {
-        "format": fmt,
+        "format": target.fmt,
         "c:v": "libx264",
         "preset": video.preset,
         "tune": "zerolatency",
@@ -89,10 +140,8 @@ def build_args(
         "b:a": f"{audio.bitrate_kbps}k",
         "ar": audio.sample_rate,
         "ac": 2,
-        "flvflags": "no_duration_filesize",
     }
-    if fmt != "flv":
-        del opts["flvflags"]
-    cmd = ffmpeg.output(v_in, a_in, target, **opts).get_args()
+    cmd = ffmpeg.output(v_in, a_in, where, **opts).get_args()
+    cmd[-1:-1] = list(target.opts)  # the muxer's own options, just before the target
     # level+: each line says its level, so warnings are logged but only errors count as such.
     return [output.ffmpeg_path, "-hide_banner", "-nostats", "-loglevel", "level+warning", *cmd]

@@ -37,6 +37,17 @@ def make_providers(settings: SpeechSettings, ffmpeg: str,
 
             providers.append(
                 PiperSynthesizer(settings.piper_model, settings.piper_voices_dir, cache_dir))
+        elif name == "openai":
+            from .openai_tts import OpenAISynthesizer
+
+            key = settings.openai_api_key
+            providers.append(OpenAISynthesizer(
+                base_url=settings.openai_base_url,
+                api_key=key.get_secret_value() if key is not None else None,
+                model=settings.openai_model, voice=settings.openai_voice,
+                response_format=settings.openai_format,
+                sample_rate=settings.openai_sample_rate, timeout_s=settings.timeout_s,
+                attempts=settings.retry_attempts))
         elif name == "edge":
             from .edge import EdgeSynthesizer
 
