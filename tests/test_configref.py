@@ -49,11 +49,11 @@ def test_reference_names_types_bounds_and_defaults() -> None:
 
 def test_write_replaces_only_the_block(tmp_path: Path) -> None:
     target = tmp_path / "doc.md"
-    target.write_text(f"# Doc\n\nbefore\n\n{configref.BEGIN}\nold\n{configref.END}\n\nafter\n")
+    target.write_text(f"# Doc\n\nbefore\n\n{configref.BEGIN}\nSTALE-BLOCK-TEXT\n{configref.END}\n\nafter\n")
     assert configref.main(["--write", str(target)]) == 0
     text = target.read_text()
     assert text.startswith("# Doc\n\nbefore\n\n") and text.endswith("\n\nafter\n")
-    assert "old" not in text
+    assert "STALE-BLOCK-TEXT" not in text
     assert configref.extract_block(text) == configref.render()
     assert configref.main(["--write", str(target)]) == 0
     assert target.read_text() == text
