@@ -49,7 +49,8 @@ def test_reference_names_types_bounds_and_defaults() -> None:
 
 def test_write_replaces_only_the_block(tmp_path: Path) -> None:
     target = tmp_path / "doc.md"
-    target.write_text(f"# Doc\n\nbefore\n\n{configref.BEGIN}\nSTALE-BLOCK-TEXT\n{configref.END}\n\nafter\n")
+    stale = f"{configref.BEGIN}\nSTALE-BLOCK-TEXT\n{configref.END}"
+    target.write_text(f"# Doc\n\nbefore\n\n{stale}\n\nafter\n")
     assert configref.main(["--write", str(target)]) == 0
     text = target.read_text()
     assert text.startswith("# Doc\n\nbefore\n\n") and text.endswith("\n\nafter\n")
