@@ -28,6 +28,7 @@ from .face.select import choose, needs_face
 from .face.service import FaceService, make_animator
 from .health import HealthServer
 from .lifecycle import Lifecycle
+from .llm.chat import ChatClient
 from .metrics import Metrics, Snapshot
 from .onair.clock import FrameClock
 from .onair.encoder import Encoder
@@ -110,13 +111,17 @@ class Daemon:
         self.lifecycle.subscribe(self.metrics.observe)
         self.lifecycle.subscribe(self.events.send)
         self.queue_ready: int | None = None
+        self.llm: ChatClient | None = None
+        if s.llm.base_url is not None:
+            self.llm = ChatClient(s.llm, attempts=s.speech.retry_attempts)
+            await self.llm.start()
         self.scheduler = Scheduler(
             program=self.program, speech=self.speech, face=self.face,
             consumer_ref=lambda: self.consumer, handled=self.handled, attempts=self.attempts,
             crash_limit=s.broker.crash_limit, playout=s.playout,
             buffer_frames=s.playout.buffer_frames(s.video),
             sample_rate=s.audio.sample_rate, spawn=self.spawn_threadsafe, captions=s.captions,
-            lifecycle=self.lifecycle,
+            lifecycle=self.lifecycle, llm=self.llm,
         )
         self.consumer = Consumer(
             s.broker, self.scheduler.on_speak, self.scheduler.on_control,
@@ -265,6 +270,9 @@ class Daemon:
         if getattr(self, "health", None) is not None:
             assert self.health is not None
             await self.health.aclose()
+        if getattr(self, "llm", None) is not None:
+            assert self.llm is not None
+            await self.llm.aclose()
         if hasattr(self, "speech"):
             await self.speech.aclose()
             await self.face.aclose()

@@ -8,18 +8,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .broker.consumer import Delivery
+from .broker.messages import AskMessage
 from .captions.burn import Captioner
 from .captions.words import Script, timed_words
 from .face.base import ANIMATOR_RATE
 from .face.mouthtrack import Timeline
 from .face.service import FaceService
 from .face.visemes import phones_from_alignment
+from .llm.chat import ChatClient, LLMError
+from .llm.sentences import sentences
 from .onair.audio import FrameSlicer, Pcm, resample
 from .onair.program import Program
 from .onair.segment import Outcome, Segment
@@ -42,6 +46,7 @@ class Utterance:
     marks: dict[str, float] = field(default_factory=dict)
     holding: bool = False  # an interrupt holding the program until its segment is queued
     script: Script = field(default_factory=Script)  # its words and phones, as rendered
+    answer: str = ""  # an ask's answer, as far as it was spoken
 
     @property
     def urgent(self) -> bool:
@@ -56,9 +61,11 @@ class Renderer:
     def __init__(
         self, *, program: Program, speech: Speech, face: FaceService, sample_rate: int,
         min_unsealed: int, buffer_frames: int, captions: CaptionSettings,
+        llm: ChatClient | None = None,
     ) -> None:
         self._program = program
         self._speech = speech
+        self._llm = llm
         self._face = face
         self._rate = sample_rate
         self._spf = program.spf
@@ -81,7 +88,7 @@ class Renderer:
         utt.marks["render_started_at"] = time.time()
         try:
             synth_s, waited = 0.0, time.perf_counter()
-            async with aclosing(self._speech.synthesize(msg.text, msg.voice)) as chunks:
+            async with aclosing(self._speech_of(utt)) as chunks:
                 async for spoken in chunks:
                     synth_s += time.perf_counter() - waited
                     if utt.cancelled is not None or (seg is not None and seg.done):
@@ -125,6 +132,31 @@ class Renderer:
         if utt.cancelled is not None:
             self._program.withdraw(seg, utt.cancelled)
         return None  # sealed, or already cut by the program, which reports its outcome
+
+    def _speech_of(self, utt: Utterance) -> AsyncGenerator[Spoken, None]:
+        msg = utt.delivery.message
+        if isinstance(msg, AskMessage):
+            return self._answer(utt, msg)
+        return self._speech.synthesize(msg.text, msg.voice)
+
+    async def _answer(self, utt: Utterance, msg: AskMessage) -> AsyncGenerator[Spoken, None]:
+        """The LLM's answer, spoken sentence by sentence as it streams in. An answer that
+        breaks off after it started airing ends there; one that never started fails."""
+        if self._llm is None:
+            raise LLMError("no LLM configured: set AVATARCAST_LLM__BASE_URL", retryable=False)
+        spoken = False
+        try:
+            async with aclosing(sentences(self._llm.answer(msg.prompt, msg.system))) as parts:
+                async for sentence in parts:
+                    utt.answer = f"{utt.answer} {sentence}".strip()
+                    async with aclosing(self._speech.synthesize(sentence, msg.voice)) as out:
+                        async for chunk in out:
+                            spoken = True
+                            yield chunk
+        except LLMError as exc:
+            if not spoken:
+                raise
+            log.warning("%s: the answer broke off (%s); what was said stands", msg.id, exc)
 
     def _fail(self, utt: Utterance, seg: Segment | None, error: str) -> Outcome | None:
         utt.error = error[:1000]

@@ -25,6 +25,7 @@ from .captions.record import AirRecord
 from .face.service import FaceService
 from .infra.logfmt import message_id
 from .lifecycle import Lifecycle, event_for
+from .llm.chat import ChatClient
 from .onair.program import Program
 from .onair.segment import Outcome, Segment
 from .rendering import Renderer, Utterance
@@ -60,6 +61,7 @@ class Scheduler:
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         captions: CaptionSettings | None = None,
         lifecycle: Lifecycle | None = None,
+        llm: ChatClient | None = None,
     ) -> None:
         captions = captions or CaptionSettings()
         self.lifecycle = lifecycle or Lifecycle(program.fps, lambda: (0, 0))
@@ -72,7 +74,7 @@ class Scheduler:
         self._renderer = Renderer(
             program=program, speech=speech, face=face, sample_rate=sample_rate,
             min_unsealed=playout.min_buffer_ms * program.fps // 1000,
-            buffer_frames=buffer_frames, captions=captions,
+            buffer_frames=buffer_frames, captions=captions, llm=llm,
         )
         self._air_record = AirRecord(
             transcript=captions.transcript_path, vtt=captions.vtt_path,
@@ -317,6 +319,8 @@ class Scheduler:
                   Outcome.INTERRUPTED: "interrupted by a newer message",
                   Outcome.FAILED: utt.error or "rendering failed",
                   Outcome.REQUEUED: "shutdown: back in the queue"}.get(outcome)
+        if utt.answer:
+            fields["answer"] = utt.answer
         self.lifecycle.emit(name, utt.id, at_frame=at, reason=reason,
                             **{k: round(v, 4) for k, v in utt.timings.items()}, **fields)
 

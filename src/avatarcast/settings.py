@@ -240,6 +240,27 @@ class SpeechSettings(BaseModel):
         return v
 
 
+class LLMSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    base_url: str | None = None
+    """An OpenAI-compatible server (POST {base}/chat/completions, streamed) that answers `ask`
+    messages; unset: asks fail with that reason."""
+    api_key: SecretStr | None = None
+    """Its API key (a secret), sent as a Bearer token."""
+    model: str = "gpt-4o-mini"
+    """The chat model asked for."""
+    system: str = ("You are the host of a live stream. Answer in a few short, plain spoken "
+                   "sentences, without lists or markup.")
+    """Instructions sent with every question that brings none of its own."""
+    max_tokens: int = Field(default=300, ge=16, le=4096)
+    """The longest answer asked of the model, in tokens."""
+    max_chars: int = Field(default=1500, ge=50, le=20_000)
+    """Answers are cut after this many characters (what was said so far is kept)."""
+    timeout_s: float = Field(default=60.0, gt=0, le=600)
+    """Seconds the server may stay silent, before its first piece or between two."""
+
+
 class FaceSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
@@ -328,6 +349,8 @@ class Settings(BaseSettings):
     """Timing of what airs."""
     speech: SpeechSettings = SpeechSettings()
     """Text to speech."""
+    llm: LLMSettings = LLMSettings()
+    """The LLM that answers `ask` messages."""
     face: FaceSettings = FaceSettings()
     """Mouth animation."""
     captions: CaptionSettings = CaptionSettings()

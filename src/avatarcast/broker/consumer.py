@@ -21,7 +21,7 @@ from aio_pika.exceptions import ChannelInvalidStateError
 
 from ..settings import BrokerSettings
 from .failures import BROKER_ERRORS, describe, is_refusal
-from .messages import ControlMessage, MessageError, SpeakMessage, parse_message
+from .messages import ControlMessage, MessageError, Utterable, parse_message
 from .topology import REASON_HEADER, SOURCE_HEADER, declare, declare_queue, persistent
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Delivery:
     the channel that delivered it: once that channel is gone (a reconnect), RabbitMQ redelivers
     the message on the new one, and the redelivery replaces this one."""
 
-    message: SpeakMessage
+    message: Utterable
     raw: AbstractIncomingMessage
 
     def replaced_by(self, other: Delivery) -> bool:
@@ -117,19 +117,19 @@ class Consumer:
         self._tags = []
 
     async def _got_speak(self, raw: AbstractIncomingMessage) -> None:
-        msg = await self._decode(raw, SpeakMessage)
-        if isinstance(msg, SpeakMessage):
+        msg = await self._decode(raw, speak=True)
+        if msg is not None and not isinstance(msg, ControlMessage):
             await self._on_speak(Delivery(msg, raw))
 
     async def _got_control(self, raw: AbstractIncomingMessage) -> None:
-        msg = await self._decode(raw, ControlMessage)
+        msg = await self._decode(raw, speak=False)
         if isinstance(msg, ControlMessage):
             await self._on_control(msg)
             await self.ack(raw)
 
     async def _decode(
-        self, raw: AbstractIncomingMessage, kind: type[SpeakMessage | ControlMessage]
-    ) -> SpeakMessage | ControlMessage | None:
+        self, raw: AbstractIncomingMessage, *, speak: bool
+    ) -> Utterable | ControlMessage | None:
         """The message, or None once it has been dead-lettered with the reason."""
         try:
             msg = parse_message(raw.body, raw.message_id)
@@ -140,8 +140,8 @@ class Consumer:
             log.exception("decoding message %s failed", raw.message_id or "(no id)")
             await self._reject(raw, f"could not decode: {type(exc).__name__}")
             return None
-        if not isinstance(msg, kind):
-            expected = "speak" if kind is SpeakMessage else "control"
+        if isinstance(msg, ControlMessage) == speak:
+            expected = "speak" if speak else "control"
             await self._reject(raw, f"{msg.type} message sent to the {expected} queue")
             return None
         return msg

@@ -1,6 +1,7 @@
 """Wire messages: JSON objects, versioned, validated with pydantic.
 
-``{"type": "speak", "id": "...", "text": "..."}`` and ``{"type": "control", "command": "skip"}``.
+``{"type": "speak", "id": "...", "text": "..."}``, ``{"type": "ask", "id": "...", "prompt": "..."}``
+and ``{"type": "control", "command": "skip"}``.
 The AMQP ``message_id`` property stands in for a missing ``id``.
 """
 
@@ -55,6 +56,42 @@ class SpeakMessage(_Message):
         return None if v is None else _printable(v, _CONTROL)
 
 
+MAX_PROMPT_CHARS = 4000
+
+
+class AskMessage(_Message):
+    """A question for the LLM (llm settings); its answer is spoken sentence by sentence as it
+    streams in, in the speak queue's order."""
+
+    type: Literal["ask"] = "ask"
+    id: str = Field(min_length=1, max_length=200, description="Unique id; duplicates air once.")
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    system: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS,
+                               description="Instructions for this answer; llm.system if unset.")
+    voice: str | None = Field(default=None, min_length=1, max_length=200)
+    interrupt: bool = Field(default=False, description="Cut whatever is on air and answer now.")
+
+    @field_validator("prompt", "system")
+    @classmethod
+    def _has_words(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("is blank")
+        return None if v is None else _printable(v, _CONTROL_IN_TEXT)
+
+    @field_validator("id", "voice")
+    @classmethod
+    def _one_line(cls, v: str | None) -> str | None:
+        return None if v is None else _printable(v, _CONTROL)
+
+    @property
+    def text(self) -> str:
+        """What the publisher sent (the prompt), for logs and counts."""
+        return self.prompt
+
+
+Utterable = SpeakMessage | AskMessage  # what goes to the speak queue and airs
+
+
 ControlCommand = Literal["skip", "clear", "pause", "resume"]
 
 
@@ -63,8 +100,8 @@ class ControlMessage(_Message):
     command: ControlCommand
 
 
-Message = Annotated[SpeakMessage | ControlMessage, Field(discriminator="type")]
-_ADAPTER: TypeAdapter[SpeakMessage | ControlMessage] = TypeAdapter(Message)
+Message = Annotated[SpeakMessage | AskMessage | ControlMessage, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[SpeakMessage | AskMessage | ControlMessage] = TypeAdapter(Message)
 
 
 class MessageError(ValueError):
@@ -94,11 +131,13 @@ def decode_body(body: bytes) -> Any:
         raise MessageError(f"body is not valid: a number is too long ({exc})"[:300]) from None
 
 
-def parse_message(body: bytes, message_id: str | None = None) -> SpeakMessage | ControlMessage:
+def parse_message(
+    body: bytes, message_id: str | None = None
+) -> SpeakMessage | AskMessage | ControlMessage:
     data = decode_body(body)
     if not isinstance(data, dict):
         raise MessageError("body must be a JSON object")
-    if data.get("type") == "speak" and "id" not in data and message_id:
+    if data.get("type") in ("speak", "ask") and "id" not in data and message_id:
         data["id"] = message_id
     try:
         return _ADAPTER.validate_python(data)

@@ -17,7 +17,7 @@ from ..lifecycle import TERMINAL
 from ..settings import BrokerSettings
 from .events import declare_events
 from .failures import BROKER_ERRORS, describe
-from .messages import ControlMessage, SpeakMessage
+from .messages import ControlMessage, Utterable
 from .topology import declare, persistent
 
 
@@ -32,7 +32,7 @@ class Sent:
 
 
 async def publish(
-    settings: BrokerSettings, msg: SpeakMessage | ControlMessage, *,
+    settings: BrokerSettings, msg: Utterable | ControlMessage, *,
     follow_s: float | None = None, progress: Callable[[dict[str, Any]], None] | None = None,
     on_sent: Callable[[int], None] | None = None,
 ) -> Sent:
@@ -45,11 +45,11 @@ async def publish(
         conn = await aio_pika.connect_robust(settings.url.get_secret_value(), fail_fast=True)
         channel = await conn.channel(publisher_confirms=True)
         queues = await declare(channel, settings)
-        queue = queues.speak if isinstance(msg, SpeakMessage) else queues.control
+        queue = queues.speak if not isinstance(msg, ControlMessage) else queues.control
         events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        if follow_s is not None and isinstance(msg, SpeakMessage):
+        if follow_s is not None and not isinstance(msg, ControlMessage):
             await _subscribe(channel, settings, msg.id, events)
-        extra = {"message_id": msg.id} if isinstance(msg, SpeakMessage) else {}
+        extra = {"message_id": msg.id} if not isinstance(msg, ControlMessage) else {}
         await channel.default_exchange.publish(
             persistent(msg.model_dump_json(exclude_defaults=False).encode(), **extra),
             routing_key=queue.name,
@@ -59,7 +59,7 @@ async def publish(
         sent = Sent(consumers=int(result.consumer_count or 0) if result is not None else 0)
         if on_sent is not None:
             on_sent(sent.consumers)
-        if follow_s is not None and isinstance(msg, SpeakMessage):
+        if follow_s is not None and not isinstance(msg, ControlMessage):
             async for event in _until_terminal(events, follow_s):
                 if progress is not None:
                     progress(event)

@@ -1,5 +1,5 @@
-"""The command line: `avatarcast run | say | control | prepare | models download | schema |
-doctor`.
+"""The command line: `avatarcast run | say | ask | control | prepare | models download |
+schema | doctor`.
 
 Exit codes: see `exits`.
 """
@@ -15,7 +15,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..broker.messages import MAX_TEXT_CHARS, ControlMessage, SpeakMessage, json_schema
+from ..broker.messages import (
+    MAX_PROMPT_CHARS,
+    MAX_TEXT_CHARS,
+    AskMessage,
+    ControlMessage,
+    SpeakMessage,
+    json_schema,
+)
 from ..infra.errors import Unavailable, UserError
 from ..infra.redact import setup_logging
 from ..settings import Settings, SettingsError, load_settings
@@ -52,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="follow the message until it aired (exit 0), failed (1), was cut (4) "
                      "or the timeout passed (5), printing each step")
     say.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                     help="how long --wait waits, in seconds (default 300)")
+    ask = sub.add_parser("ask", help="publish a question the LLM answers on air",
+                         description="Publish an ask message: the LLM (llm settings) answers "
+                         "and the avatar speaks the answer sentence by sentence as it streams.")
+    ask.add_argument("prompt", help=f"the question (1..{MAX_PROMPT_CHARS} characters)")
+    ask.add_argument("--system", help="instructions for this answer (default: llm.system)")
+    ask.add_argument("--id", help="message id (default: a new UUID); duplicates air once")
+    ask.add_argument("--voice", help="provider voice name")
+    ask.add_argument("--interrupt", action="store_true", help="cut whatever is on air")
+    ask.add_argument("--wait", action="store_true",
+                     help="follow the answer until it aired (exit 0, printing it), failed "
+                     "(1), was cut (4) or the timeout passed (5)")
+    ask.add_argument("--timeout", type=float, default=300.0, metavar="S",
                      help="how long --wait waits, in seconds (default 300)")
     ctl = sub.add_parser("control", help="publish a control command",
                          description="skip: end what is on air; clear: also drop the backlog; "
@@ -98,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     secrets = [settings.broker.url.get_secret_value()]
     secrets += [u.get_secret_value() for u in settings.output.rtmp_urls]
     secrets += [u.get_secret_value() for u in settings.output.srt_urls]
-    for secret in (settings.health.token, settings.speech.openai_api_key):
+    for secret in (settings.health.token, settings.speech.openai_api_key, settings.llm.api_key):
         if secret is not None:
             secrets.append(secret.get_secret_value())
     setup_logging(settings.log_level, secrets, settings.log_format)
@@ -149,26 +169,29 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
 
     from ..broker.publisher import PublishError, publish
 
-    msg: SpeakMessage | ControlMessage
+    msg: SpeakMessage | AskMessage | ControlMessage
     try:
         if args.command == "say":
             msg = SpeakMessage(
                 id=args.id or str(uuid.uuid4()), text=args.text, voice=args.voice,
                 interrupt=args.interrupt,
             )
+        elif args.command == "ask":
+            msg = AskMessage(id=args.id or str(uuid.uuid4()), prompt=args.prompt,
+                             system=args.system, voice=args.voice, interrupt=args.interrupt)
         else:
             msg = ControlMessage(command=args.command)
     except ValidationError as exc:
         errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return fail(f"invalid message: {errs}", EXIT_USAGE)
-    wait = isinstance(msg, SpeakMessage) and args.wait
+    wait = not isinstance(msg, ControlMessage) and args.wait
     if wait and args.timeout <= 0:
         return fail("--timeout must be more than 0 seconds", EXIT_USAGE)
-    queue = settings.broker.speak_queue if isinstance(msg, SpeakMessage) else \
-        settings.broker.control_queue
+    queue = settings.broker.control_queue if isinstance(msg, ControlMessage) else \
+        settings.broker.speak_queue
 
     def sent(consumers: int) -> None:
-        print(msg.id if isinstance(msg, SpeakMessage) else msg.command, flush=True)
+        print(msg.command if isinstance(msg, ControlMessage) else msg.id, flush=True)
         if consumers == 0:
             print(f"avatarcast: nothing consumes {queue} (no daemon running?); the message "
                   "waits there until one starts", file=sys.stderr, flush=True)
@@ -193,6 +216,8 @@ def _progress(event: dict[str, Any]) -> None:
         "requeued": f"requeued: {event.get('reason')}",
     }.get(str(name), f"{name}: {event.get('reason', '')}")
     print(detail, flush=True)
+    if event.get("answer"):
+        print(f"answer: {event['answer']}", flush=True)
 
 
 def _waited(last: dict[str, Any] | None, timeout: float) -> int:

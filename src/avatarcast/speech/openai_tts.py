@@ -11,52 +11,19 @@ than 429 (a wrong key, an unknown voice) is not retried.
 
 from __future__ import annotations
 
-import json
 import logging
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from ..infra import httpretry
+from ..infra.httpretry import Transient, server_says, wait
 from .base import SpeechChunk, SpeechError, split_sentences
 
 log = logging.getLogger(__name__)
-
-MAX_RETRY_AFTER_S = 30.0
-
-
-class _Transient(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def _wait(state: RetryCallState) -> float:
-    exc = state.outcome.exception() if state.outcome is not None else None
-    after = getattr(exc, "retry_after", None)
-    if after is not None:
-        return min(float(after), MAX_RETRY_AFTER_S)
-    return float(min(0.25 * 2 ** (state.attempt_number - 1), 4.0))
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
-
-
-def _server_says(body: bytes) -> str:
-    try:
-        data = json.loads(body)
-        err = data.get("error", data) if isinstance(data, dict) else data
-        msg = err.get("message") if isinstance(err, dict) else err
-        return str(msg)[:300]
-    except (ValueError, AttributeError):
-        return body[:300].decode(errors="replace").strip()
-
 
 def decode_wav(data: bytes) -> tuple[np.ndarray, int]:
     """16-bit PCM WAV, including a streamed one whose size fields say 0 or 0xFFFFFFFF."""
@@ -107,12 +74,12 @@ class OpenAISynthesizer:
     async def _speech(self, sentence: str, voice: str) -> tuple[np.ndarray, int]:
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._attempts), wait=_wait, reraise=True,
-                retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
+                stop=stop_after_attempt(self._attempts), wait=wait, reraise=True,
+                retry=retry_if_exception(lambda e: isinstance(e, Transient)),
             ):
                 with attempt:
                     return await self._request(sentence, voice)
-        except _Transient as exc:
+        except Transient as exc:
             raise SpeechError(f"openai speech at {self._url}: {exc} (gave up after "
                               f"{self._attempts} attempts)", retryable=False) from None
         raise AssertionError("unreachable")
@@ -135,16 +102,16 @@ class OpenAISynthesizer:
                 async for block in resp.aiter_bytes():
                     audio += block
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise _Transient(f"{type(exc).__name__}: {exc}" if str(exc)
+            raise Transient(f"{type(exc).__name__}: {exc}" if str(exc)
                              else type(exc).__name__) from None
         if self._format == "wav":
             return decode_wav(bytes(audio))
         return np.frombuffer(bytes(audio[: len(audio) // 2 * 2]), "<i2").copy(), self._rate
 
-    def _refused(self, status: int, body: bytes, retry_after: str | None, voice: str) -> None:
-        said = _server_says(body)
+    def _refused(self, status: int, body: bytes, after: str | None, voice: str) -> None:
+        said = server_says(body)
         if status == 429 or status >= 500:
-            raise _Transient(f"HTTP {status}: {said}", _retry_after(retry_after))
+            raise Transient(f"HTTP {status}: {said}", httpretry.retry_after(after))
         if status in (401, 403):
             raise SpeechError(f"openai speech at {self._url}: the server refused the API key "
                               f"(HTTP {status}): {said}", retryable=False)
