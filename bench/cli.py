@@ -8,6 +8,7 @@
   python -m bench stills                      README stills and a clip from the received stream
   python -m bench renderers [--no-musetalk]   TTS real-time factors, animator cost per frame
   python -m bench console                     the daemon's CPU with the web console watched
+  python -m bench ask                         publish -> first frame on air for an LLM answer
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
 a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
@@ -24,6 +25,7 @@ from typing import Any
 
 from . import (
     air,
+    ask,
     cadence,
     chart,
     console,
@@ -207,6 +209,9 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
                             f"+{v.get('captions_ms_per_frame')} ms",
                             ">= x3" if size != "480p" else "",
                             report.verdict(v["x_real_time"] >= 3) if size != "480p" else ""))
+    if rm := r.get("remote", {}).get("720p"):
+        out.append(("remote animator 720p (serve-face with lite, same machine)",
+                    f"{rm['fps']} fps (x{rm['x_real_time']} real time)", "", ""))
     if mt := r.get("musetalk"):
         for k, v in mt.items():
             if k.startswith("batch"):
@@ -220,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", nargs="?",
                     choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
-                             "renderers", "console"),
+                             "renderers", "console", "ask"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
@@ -252,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
             figures["renderers"]["musetalk"] = renderers.musetalk()
     elif args.kind == "console":
         figures = console.measure()
+    elif args.kind == "ask":
+        figures = ask.measure()
     elif args.kind == "lipsync":
         figures = {}
         # Phoneme timings, the sound alone, and phoneme timings with a mouth atlas.
@@ -278,6 +285,8 @@ def main(argv: list[str] | None = None) -> None:
         report.write(args.kind, stamp, record, lipsync.rows(figures), args.out, lipsync.draw)
     elif args.kind == "console":
         report.write(args.kind, stamp, record, console.rows(figures), args.out, console.draw)
+    elif args.kind == "ask":
+        report.write(args.kind, stamp, record, ask.rows(figures), args.out, ask.draw)
     else:
         report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
 

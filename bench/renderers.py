@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -102,10 +104,48 @@ def tts(runs: int = 3) -> tuple[dict[str, Any], Speech16k]:
 
 def lite_figures(speech: Speech16k) -> dict[str, Any]:
     """The lite animator's cost with the still image's own mouth, and with a mouth atlas
-    built from a talking reference made here (harness/talking.py)."""
+    built from a talking reference made here (harness/talking.py); and the remote animator
+    against a face server on this machine."""
     with tempfile.TemporaryDirectory(prefix="avatarcast-talking-") as tmp:
         talking = make_talking_video(Path(tmp) / "talk.mp4")
-        return {"lite": lite_fps(speech), "lite_atlas": lite_fps(speech, talking=talking)}
+        return {"lite": lite_fps(speech), "lite_atlas": lite_fps(speech, talking=talking),
+                "remote": remote_fps(speech)}
+
+
+def remote_fps(speech: Speech16k, runs: int = 3) -> dict[str, Any]:
+    """Frames per second the remote animator gets at 720p from `avatarcast serve-face` (the
+    lite animator) on this same machine: the wire format's cost, HTTP, patches and all."""
+    from avatarcast.face.remote import RemoteAnimator
+    from harness.services import free_port, stop_process, wait_port
+
+    audio_16k, track = speech
+    w, h = SIZES["720p"]
+    with tempfile.TemporaryDirectory(prefix="avatarcast-remote-") as tmp:
+        avatars, port = Path(tmp) / "avatars", free_port()
+        prepared = load(build(PORTRAIT, "remote", avatars, BuildSettings(FPS, 600, 1920)))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARCAST_")}
+        env.update({"AVATARCAST_AVATAR__AVATARS_DIR": str(avatars),
+                    "AVATARCAST_FACE__ANIMATOR": "lite"})
+        server = subprocess.Popen([sys.executable, "-m", "avatarcast", "serve-face", "--port",
+                                   str(port)], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port, 30)
+            anim = RemoteAnimator(f"http://127.0.0.1:{port}", FPS, 10.0)
+            avatar = for_output(prepared, w, h, keep_rgb=False)
+            anim.load(avatar)
+            indices = [avatar.idle.index(k) for k in range(len(track))]
+            rates = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                n = sum(len(b) for b in anim.render(audio_16k, indices, track))
+                rates.append(n / (time.perf_counter() - t))
+            if anim.frames_local:
+                raise RuntimeError(f"{anim.frames_local} frames fell back to lite")
+        finally:
+            stop_process(server)
+    fps = statistics.median(rates)
+    return {"720p": {"fps": round(fps, 1), "x_real_time": round(fps / FPS, 2)}}
 
 
 def lite_fps(speech: Speech16k, runs: int = 3, talking: Path | None = None) -> dict[str, Any]:

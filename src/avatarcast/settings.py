@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 AVATAR_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 SpeechProvider = Literal["piper", "edge", "espeak", "openai"]
-AnimatorName = Literal["auto", "lite", "musetalk", "still"]
+AnimatorName = Literal["auto", "lite", "musetalk", "still", "remote"]
 
 
 class BrokerSettings(BaseModel):
@@ -265,8 +265,8 @@ class FaceSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     animator: AnimatorName = "auto"
-    """lite (CPU), musetalk (GPU) or still; auto: musetalk when a CUDA GPU and its weights are
-    there, lite otherwise."""
+    """lite (CPU), musetalk (GPU), still, or remote (a face server, remote_url); auto:
+    musetalk when a CUDA GPU and its weights are there, lite otherwise."""
     models_dir: Path = Path("models")
     """MuseTalk weights (`avatarcast models download`)."""
     device: Literal["auto", "cuda", "cpu"] = "auto"
@@ -277,6 +277,17 @@ class FaceSettings(BaseModel):
     """MuseTalk in half precision on CUDA."""
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     """An animator silent for this long fails the utterance and gets a fresh thread."""
+    remote_url: str | None = None
+    """The face server of the remote animator (`avatarcast serve-face`), e.g.
+    http://gpu-box:8090."""
+    remote_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    """Seconds the face server may stay silent before the lite animator takes over."""
+
+    @model_validator(mode="after")
+    def _remote_has_url(self) -> FaceSettings:
+        if self.animator == "remote" and not self.remote_url:
+            raise ValueError("animator remote needs face.remote_url (AVATARCAST_FACE__REMOTE_URL)")
+        return self
 
 
 class CaptionSettings(BaseModel):

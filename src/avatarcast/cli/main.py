@@ -1,5 +1,5 @@
 """The command line: `avatarcast run | say | ask | control | prepare | models download |
-schema | doctor`.
+schema | doctor | serve-face`.
 
 Exit codes: see `exits`.
 """
@@ -98,6 +98,14 @@ def _parser() -> argparse.ArgumentParser:
         "parsing) from the Hugging Face hub: resumable, checked against the hub's SHA-256.")
     dl.add_argument("--endpoint", help="hub endpoint (default: HF_ENDPOINT or huggingface.co)")
     sub.add_parser("schema", help="print the JSON Schema of the wire messages")
+    face = sub.add_parser(
+        "serve-face", help="render faces for remote animators (a GPU box for CPU broadcasters)",
+        description="Serve POST /v1/render (see face/remote_wire.py) with this machine's "
+        "animator (face.animator: MuseTalk on a GPU, lite otherwise) and the avatars "
+        "prepared in avatar.avatars_dir.")
+    face.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default 127.0.0.1; use a private network)")
+    face.add_argument("--port", type=int, default=8090, help="port (default 8090)")
     sub.add_parser(
         "doctor", help="check everything the daemon needs",
         description="FFmpeg and its encoders, the broker, every output, the voices, the "
@@ -125,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(settings)
+        if args.command == "serve-face":
+            from ..face.server import serve
+
+            asyncio.run(serve(settings, args.host, args.port))
+            return EXIT_OK
         if args.command == "doctor":
             from .doctor import run_doctor
 

@@ -28,6 +28,11 @@ def make_animator(name: str, settings: FaceSettings, fps: int) -> FaceAnimator:
         from .lite import LiteAnimator
 
         return LiteAnimator(fps)
+    if name == "remote":
+        from .remote import RemoteAnimator
+
+        assert settings.remote_url is not None  # settings require it
+        return RemoteAnimator(settings.remote_url, fps, settings.remote_timeout_s)
     if name == "musetalk":
         from .musetalk.animator import MuseTalkAnimator
 

@@ -1,0 +1,188 @@
+"""The remote animator and `avatarcast serve-face`: the wire format, a daemon whose faces a
+face server renders (on this machine, with the lite animator), and the services that fail it:
+nothing listening, a server that stalls, a server with a different avatar under the id. The
+stream never waits: the lite animator takes over, and the message airs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from aiohttp import web
+
+from avatarcast.face.mouthtrack import MouthTrack
+from avatarcast.face.remote_wire import apply_patch, encode_patch, parse_body, request_body
+from harness.daemon import DaemonProc, QueueNames, publish
+from harness.services import free_port, stop_process, wait_port
+
+from .faces import PORTRAIT
+
+TEXT = "Good evening from the face server, and welcome to the show."
+
+
+def test_patches_rebuild_the_frame_exactly() -> None:
+    rng = np.random.default_rng(1)
+    idle = rng.integers(0, 255, (360 * 3 // 2, 640), np.uint8)
+    frame = idle.copy()
+    frame[101:150, 203:260] = 7  # luma
+    frame[360 + 10 : 360 + 20, 30:50] = 9  # some chroma
+    data = encode_patch(3, frame, idle)
+    from avatarcast.face.remote_wire import HEADER
+
+    index, x, y, w, h = HEADER.unpack(data[: HEADER.size])
+    assert index == 3 and w * h < 640 * 360 // 4 and x % 2 == y % 2 == 0
+    assert np.array_equal(apply_patch(idle, x, y, w, h, data[HEADER.size :]), frame)
+    same = encode_patch(0, idle, idle)
+    assert len(same) == HEADER.size
+    with pytest.raises(ValueError, match="needs"):
+        apply_patch(idle, 0, 0, 4, 4, b"short")
+
+
+def test_requests_round_trip_and_bad_ones_say_why() -> None:
+    n = 5
+    mouth = MouthTrack(np.linspace(0, 1, n, dtype=np.float32), np.zeros(n, np.float32),
+                       np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.int8))
+    audio = (np.arange(n * 533) % 200).astype(np.int16)
+    body = json.loads(json.dumps(request_body("a", "sha", 640, 360, 30, [0] * n, audio, mouth)))
+    cycle, got_audio, got = parse_body(body)
+    assert cycle == [0] * n and np.array_equal(got_audio, audio)
+    assert np.allclose(got.jaw, mouth.jaw, atol=1e-4)
+    body["mouth"]["jaw"] = [0.1]
+    with pytest.raises(ValueError, match="one value per frame"):
+        parse_body(body)
+
+
+def _serve_face(tmp_path: Path, avatars: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AVATARCAST_")}
+    env.update({"AVATARCAST_AVATAR__AVATARS_DIR": str(avatars),
+                "AVATARCAST_FACE__ANIMATOR": "lite"})
+    log = (tmp_path / f"serve-face-{port}.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "avatarcast", "serve-face", "--port",
+                             str(port)], env=env, cwd=tmp_path, stdout=log,
+                            stderr=subprocess.STDOUT)
+    wait_port(port, 30)
+    return proc
+
+
+def _speak_with(tmp_path: Path, queues: QueueNames, url: str, avatars: Path
+                ) -> tuple[DaemonProc, dict[str, Any]]:
+    daemon = DaemonProc(tmp_path / "d", queues, {
+        "AVATARCAST_FACE__ANIMATOR": "remote", "AVATARCAST_FACE__REMOTE_URL": url,
+        "AVATARCAST_FACE__REMOTE_TIMEOUT_S": "1.5",
+        "AVATARCAST_AVATAR__AVATARS_DIR": str(avatars),
+    })
+    try:
+        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
+        publish(queues.speak, {"type": "speak", "id": "r-1", "text": TEXT})
+        st = daemon.wait_for(lambda s: daemon.outcomes(s) == {"r-1": "aired"}, 90, "aired")
+        assert st["frames_dropped"] == 0
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    return daemon, st
+
+
+@pytest.mark.services
+def test_a_face_server_renders_the_daemons_faces(tmp_path: Path, queues: QueueNames) -> None:
+    avatars, port = tmp_path / "avatars", free_port()
+    server = _serve_face(tmp_path, avatars, port)
+    try:
+        daemon, st = _speak_with(tmp_path, queues, f"http://127.0.0.1:{port}", avatars)
+    finally:
+        stop_process(server)
+    log = daemon.log()
+    assert "face animator: remote" in log
+    assert "remote face:" not in log, log[-3000:]  # no fallback: every frame came from afar
+    # The mouth moved in what was recorded (the face server's frames, pasted here), and only
+    # while the speech was on air.
+    from avatarcast.avatar import mesh
+    from avatarcast.avatar.track import FaceTracker
+    from harness.speak import decode_frames
+
+    (entry,) = st["recent"]
+    first, last = entry["stream_first"], entry["stream_last"]
+    path = tmp_path / "d" / "program.mkv"
+    rgb = decode_frames(path, 320, 240, "rgb24", 3)[first - 3]
+    lm = FaceTracker().find(np.ascontiguousarray(rgb))
+    assert lm is not None
+    lips = lm[list(mesh.OUTER_UPPER + mesh.OUTER_LOWER), :2]
+    (x0, y0), (x1, y1) = lips.min(0).astype(int) - 3, lips.max(0).astype(int) + 6
+    luma = decode_frames(path, 320, 240, "gray", 1)[..., 0].astype(np.int16)
+    box = luma[:, y0:y1, x0:x1]
+    change = np.abs(box - box[first - 3]).mean(axis=(1, 2))
+    speaking, before = change[first : last + 1], change[first - 12 : first - 3]
+    print(f"\nlips change: speaking median {np.median(speaking):.2f}, before max "
+          f"{before.max():.2f}")
+    assert np.mean(speaking > before.max() + 2.0) > 0.3
+
+
+@pytest.mark.services
+def test_a_dead_face_server_leaves_it_to_lite(tmp_path: Path, queues: QueueNames) -> None:
+    daemon, _ = _speak_with(tmp_path, queues, f"http://127.0.0.1:{free_port()}",
+                            tmp_path / "avatars")
+    assert "remote face:" in daemon.log() and "ConnectError" in daemon.log()
+    assert "the lite animator renders frames 0.." in daemon.log()
+
+
+@pytest.mark.services
+def test_a_stalling_face_server_leaves_it_to_lite(tmp_path: Path, queues: QueueNames) -> None:
+    port = free_port()
+    ready, stop = threading.Event(), threading.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(60)
+        return web.Response()
+
+    async def serve() -> None:
+        app = web.Application(client_max_size=64 * 2**20)
+        app.router.add_post("/v1/render", stall)
+        runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+        await runner.cleanup()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        daemon, _ = _speak_with(tmp_path, queues, f"http://127.0.0.1:{port}",
+                                tmp_path / "avatars")
+    finally:
+        stop.set()
+        thread.join(10)
+    assert "ReadTimeout" in daemon.log()
+
+
+@pytest.mark.services
+def test_a_face_server_with_another_avatar_under_the_id_is_refused(
+    tmp_path: Path, queues: QueueNames,
+) -> None:
+    import cv2
+
+    from avatarcast.avatar.cache import BuildSettings
+    from avatarcast.avatar.loader import auto_id
+    from avatarcast.avatar.prepare import build
+    from avatarcast.settings import AvatarSettings
+
+    other = tmp_path / "other.png"
+    cv2.imwrite(str(other), cv2.flip(cv2.imread(str(PORTRAIT)), 1))
+    server_avatars, port = tmp_path / "server-avatars", free_port()
+    build(other, auto_id(AvatarSettings()), server_avatars, BuildSettings(30, 600, 1920))
+    server = _serve_face(tmp_path, server_avatars, port)
+    try:
+        daemon, _ = _speak_with(tmp_path, queues, f"http://127.0.0.1:{port}",
+                                tmp_path / "avatars")
+    finally:
+        stop_process(server)
+    assert "HTTP 409" in daemon.log() and "different source" in daemon.log()
