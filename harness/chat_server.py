@@ -59,12 +59,20 @@ class ChatServer:
         self._stop = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
         self._ready.set()
         await self._stop.wait()
         await runner.cleanup()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {KEY}":
+            return web.json_response({"error": {"message": "Incorrect API key provided."}},
+                                     status=401)
+        return web.json_response({"object": "list", "data": [{"id": "local",
+                                                              "object": "model"}]})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

@@ -14,6 +14,8 @@ import pytest
 
 from avatarcast.cli.exits import EXIT_OK, EXIT_UNAVAILABLE
 from avatarcast.infra.rtmpcheck import RtmpCheckError, handshake
+from harness.chat_server import KEY as CHAT_KEY
+from harness.chat_server import ChatServer
 from harness.daemon import QueueNames
 from harness.services import NginxRtmp, free_port
 
@@ -46,14 +48,17 @@ def rows(out: str) -> dict[str, tuple[str, str]]:
 
 def test_doctor_on_a_working_machine(tmp_path: Path, queues: QueueNames,
                                      rtmp_server: NginxRtmp) -> None:
-    done = doctor(tmp_path, queues,
-                  AVATARCAST_OUTPUT__RTMP_URLS=json.dumps([rtmp_server.url(KEY)]))
+    with ChatServer() as chat:
+        done = doctor(tmp_path, queues,
+                      AVATARCAST_OUTPUT__RTMP_URLS=json.dumps([rtmp_server.url(KEY)]),
+                      AVATARCAST_LLM__BASE_URL=chat.base_url, AVATARCAST_LLM__API_KEY=CHAT_KEY)
     assert done.returncode == EXIT_OK, done.stdout + done.stderr
     table = rows(done.stdout)
     for check in ("ffmpeg", "ffmpeg encoder libx264", "ffmpeg encoder aac", "broker",
                   "output 1", "voice piper", "voice espeak", "state dir"):
         assert table[check][0] == "ok", (check, table[check])
     assert "answered the handshake" in table["output 1"][1]
+    assert table["llm"][0] == "ok" and CHAT_KEY not in done.stdout
     assert table["gpu"][0] in ("ok", "warn") and "all needed checks passed" in done.stdout
     assert KEY not in done.stdout + done.stderr
 
@@ -63,7 +68,9 @@ def test_doctor_names_what_is_broken_and_exits_3(tmp_path: Path, queues: QueueNa
     done = doctor(tmp_path, queues, AVATARCAST_OUTPUT__RTMP_URLS=json.dumps([dead]),
                   AVATARCAST_BROKER__URL=f"amqp://guest:{PASSWORD}@127.0.0.1:5672/",
                   AVATARCAST_OUTPUT__FFMPEG_PATH=str(tmp_path / "no-ffmpeg"),
-                  AVATARCAST_AVATAR__ID="never-prepared")
+                  AVATARCAST_AVATAR__ID="never-prepared",
+                  AVATARCAST_FACE__ANIMATOR="remote",
+                  AVATARCAST_FACE__REMOTE_URL=f"http://127.0.0.1:{free_port()}")
     assert done.returncode == EXIT_UNAVAILABLE, done.stdout + done.stderr
     table = rows(done.stdout)
     assert table["ffmpeg"][0] == "FAIL" and "not found" in table["ffmpeg"][1]
@@ -71,6 +78,7 @@ def test_doctor_names_what_is_broken_and_exits_3(tmp_path: Path, queues: QueueNa
     assert table["output 1"][0] == "FAIL" and "cannot connect" in table["output 1"][1]
     assert table["avatar"][0] == "FAIL" and "avatarcast prepare --id never-prepared" in \
         table["avatar"][1]
+    assert table["face server"][0] == "FAIL" and "ConnectError" in table["face server"][1]
     assert "Traceback" not in done.stderr
     assert KEY not in done.stdout + done.stderr and PASSWORD not in done.stdout + done.stderr
 

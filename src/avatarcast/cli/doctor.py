@@ -1,6 +1,7 @@
 """`avatarcast doctor`: is everything the daemon needs here and working? FFmpeg and its
 encoders, the broker (login, declare), every output (an RTMP handshake), each voice (a word
-synthesized), the avatar cache, the GPU and the MuseTalk weights, the state directory.
+synthesized), the avatar cache, the GPU and the MuseTalk weights, the LLM and the face server
+when configured, the state directory.
 
 A table, one row per check: ok, warn (works, but worse than it could) or FAIL (the daemon
 cannot do its job), with what to do. Exit 0 when nothing failed, 3 otherwise. Secrets are
@@ -217,6 +218,40 @@ def _gpu(s: Settings) -> list[Row]:
     return rows
 
 
+def _services(s: Settings) -> list[Row]:
+    """The HTTP services it is configured to use: the LLM (its model list) and a face server
+    (its health)."""
+    import httpx
+
+    rows = []
+    if s.llm.base_url is not None:
+        headers = ({"Authorization": f"Bearer {s.llm.api_key.get_secret_value()}"}
+                   if s.llm.api_key is not None else {})
+        url = s.llm.base_url.rstrip("/") + "/models"
+        try:
+            r = httpx.get(url, headers=headers, timeout=5.0)
+            if r.status_code == 200:
+                rows.append(Row("llm", OK, f"{url} answered (model {s.llm.model} asked for)"))
+            else:
+                rows.append(Row("llm", FAIL if r.status_code in (401, 403) else WARN,
+                                f"{url} answered HTTP {r.status_code}; asks may fail"))
+        except httpx.HTTPError as exc:
+            rows.append(Row("llm", FAIL, f"{url}: {type(exc).__name__}; is the server up "
+                            "and AVATARCAST_LLM__BASE_URL right?"))
+    if s.face.remote_url is not None:
+        url = s.face.remote_url.rstrip("/") + "/healthz"
+        needed = s.face.animator == "remote"
+        try:
+            r = httpx.get(url, timeout=5.0)
+            r.raise_for_status()
+            rows.append(Row("face server", OK, f"{url}: animator {r.json().get('animator')}"))
+        except (httpx.HTTPError, ValueError) as exc:
+            rows.append(Row("face server", FAIL if needed else WARN,
+                            f"{url}: {type(exc).__name__}; the lite animator renders here "
+                            "meanwhile"))
+    return rows
+
+
 def _state(s: Settings) -> list[Row]:
     return [_writable("state dir", s.state_dir)]
 
@@ -232,4 +267,4 @@ def _writable(name: str, directory: Path) -> Row:
 
 
 CHECKS: tuple[Callable[[Settings], list[Row]], ...] = (
-    _ffmpeg, _broker, _outputs, _voices, _avatar, _gpu, _state)
+    _ffmpeg, _broker, _outputs, _voices, _avatar, _gpu, _services, _state)
