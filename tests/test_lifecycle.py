@@ -260,3 +260,22 @@ def test_events_of_an_outage_arrive_once_the_broker_is_back(
     assert len(finished) == 1, got
     assert finished[0]["at"] < time.time()
     assert metrics[("avatarcast_events_dropped_total", ())] == 0
+
+
+def test_a_clean_stop_sends_the_last_events_and_leaves_no_task_behind(
+    tmp_path: Path, queues: QueueNames,
+) -> None:
+    """SIGTERM with a message on air: it finishes airing (the grace period), its `finished`
+    event still goes out, and the daemon closes every task of its own accord."""
+    daemon = DaemonProc(tmp_path / "d", queues, {})
+    try:
+        _ready(daemon)
+        with EventTap(queues.events) as tap:
+            publish(queues.speak, {"type": "speak", "id": "last-1", "text": LONG})
+            daemon.wait_for(lambda s: s["on_air"] == "last-1", 60, "on air")
+            assert daemon.stop() == 0
+            tap.wait_for(lambda ev: any(e["id"] == "last-1" and e["event"] == "finished"
+                                        for e in ev), 10, "the last finished event")
+    finally:
+        daemon.kill()
+    assert "did not finish" not in daemon.log(), daemon.log()[-3000:]

@@ -243,6 +243,12 @@ class Daemon:
             if task.get_name() in ("render-worker", "watchdog", "consumer-start", "speech-load",
                                    "queue-depth"):
                 task.cancel()
+        if hasattr(self, "events"):
+            # The last settlements' events go out before their sender is stopped.
+            await self.events.flush(2.0)
+            for task in list(self._tasks):
+                if task.get_name() == "events":
+                    task.cancel()
         if self._tasks:
             _, stuck = await asyncio.wait(list(self._tasks), timeout=5.0)
             for task in stuck:
@@ -260,10 +266,6 @@ class Daemon:
                 self.pacer.ticks_late + self.program.frames_late,
             )
         if hasattr(self, "events"):
-            await self.events.flush(2.0)
-            for task in list(self._tasks):
-                if task.get_name() == "events":
-                    task.cancel()
             await self.events.aclose()
         if hasattr(self, "consumer"):
             await self.consumer.aclose()
