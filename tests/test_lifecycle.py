@@ -136,9 +136,22 @@ def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_move_while_on_air(tmp_path: Path, queues: QueueNames) -> None:
-    daemon = DaemonProc(tmp_path / "d", queues, {})
+    # Two messages held at once: the rest of a backlog waits in RabbitMQ, where the queue
+    # depth is read.
+    daemon = DaemonProc(tmp_path / "d", queues, {"AVATARCAST_BROKER__PREFETCH": "2"})
     try:
         _ready(daemon)
+        for i in range(6):
+            publish(queues.speak, {"type": "speak", "id": f"q{i}", "text": LONG})
+        daemon.wait_for(lambda s: s["on_air"] is not None, 60, "backlog on air")
+        deadline = time.monotonic() + 15
+        waiting = 0.0
+        while time.monotonic() < deadline and waiting == 0:
+            waiting = _scrape(daemon.health_port).get(("avatarcast_queue_messages", ()), 0.0)
+            time.sleep(0.5)
+        assert waiting >= 2, waiting  # six sent, at most two taken (one on air, one ahead)
+        publish(queues.control, {"type": "control", "command": "clear"})
+        daemon.wait_for(lambda s: s["state"] == "idle" and s["queued"] == 0, 30, "cleared")
         before = _scrape(daemon.health_port)
         states = {k[1][0][1]: v for k, v in before.items() if k[0] == "avatarcast_state"}
         assert sum(states.values()) == 1 and states["idle"] == 1, states
@@ -156,8 +169,9 @@ def test_metrics_move_while_on_air(tmp_path: Path, queues: QueueNames) -> None:
     sent = "avatarcast_frames_sent_total"
     assert get(after, sent) > get(before, sent) + 30
     assert get(after, "avatarcast_messages_total", outcome="aired") == 1
-    assert get(after, "avatarcast_time_to_air_seconds_count") == 1
-    assert 0 < get(after, "avatarcast_time_to_air_seconds_sum") < 30
+    assert get(after, "avatarcast_messages_total", outcome="cleared") >= 1
+    assert get(after, "avatarcast_time_to_air_seconds_count") == 2  # q0, then the said one
+    assert 0 < get(after, "avatarcast_time_to_air_seconds_sum") < 60
     assert get(after, "avatarcast_synthesis_seconds_count") == 1
     assert get(after, "avatarcast_render_seconds_count") == 1
     assert 0 < get(after, "avatarcast_speech_real_time_factor") < 1

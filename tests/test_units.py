@@ -145,6 +145,14 @@ def test_stream_keys_and_passwords_never_reach_a_log_line(caplog: pytest.LogCapt
     assert "rtmp://a.rtmp.youtube.com/live2/***" in text and "amqp://user:***@broker" in text
 
 
+def test_srt_passphrases_are_masked() -> None:
+    srt = "srt://ingest.example:9000?passphrase=longsecret-42&streamid=live"
+    line = f"ffmpeg -f mpegts {srt}: Connection refused"
+    for redact in (Redactor([srt]), Redactor()):  # registered, and by pattern alone
+        text = redact(line)
+        assert "longsecret-42" not in text and "srt://ingest.example:9000?***" in text
+
+
 def test_unknown_rtmp_urls_are_masked_by_pattern() -> None:
     redact = Redactor()
     text = redact("[f=flv:onfail=ignore]rtmp://x.example/app/KEY-1234|[f=flv]rec.flv")

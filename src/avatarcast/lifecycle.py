@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .infra.redact import global_redactor
 from .onair.segment import Outcome
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,10 @@ class Lifecycle:
         if name not in EVENTS:
             raise ValueError(f"unknown lifecycle event {name!r}")
         run, frame = at_frame if at_frame is not None else self._clock()
+        redact = global_redactor()  # reasons quote providers and FFmpeg: no secret goes out
         event = Event(name, msg_id, time.time(), run, frame, frame / self._fps,
-                      {k: v for k, v in fields.items() if v is not None})
+                      {k: redact(v) if isinstance(v, str) else v
+                       for k, v in fields.items() if v is not None})
         for fn in self._subscribers:
             try:
                 fn(event)

@@ -209,11 +209,13 @@ class Consumer:
         if self._speak_ch is None or not self.connected:
             return None
         try:
-            q = await self._speak_ch.declare_queue(self._s.speak_queue, passive=True)
+            # The AMQP channel itself: aio-pika's declare_queue would answer from its cache of
+            # the queue declared at start, not ask the broker.
+            channel = await self._speak_ch.get_underlay_channel()
+            ok = await channel.queue_declare(self._s.speak_queue, passive=True)
         except BROKER_ERRORS:
             return None
-        result = q.declaration_result
-        return int(result.message_count or 0) if result is not None else None
+        return int(ok.message_count or 0)
 
     async def purge_speak(self) -> int:
         """Drop every speak message still waiting in the queue (not yet delivered to us)."""

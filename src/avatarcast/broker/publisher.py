@@ -63,7 +63,7 @@ async def publish(
             async for event in _until_terminal(events, follow_s):
                 if progress is not None:
                     progress(event)
-                sent.last = event if event["event"] in TERMINAL else None
+                sent.last = event if event.get("event") in TERMINAL else None
         return sent
     except BROKER_ERRORS as exc:
         raise PublishError(describe(exc)) from None

@@ -181,4 +181,5 @@ class Console:
         try:
             await publish(self._broker, msg)
         except PublishError as exc:
-            raise web.HTTPServiceUnavailable(text=f"could not publish: {exc}") from None
+            raise web.HTTPServiceUnavailable(
+                text=global_redactor()(f"could not publish: {exc}")) from None

@@ -73,8 +73,8 @@ class RemoteAnimator:
                         done, n - 1)
         if done < n:
             self.frames_local += n - done
-            spf16 = ANIMATOR_RATE // self._fps
-            yield from self._fallback.render(audio_16k[done * spf16 :], cycle_indices[done:],
+            start = round(done * ANIMATOR_RATE / self._fps)  # 533.3 samples a frame at 30
+            yield from self._fallback.render(audio_16k[start:], cycle_indices[done:],
                                              _tail(mouth, done))
 
     def _remote(self, audio_16k: Pcm, cycle: list[int], mouth: MouthTrack

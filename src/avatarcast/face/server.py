@@ -81,12 +81,16 @@ class FaceServer:
 
     async def _render(self, request: web.Request) -> web.StreamResponse:
         try:
-            body: dict[str, Any] = await request.json()
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
             cycle, audio, mouth = parse_body(body)
             who = body["avatar"]
             w, h, fps = int(body["width"]), int(body["height"]), int(body["fps"])
             avatar_id, sha = str(who["id"]), str(who.get("source_sha256", ""))
-        except (ValueError, KeyError, TypeError) as exc:
+            if fps <= 0 or abs(len(audio) - len(cycle) * 16_000 / fps) > 16_000 / fps:
+                raise ValueError(f"audio_16k must hold {len(cycle)} frames of 16 kHz audio")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return _error(400, f"bad request: {exc}")
         async with self._lock:  # one render at a time: the animator has one thread
             loop = asyncio.get_running_loop()

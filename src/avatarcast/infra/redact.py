@@ -12,6 +12,8 @@ MASK = "***"
 MIN_BARE_SECRET = 8
 # rtmp://host[:port]/app/<key...>: everything after the application name is the key.
 _RTMP = re.compile(r"(rtmps?://[^/\s'\"|\]]+/[^/\s'\"|\]]+/)([^\s'\"|\]]+)")
+# srt://host:port?passphrase=...&streamid=...: the query may hold the passphrase.
+_SRT_QUERY = re.compile(r"(srt://[^?\s'\"|\]]*\?)([^\s'\"|\]]+)", re.IGNORECASE)
 # scheme://user:password@host
 _USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)([^@\s'\"]+)(@)", re.IGNORECASE)
 
@@ -41,6 +43,7 @@ class Redactor:
 
 def _patterns(text: str) -> str:
     text = _RTMP.sub(lambda m: m.group(1) + MASK, text)
+    text = _SRT_QUERY.sub(lambda m: m.group(1) + MASK, text)
     return _USERINFO.sub(lambda m: m.group(1) + MASK + m.group(3), text)
 
 

@@ -3,7 +3,8 @@ server-sent events): the answer's text, piece by piece.
 
 Retries (a 429 or 5xx, a timeout, a refused connection) happen only before the first piece:
 once the answer has started airing it cannot be asked for again. The answer is capped in
-characters (`max_chars`) and in time (`timeout_s` for the whole answer).
+characters (`max_chars`; `max_tokens` is asked of the model), and the server may not stay
+silent longer than `timeout_s`, before its first piece or between two.
 """
 
 from __future__ import annotations
@@ -91,8 +92,12 @@ class ChatClient:
         except (httpx.TimeoutException, httpx.TransportError) as exc:
             raise Transient(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
         if resp.status_code != 200:
-            said = server_says(await resp.aread())
-            await resp.aclose()
+            try:
+                said = server_says(await resp.aread())
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                raise Transient(f"HTTP {resp.status_code}, then {type(exc).__name__}") from None
+            finally:
+                await resp.aclose()
             if resp.status_code == 429 or resp.status_code >= 500:
                 raise Transient(f"HTTP {resp.status_code}: {said}",
                                 httpretry.retry_after(resp.headers.get("Retry-After")))
