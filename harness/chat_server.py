@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from .services import free_port
+from .threadserver import ThreadedApp
 
 KEY = "sk-chat-local-0123456789"
 ANSWER = ("Rainbows appear when sunlight passes through raindrops. Each drop bends the light "
@@ -23,7 +23,7 @@ ANSWER = ("Rainbows appear when sunlight passes through raindrops. Each drop ben
 
 
 @dataclass
-class ChatServer:
+class ChatServer(ThreadedApp):
     port: int = field(default_factory=free_port)
     answer: str = ANSWER
     hold_after_first_s: float = 0.0  # pause once the second sentence has begun
@@ -33,39 +33,17 @@ class ChatServer:
     requests: list[dict[str, Any]] = field(default_factory=list)
     finished_at: float | None = None  # when the last piece was sent
 
-    def __post_init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
-
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> ChatServer:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the chat server did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
+
+    def __enter__(self) -> ChatServer:
+        super().__enter__()
+        return self
 
     async def _models(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {KEY}":

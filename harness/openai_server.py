@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import subprocess
-import threading
 import time
 import wave
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from aiohttp import web
 from avatarcast.onair.audio import resample
 
 from .services import free_port
+from .threadserver import ThreadedApp
 
 RATE = 24_000
 KEY = "sk-test-local-0123456789"
@@ -35,45 +35,23 @@ class Request:
 
 
 @dataclass
-class SpeechServer:
+class SpeechServer(ThreadedApp):
     port: int = field(default_factory=free_port)
     key: str | None = KEY
     fail: list[tuple[int, str | None]] = field(default_factory=list)  # (status, Retry-After)
     delay_s: float = 0.0
     requests: list[Request] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
-
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> SpeechServer:
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the speech server did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/audio/speech", self._speech)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
+
+    def __enter__(self) -> SpeechServer:
+        super().__enter__()
+        return self
 
     @staticmethod
     def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:

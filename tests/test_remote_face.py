@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from avatarcast.face.mouthtrack import MouthTrack
 from avatarcast.face.remote_wire import apply_patch, encode_patch, parse_body, request_body
 from harness.daemon import DaemonProc, QueueNames, publish
 from harness.services import free_port, stop_process, wait_port
+from harness.threadserver import ThreadedApp
 
 from .faces import PORTRAIT
 
@@ -134,33 +134,20 @@ def test_a_dead_face_server_leaves_it_to_lite(tmp_path: Path, queues: QueueNames
 
 @pytest.mark.services
 def test_a_stalling_face_server_leaves_it_to_lite(tmp_path: Path, queues: QueueNames) -> None:
-    port = free_port()
-    ready, stop = threading.Event(), threading.Event()
+    class Stall(ThreadedApp):
+        port = free_port()
 
-    async def stall(request: web.Request) -> web.Response:
-        await request.read()
-        await asyncio.sleep(60)
-        return web.Response()
+        def routes(self, app: web.Application) -> None:
+            app.router.add_post("/v1/render", self.stall)
 
-    async def serve() -> None:
-        app = web.Application(client_max_size=64 * 2**20)
-        app.router.add_post("/v1/render", stall)
-        runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        ready.set()
-        await asyncio.to_thread(stop.wait)
-        await runner.cleanup()
+        async def stall(self, request: web.Request) -> web.Response:
+            await request.read()
+            await asyncio.sleep(60)
+            return web.Response()
 
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    ready.wait(10)
-    try:
-        daemon, _ = _speak_with(tmp_path, queues, f"http://127.0.0.1:{port}",
+    with Stall() as server:
+        daemon, _ = _speak_with(tmp_path, queues, f"http://127.0.0.1:{server.port}",
                                 tmp_path / "avatars")
-    finally:
-        stop.set()
-        thread.join(10)
     assert "ReadTimeout" in daemon.log()
 
 

@@ -52,27 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     say = sub.add_parser("say", help="publish a speak message",
                          description="Publish a speak message and wait for the broker's confirm.")
     say.add_argument("text", help=f"what to say (1..{MAX_TEXT_CHARS} characters)")
-    say.add_argument("--id", help="message id (default: a new UUID); duplicates air once")
-    say.add_argument("--voice", help="provider voice name, e.g. en_US-joe-medium")
-    say.add_argument("--interrupt", action="store_true", help="cut whatever is on air")
-    say.add_argument("--wait", action="store_true",
-                     help="follow the message until it aired (exit 0), failed (1), was cut (4) "
-                     "or the timeout passed (5), printing each step")
-    say.add_argument("--timeout", type=float, default=300.0, metavar="S",
-                     help="how long --wait waits, in seconds (default 300)")
+    _utterance_args(say, "message")
     ask = sub.add_parser("ask", help="publish a question the LLM answers on air",
                          description="Publish an ask message: the LLM (llm settings) answers "
                          "and the avatar speaks the answer sentence by sentence as it streams.")
     ask.add_argument("prompt", help=f"the question (1..{MAX_PROMPT_CHARS} characters)")
     ask.add_argument("--system", help="instructions for this answer (default: llm.system)")
-    ask.add_argument("--id", help="message id (default: a new UUID); duplicates air once")
-    ask.add_argument("--voice", help="provider voice name")
-    ask.add_argument("--interrupt", action="store_true", help="cut whatever is on air")
-    ask.add_argument("--wait", action="store_true",
-                     help="follow the answer until it aired (exit 0, printing it), failed "
-                     "(1), was cut (4) or the timeout passed (5)")
-    ask.add_argument("--timeout", type=float, default=300.0, metavar="S",
-                     help="how long --wait waits, in seconds (default 300)")
+    _utterance_args(ask, "answer (printed once it aired)")
     ctl = sub.add_parser("control", help="publish a control command",
                          description="skip: end what is on air; clear: also drop the backlog; "
                          "pause/resume: hold or release the queue.")
@@ -112,6 +98,18 @@ def _parser() -> argparse.ArgumentParser:
         "avatar, the GPU and MuseTalk weights, the state directory: a table; exit 3 when "
         "something needed is missing or broken.")
     return p
+
+
+def _utterance_args(parser: argparse.ArgumentParser, what: str) -> None:
+    """What `say` and `ask` share: the id, the voice, an interrupt, and --wait."""
+    parser.add_argument("--id", help="message id (default: a new UUID); duplicates air once")
+    parser.add_argument("--voice", help="provider voice name, e.g. en_US-joe-medium")
+    parser.add_argument("--interrupt", action="store_true", help="cut whatever is on air")
+    parser.add_argument("--wait", action="store_true",
+                        help=f"follow the {what} until it aired (exit 0), failed (1), was cut "
+                        "(4) or the timeout passed (5), printing each step")
+    parser.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                        help="how long --wait waits, in seconds (default 300)")
 
 
 def main(argv: list[str] | None = None) -> int:

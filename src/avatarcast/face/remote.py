@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 from ..avatar import cache
 from ..avatar.runtime import Avatar
+from ..infra.httpretry import server_says
 from ..onair.audio import Pcm
 from ..onair.frames import Frame
 from .base import ANIMATOR_RATE
@@ -94,7 +95,7 @@ class RemoteAnimator:
             with httpx.stream("POST", self._url, json=body, timeout=timeout) as resp:
                 if resp.status_code != 200:
                     raise RemoteError(f"{self._url} answered HTTP {resp.status_code}: "
-                                      f"{_message(resp.read())}")
+                                      f"{server_says(resp.read())}")
                 if resp.headers.get("Content-Type", "").split(";")[0] != CONTENT_TYPE:
                     raise RemoteError(f"{self._url} did not answer with {CONTENT_TYPE}")
                 reader = _Reader(resp.iter_bytes())
@@ -143,9 +144,4 @@ def _tail(mouth: MouthTrack, start: int) -> MouthTrack:
     return MouthTrack(mouth.jaw[start:], mouth.spread[start:], mouth.press[start:],
                       mouth.tuck[start:], mouth.viseme[start:])
 
-
-def _message(body: bytes) -> str:
-    from ..infra.httpretry import server_says
-
-    return server_says(body)
 

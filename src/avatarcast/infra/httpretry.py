@@ -4,8 +4,12 @@ how long to wait first (the server's Retry-After when it gives one)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from tenacity import RetryCallState
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+T = TypeVar("T")
 
 MAX_RETRY_AFTER_S = 30.0
 
@@ -44,3 +48,15 @@ def server_says(body: bytes) -> str:
         return str(msg)[:300]
     except (ValueError, AttributeError):
         return body[:300].decode(errors="replace").strip()
+
+
+async def with_retries(call: Callable[[], Awaitable[T]], attempts: int) -> T:
+    """`call()`, tried again on a Transient failure (after `wait`) up to `attempts` times in
+    all; the last Transient is raised."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(attempts), wait=wait, reraise=True,
+        retry=retry_if_exception(lambda e: isinstance(e, Transient)),
+    ):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity reraises")

@@ -14,10 +14,8 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
 from ..infra import httpretry
-from ..infra.httpretry import Transient, server_says, wait
+from ..infra.httpretry import Transient, server_says, with_retries
 from ..settings import LLMSettings
 from ..speech.base import SpeechError
 
@@ -67,16 +65,10 @@ class ChatClient:
     async def _open(self, body: dict[str, Any]) -> Any:
         """The response's lines, once the server said 200; retried until then."""
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._attempts), wait=wait, reraise=True,
-                retry=retry_if_exception(lambda e: isinstance(e, Transient)),
-            ):
-                with attempt:
-                    return await self._request(body)
+            return await with_retries(lambda: self._request(body), self._attempts)
         except Transient as exc:
             raise LLMError(f"llm at {self._url}: {exc} (gave up after {self._attempts} "
                            "attempts)", retryable=False) from None
-        raise AssertionError("unreachable")
 
     async def _request(self, body: dict[str, Any]) -> AsyncIterator[str]:
         import httpx

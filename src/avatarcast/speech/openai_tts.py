@@ -17,10 +17,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from ..infra import httpretry
-from ..infra.httpretry import Transient, server_says, wait
+from ..infra.httpretry import Transient, server_says, with_retries
 from .base import SpeechChunk, SpeechError, split_sentences
 
 log = logging.getLogger(__name__)
@@ -73,16 +72,10 @@ class OpenAISynthesizer:
 
     async def _speech(self, sentence: str, voice: str) -> tuple[np.ndarray, int]:
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._attempts), wait=wait, reraise=True,
-                retry=retry_if_exception(lambda e: isinstance(e, Transient)),
-            ):
-                with attempt:
-                    return await self._request(sentence, voice)
+            return await with_retries(lambda: self._request(sentence, voice), self._attempts)
         except Transient as exc:
             raise SpeechError(f"openai speech at {self._url}: {exc} (gave up after "
                               f"{self._attempts} attempts)", retryable=False) from None
-        raise AssertionError("unreachable")
 
     async def _request(self, sentence: str, voice: str) -> tuple[np.ndarray, int]:
         import httpx
