@@ -102,7 +102,10 @@ def test_the_mouth_moves_with_speech_only(
     refresh = keys | {k + 1 for k in keys}
     idle_steps = [step(k) for k in range(first - 20, first - 1) if k not in refresh]
     idle_steps += [step(k) for k in range(last + 3, len(luma)) if k not in refresh]
-    limit = max(idle_steps) + 0.05
+    # The encoder's rate control ripples for a few frames after the picture starts changing
+    # (0.12 against an idle maximum of 0.04 was seen once); a cut that shows another frame
+    # of the cycle, or a blend, moves the picture by a whole level or more.
+    limit = 2 * max(idle_steps) + 0.1
     cut_steps = [step(k) for k in (first - 1, first, first + 1, last, last + 1, last + 2)
                  if k not in refresh]
     assert cut_steps, "every frame at the cuts is a keyframe's"

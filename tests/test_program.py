@@ -239,3 +239,50 @@ def test_interrupt_takes_back_a_waiting_segment_and_cuts_one_on_air() -> None:
     prog.interrupt(take_back=again, reply=replies.append)
     prog.tick(n)
     assert replies == [True, False] and again.outcome is Outcome.INTERRUPTED
+
+
+def other_cycle(n: int) -> IdleCycle:
+    """Another avatar's cycle: frames no blend of the first cycle's can produce."""
+    return IdleCycle([np.full((H * 3 // 2, W), 200 + i, dtype=np.uint8) for i in range(n)])
+
+
+def test_a_segment_of_another_avatar_cuts_in_hard_and_its_idle_stays_until_the_queue_empties(
+) -> None:
+    prog, _ = make(n_idle=5, xfade=4, gap=2)
+    other = other_cycle(3)
+    prog.tick(0)
+    planned = prog.plan_start()
+    seg = Segment("b", planned, idle=other)
+    for k in range(6):
+        seg.audio.append(np.full(SPF, 1000 + k, dtype=np.int16))
+        f = other.frame(planned + k).copy()
+        f[0, 0] = 1
+        seg.frames.append(f)
+    seg.sealed = True
+    prog.submit(seg)
+    prog.preparing = 1  # the next message is still being synthesized
+    outs = {n: prog.tick(n) for n in range(1, planned + 12)}
+    for k in range(6):  # no crossfade from one person to another: a cut on the frame
+        assert outs[planned + k].frame[0, 0] == 1 and outs[planned + k].segment is seg
+    for n in range(planned + 6, planned + 12):  # then the other avatar's own idle
+        assert np.array_equal(outs[n].frame, other.frame(n)), n
+    prog.preparing = 0  # nothing more to say: back to the stream's avatar, on a frame
+    n = planned + 12
+    assert np.array_equal(prog.tick(n).frame, prog.idle.frame(n))
+
+
+def test_a_new_default_avatar_cuts_in_on_a_frame_boundary_when_nothing_is_on_air() -> None:
+    prog, _ = make(n_idle=5, xfade=4)
+    for n in range(3):
+        prog.tick(n)
+    other = other_cycle(4)
+    prog.set_default(other)
+    assert np.array_equal(prog.tick(3).frame, other.frame(3))
+    assert prog.idle is other
+    # A segment rendered for the old avatar still airs as rendered, then the new idle.
+    seg = talking(prog, "a", 4, prog.plan_start())
+    prog.set_default(idle_cycle(5))
+    prog.submit(seg)
+    outs = [prog.tick(n) for n in range(4, 14)]
+    assert any(o.segment is seg for o in outs)
+    assert np.array_equal(outs[-1].frame, prog.idle.frame(13))

@@ -20,6 +20,7 @@ from avatarcast.broker.attempts import Attempts
 from avatarcast.broker.consumer import Delivery
 from avatarcast.broker.dedupe import HandledIds
 from avatarcast.broker.messages import SpeakMessage
+from avatarcast.face.looks import Look, Looks
 from avatarcast.face.mouthtrack import MouthTrack
 from avatarcast.face.service import FaceService
 from avatarcast.face.still import StillAnimator
@@ -31,7 +32,7 @@ from avatarcast.onair.pacer import Pacer
 from avatarcast.onair.program import Program, Receipt
 from avatarcast.onair.state import StateMachine
 from avatarcast.scheduler import Scheduler
-from avatarcast.settings import PlayoutSettings, SpeechSettings
+from avatarcast.settings import PlayoutSettings, Settings, SpeechSettings
 from avatarcast.speech.chain import Speech, make_providers
 
 FPS, RATE, W, H = 30, 48_000, 64, 48
@@ -134,6 +135,7 @@ async def test_a_failing_animator_fails_one_utterance_not_the_stream(
     knobs = Knobs()
     face = FaceService(knobs, timeout_s=1.0)
     await face.start(Avatar(idle))
+    looks = Looks(Settings(), Look("knobs", None, Avatar(idle), face))
     speech = Speech(make_providers(SpeechSettings(providers=["espeak"]), "ffmpeg"),
                     SpeechSettings(), RATE)
     await speech.start()
@@ -146,7 +148,7 @@ async def test_a_failing_animator_fails_one_utterance_not_the_stream(
     handled = HandledIds(tmp_path / "handled.log", 100)
     attempts = Attempts(tmp_path / "attempts.json")
     scheduler = Scheduler(
-        program=program, speech=speech, face=face, consumer_ref=lambda: broker,
+        program=program, speech=speech, looks=looks, consumer_ref=lambda: broker,
         handled=handled, attempts=attempts, crash_limit=3, playout=PlayoutSettings(),
         buffer_frames=60, sample_rate=RATE,
         spawn=lambda coro: loop.call_soon_threadsafe(loop.create_task, coro),

@@ -17,15 +17,13 @@ from typing import Any
 
 from aiohttp import web
 
-from .avatar.loader import load_avatar
 from .broker.attempts import Attempts
 from .broker.consumer import Consumer
 from .broker.dedupe import HandledIds
 from .broker.events import EventPublisher
 from .console.preview import PreviewTap
 from .console.routes import Console, served
-from .face.select import choose, needs_face
-from .face.service import FaceService, make_animator
+from .face.looks import Looks
 from .health import HealthServer
 from .lifecycle import Lifecycle
 from .llm.chat import ChatClient
@@ -78,16 +76,9 @@ class Daemon:
     async def start(self) -> None:
         s = self.settings
         self._loop = asyncio.get_running_loop()
-        animator, why = await asyncio.to_thread(choose, s.face)
-        log.info("face animator: %s (%s)", animator, why)
-        avatar = await asyncio.to_thread(
-            load_avatar, s.avatar, s.video, needs_face(animator), animator == "musetalk",
-            s.output.ffmpeg_path,
-        )
-        idle = avatar.idle
+        self.looks = Looks(s)
+        idle = (await self.looks.start()).idle
         self.machine = StateMachine()
-        self.face = FaceService(make_animator(animator, s.face, s.video.fps),
-                                timeout_s=s.face.timeout_s)
         self.speech = Speech(
             make_providers(s.speech, s.output.ffmpeg_path,
                            s.speech.cache_dir or s.state_dir / "voices"),
@@ -103,7 +94,7 @@ class Daemon:
             gap_frames=s.playout.gap_ms * s.video.fps // 1000,
             lead_frames=s.playout.lead_frames, machine=self.machine,
             on_done=lambda seg: self.scheduler.segment_done(seg),
-            render_fps=lambda: self.face.render_fps,
+            render_fps=lambda: self.looks.default.face.render_fps,
         )
         self.lifecycle = Lifecycle(s.video.fps, lambda: self.pacer.position())
         self.metrics = Metrics(self._snapshot)
@@ -116,7 +107,7 @@ class Daemon:
             self.llm = ChatClient(s.llm, attempts=s.speech.retry_attempts)
             await self.llm.start()
         self.scheduler = Scheduler(
-            program=self.program, speech=self.speech, face=self.face,
+            program=self.program, speech=self.speech, looks=self.looks,
             consumer_ref=lambda: self.consumer, handled=self.handled, attempts=self.attempts,
             crash_limit=s.broker.crash_limit, playout=s.playout,
             buffer_frames=s.playout.buffer_frames(s.video),
@@ -140,7 +131,7 @@ class Daemon:
             self.health = HealthServer(s.health.host, s.health.port, self.status,
                                        self.metrics.exposition, self._console_routes())
             await self.health.start()
-        await self.face.start(avatar)
+        await self.looks.start_animator()
         self.spawn(self._load_speech(), "speech-load")
         self.spawn(self.scheduler.run(), "render-worker")
         self.spawn(self.consumer.start(), "consumer-start")
@@ -277,7 +268,8 @@ class Daemon:
             await self.llm.aclose()
         if hasattr(self, "speech"):
             await self.speech.aclose()
-            await self.face.aclose()
+        if hasattr(self, "looks"):
+            await self.looks.aclose()
         log.info("stopped")
 
     # -- status --------------------------------------------------------------------------
@@ -313,7 +305,10 @@ class Daemon:
             "dead_lettered": self.consumer.dead_lettered,
             "speech_providers": self.speech.providers,
             "speech_ready": self.scheduler.speech_ready.is_set(),
-            "animator": self.face.animator.name,
+            "animator": self.looks.default.animator,
+            "avatar": self.looks.avatar_name(self.looks.default),
+            "voice": self.speech.voice,
+            "avatars_loaded": self.looks.loaded,
             "last_error": self.last_error or e.last_error,
             "uptime_s": round(time.time() - self.started_at, 1),
             "recent": list(self.scheduler.history),

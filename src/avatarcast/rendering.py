@@ -19,8 +19,8 @@ from .broker.messages import AskMessage
 from .captions.burn import Captioner
 from .captions.words import Script, timed_words
 from .face.base import ANIMATOR_RATE
+from .face.looks import Look, LookError, Looks
 from .face.mouthtrack import Timeline
-from .face.service import FaceService
 from .face.visemes import phones_from_alignment
 from .llm.chat import ChatClient, LLMError
 from .llm.sentences import sentences
@@ -47,6 +47,7 @@ class Utterance:
     holding: bool = False  # an interrupt holding the program until its segment is queued
     script: Script = field(default_factory=Script)  # its words and phones, as rendered
     answer: str = ""  # an ask's answer, as far as it was spoken
+    look: Look | None = None  # the avatar and animator it is rendered with
 
     @property
     def urgent(self) -> bool:
@@ -59,14 +60,14 @@ class Utterance:
 
 class Renderer:
     def __init__(
-        self, *, program: Program, speech: Speech, face: FaceService, sample_rate: int,
+        self, *, program: Program, speech: Speech, looks: Looks, sample_rate: int,
         min_unsealed: int, buffer_frames: int, captions: CaptionSettings,
         llm: ChatClient | None = None,
     ) -> None:
         self._program = program
         self._speech = speech
         self._llm = llm
-        self._face = face
+        self._looks = looks
         self._rate = sample_rate
         self._spf = program.spf
         self._min_unsealed = min_unsealed
@@ -76,6 +77,19 @@ class Renderer:
     async def render(self, utt: Utterance) -> Outcome | None:
         """Render `utt` into its segment. None when the program will report the segment's
         outcome; otherwise the outcome to settle the message with now (no segment aired)."""
+        msg = utt.delivery.message
+        try:
+            look = utt.look = await self._looks.get(msg.avatar)
+        except LookError as exc:
+            log.error("%s: %s", msg.id, exc)
+            return self._fail(utt, None, str(exc))
+        look.busy += 1
+        try:
+            return await self._render(utt, look)
+        finally:
+            look.busy -= 1
+
+    async def _render(self, utt: Utterance, look: Look) -> Outcome | None:
         msg = utt.delivery.message
         slicer = FrameSlicer(self._spf)
         timeline = Timeline(self._spf, self._program.fps)
@@ -99,7 +113,8 @@ class Renderer:
                         utt.timings["tts_first_s"] = time.perf_counter() - t0
                         utt.marks["tts_first_at"] = time.time()
                         seg = Segment(msg.id, self._program.plan_start(), tag=utt,
-                                      urgent=utt.urgent)
+                                      urgent=utt.urgent, idle=look.idle,
+                                      render_fps=lambda: look.face.render_fps)
                         seg.min_unsealed = self._min_unsealed
                         seg.max_buffered = self._buffer_frames
                         utt.segment = seg
@@ -194,7 +209,9 @@ class Renderer:
         if not audio:
             return
         first = len(seg.audio)
-        idle = self._program.idle
+        look = utt.look
+        assert look is not None and seg.idle is not None
+        idle = seg.idle
         indices = [idle.index(seg.planned_start + first + i) for i in range(len(audio))]
         audio_16k = await asyncio.to_thread(
             resample, np.concatenate(audio), self._rate, ANIMATOR_RATE
@@ -202,7 +219,7 @@ class Renderer:
         mouth = await asyncio.to_thread(timeline.track, first, len(audio), audio_16k,
                                         ANIMATOR_RATE)
         seg.audio.extend(audio)
-        async with aclosing(self._face.render(audio_16k, indices, mouth)) as batches:
+        async with aclosing(look.face.render(audio_16k, indices, mouth)) as batches:
             async for batch in batches:
                 if seg.done:  # cut while rendering: the rest would never air
                     break

@@ -22,7 +22,7 @@ from .broker.consumer import Delivery
 from .broker.dedupe import HandledIds
 from .broker.messages import ControlMessage
 from .captions.record import AirRecord
-from .face.service import FaceService
+from .face.looks import LookError, Looks
 from .infra.logfmt import message_id
 from .lifecycle import Lifecycle, event_for
 from .llm.chat import ChatClient
@@ -50,7 +50,7 @@ class Scheduler:
         *,
         program: Program,
         speech: Speech,
-        face: FaceService,
+        looks: Looks,
         consumer_ref: Callable[[], Broker],
         handled: HandledIds,
         attempts: Attempts,
@@ -66,13 +66,16 @@ class Scheduler:
         captions = captions or CaptionSettings()
         self.lifecycle = lifecycle or Lifecycle(program.fps, lambda: (0, 0))
         self._program = program
+        self._looks = looks
+        self._speech = speech
+        self._switching = asyncio.Lock()
         self._consumer = consumer_ref
         self._handled = handled
         self._attempts = attempts
         self._crash_limit = crash_limit
         self._playout = playout
         self._renderer = Renderer(
-            program=program, speech=speech, face=face, sample_rate=sample_rate,
+            program=program, speech=speech, looks=looks, sample_rate=sample_rate,
             min_unsealed=playout.min_buffer_ms * program.fps // 1000,
             buffer_frames=buffer_frames, captions=captions, llm=llm,
         )
@@ -176,8 +179,11 @@ class Scheduler:
         log.info("%s back in the backlog (%d ahead of it)", utt.id, i)
         self._wake.set()
 
-    async def on_control(self, msg: ControlMessage) -> None:
+    async def on_control(self, msg: ControlMessage) -> str | None:
+        """Act on a control message; the reason to dead-letter it, or None when done."""
         log.info("control: %s", msg.command)
+        if msg.command == "set":
+            return await self._set(msg.changes())
         if msg.command == "skip":
             self._program.skip()
         elif msg.command == "clear":
@@ -192,6 +198,26 @@ class Scheduler:
             self.paused = msg.command == "pause"
             self._program.pause(self.paused)
         self._wake.set()
+        return None
+
+    async def _set(self, changes: dict[str, str | None]) -> str | None:
+        """A new default avatar, animator and/or voice, from the next utterance on: all of it
+        or, when a part cannot be had, none of it."""
+        async with self._switching:
+            voice = changes.get("voice")
+            if voice is not None and (why := await self._speech.try_voice(voice)) is not None:
+                return f"set: voice {voice!r} cannot speak: {why}"
+            if "avatar" in changes or "animator" in changes:
+                try:
+                    look = await self._looks.switch(changes)
+                except LookError as exc:
+                    return f"set: {exc}"
+                self._program.set_default(look.idle)
+            if "voice" in changes:
+                self._speech.voice = changes["voice"]
+            log.info("set: %s", ", ".join(f"{k} {v or '(as configured)'}"
+                                          for k, v in changes.items()))
+            return None
 
     # -- the render worker ---------------------------------------------------------------
 

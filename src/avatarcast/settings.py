@@ -165,6 +165,9 @@ class AvatarSettings(BaseModel):
     """Frames read at most from a video idle source."""
     max_side: int = Field(default=1920, ge=64, le=4096)
     """Cached frames are scaled down to this many pixels on their long side."""
+    keep_loaded: int = Field(default=3, ge=1, le=32)
+    """Avatars kept loaded with their animator (the default's included) for messages that
+    name an avatar and for switches; beyond it the least recently used is unloaded."""
 
     @field_validator("id")
     @classmethod

@@ -40,3 +40,25 @@ def load_avatar(
     )
     return for_output(load(directory), video.width, video.height, keep_rgb)
 
+
+def load_prepared(
+    avatar_id: str, avatar: AvatarSettings, video: VideoSettings, keep_rgb: bool
+) -> Avatar:
+    """A prepared avatar as it is, for a stream already on air: one that is not prepared or
+    is stale is refused (rebuilding it here would take the stream's CPU for minutes).
+    Blocking: run it off the event loop."""
+    from .cache import AvatarCacheError, check_id, read_manifest
+    from .prepare import KEEP_TALKING, load, stale_reason
+
+    directory = avatar.avatars_dir / check_id(avatar_id)
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise AvatarCacheError(f"avatar {avatar_id!r} is not prepared (no cache in "
+                               f"{directory}); run `avatarcast prepare --id {avatar_id} ...`")
+    settings = build_settings(avatar, video.fps)
+    reason = stale_reason(directory, avatar_id, settings, None, manifest, talking=KEEP_TALKING)
+    if reason is not None:
+        raise AvatarCacheError(f"avatar {avatar_id!r} must be prepared again ({reason}); run "
+                               f"`avatarcast prepare --id {avatar_id} ...`")
+    return for_output(load(directory), video.width, video.height, keep_rgb)
+

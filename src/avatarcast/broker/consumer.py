@@ -50,7 +50,8 @@ class Delivery:
 
 
 SpeakHandler = Callable[[Delivery], Awaitable[None]]
-ControlHandler = Callable[[ControlMessage], Awaitable[None]]
+# Acts on a control message; returns the reason to dead-letter it, or None when it was done.
+ControlHandler = Callable[[ControlMessage], Awaitable[str | None]]
 
 
 class Consumer:
@@ -124,8 +125,11 @@ class Consumer:
     async def _got_control(self, raw: AbstractIncomingMessage) -> None:
         msg = await self._decode(raw, speak=False)
         if isinstance(msg, ControlMessage):
-            await self._on_control(msg)
-            await self.ack(raw)
+            # (Each delivery runs in its own task: a slow `set` holds no skip back.)
+            if (reason := await self._on_control(msg)) is not None:
+                await self._reject(raw, reason)
+            else:
+                await self.ack(raw)
 
     async def _decode(
         self, raw: AbstractIncomingMessage, *, speak: bool

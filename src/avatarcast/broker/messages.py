@@ -1,7 +1,8 @@
 """Wire messages: JSON objects, versioned, validated with pydantic.
 
-``{"type": "speak", "id": "...", "text": "..."}``, ``{"type": "ask", "id": "...", "prompt": "..."}``
-and ``{"type": "control", "command": "skip"}``.
+``{"type": "speak", "id": "...", "text": "..."}``,
+``{"type": "ask", "id": "...", "prompt": "..."}``, ``{"type": "control", "command": "skip"}``
+and ``{"type": "control", "command": "set", "avatar": "..."}``.
 The AMQP ``message_id`` property stands in for a missing ``id``.
 """
 
@@ -11,7 +12,17 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ..settings import AVATAR_ID_PATTERN, AnimatorName
 
 WIRE_VERSION = 1
 MAX_TEXT_CHARS = 5000
@@ -36,11 +47,16 @@ class _Message(BaseModel):
     v: Literal[1] = Field(default=1, description="Wire format version.")
 
 
+AVATAR_DOC = "A prepared avatar's id to speak with; the stream's default avatar if unset."
+
+
 class SpeakMessage(_Message):
     type: Literal["speak"] = "speak"
     id: str = Field(min_length=1, max_length=200, description="Unique id; duplicates air once.")
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     voice: str | None = Field(default=None, min_length=1, max_length=200)
+    avatar: str | None = Field(default=None, pattern=AVATAR_ID_PATTERN.pattern,
+                               description=AVATAR_DOC)
     interrupt: bool = Field(default=False, description="Cut whatever is on air and speak now.")
 
     @field_validator("text")
@@ -69,6 +85,8 @@ class AskMessage(_Message):
     system: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS,
                                description="Instructions for this answer; llm.system if unset.")
     voice: str | None = Field(default=None, min_length=1, max_length=200)
+    avatar: str | None = Field(default=None, pattern=AVATAR_ID_PATTERN.pattern,
+                               description=AVATAR_DOC)
     interrupt: bool = Field(default=False, description="Cut whatever is on air and answer now.")
 
     @field_validator("prompt", "system")
@@ -92,12 +110,39 @@ class AskMessage(_Message):
 Utterable = SpeakMessage | AskMessage  # what goes to the speak queue and airs
 
 
-ControlCommand = Literal["skip", "clear", "pause", "resume"]
+ControlCommand = Literal["skip", "clear", "pause", "resume", "set"]
+SETTABLE = ("avatar", "animator", "voice")
 
 
 class ControlMessage(_Message):
+    """skip, clear, pause, resume; or `set`: change the stream's default avatar, animator
+    and/or voice from the next utterance on (null: back to the configured one)."""
+
     type: Literal["control"] = "control"
     command: ControlCommand
+    avatar: str | None = Field(default=None, pattern=AVATAR_ID_PATTERN.pattern,
+                               description="set: the default avatar (a prepared id).")
+    animator: AnimatorName | None = Field(default=None, description="set: the default animator.")
+    voice: str | None = Field(default=None, min_length=1, max_length=200,
+                              description="set: the default voice (the providers' name).")
+
+    @field_validator("voice")
+    @classmethod
+    def _one_line(cls, v: str | None) -> str | None:
+        return None if v is None else _printable(v, _CONTROL)
+
+    @model_validator(mode="after")
+    def _set_fields(self) -> ControlMessage:
+        given = [f for f in SETTABLE if f in self.model_fields_set]
+        if self.command == "set" and not given:
+            raise ValueError("set needs avatar, animator and/or voice")
+        if self.command != "set" and given:
+            raise ValueError(f"{', '.join(given)}: only with the set command")
+        return self
+
+    def changes(self) -> dict[str, str | None]:
+        """What a set changes: a value, or None for back to the configured one."""
+        return {f: getattr(self, f) for f in SETTABLE if f in self.model_fields_set}
 
 
 Message = Annotated[SpeakMessage | AskMessage | ControlMessage, Field(discriminator="type")]
@@ -142,14 +187,16 @@ def parse_message(
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raise MessageError(_reason(exc)) from None
+        raise MessageError(invalid_message(exc)) from None
 
 
-def _reason(exc: ValidationError) -> str:
+def invalid_message(exc: ValidationError) -> str:
+    """One line: each field and what is wrong with it."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+        what = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {what}" if loc else what)
     return "invalid message: " + "; ".join(parts)
 
 

@@ -18,9 +18,11 @@ from typing import Any
 from ..broker.messages import (
     MAX_PROMPT_CHARS,
     MAX_TEXT_CHARS,
+    SETTABLE,
     AskMessage,
     ControlMessage,
     SpeakMessage,
+    invalid_message,
     json_schema,
 )
 from ..infra.errors import Unavailable, UserError
@@ -61,8 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     _utterance_args(ask, "answer (printed once it aired)")
     ctl = sub.add_parser("control", help="publish a control command",
                          description="skip: end what is on air; clear: also drop the backlog; "
-                         "pause/resume: hold or release the queue.")
-    ctl.add_argument("command", choices=["skip", "clear", "pause", "resume"])
+                         "pause/resume: hold or release the queue; set: change the default "
+                         "avatar, animator and/or voice from the next utterance on, without "
+                         "restarting the stream.")
+    ctl.add_argument("command", choices=["skip", "clear", "pause", "resume", "set"])
+    ctl.add_argument("--avatar", help="set: the default avatar (a prepared id)")
+    ctl.add_argument("--animator", choices=["auto", "lite", "musetalk", "still", "remote"],
+                     help="set: the default animator")
+    ctl.add_argument("--voice", help="set: the default voice (the providers' voice name)")
+    ctl.add_argument("--reset", action="append", choices=list(SETTABLE), default=[],
+                     help="set: back to the configured avatar, animator or voice (repeatable)")
     prep = sub.add_parser(
         "prepare", help="prepare an avatar from an image or a video",
         description="Find the face in every frame of the source and store the avatar cache "
@@ -104,6 +114,7 @@ def _utterance_args(parser: argparse.ArgumentParser, what: str) -> None:
     """What `say` and `ask` share: the id, the voice, an interrupt, and --wait."""
     parser.add_argument("--id", help="message id (default: a new UUID); duplicates air once")
     parser.add_argument("--voice", help="provider voice name, e.g. en_US-joe-medium")
+    parser.add_argument("--avatar", help="a prepared avatar's id (default: the stream's)")
     parser.add_argument("--interrupt", action="store_true", help="cut whatever is on air")
     parser.add_argument("--wait", action="store_true",
                         help=f"follow the {what} until it aired (exit 0), failed (1), was cut "
@@ -185,16 +196,18 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "say":
             msg = SpeakMessage(
                 id=args.id or str(uuid.uuid4()), text=args.text, voice=args.voice,
-                interrupt=args.interrupt,
+                avatar=args.avatar, interrupt=args.interrupt,
             )
         elif args.command == "ask":
             msg = AskMessage(id=args.id or str(uuid.uuid4()), prompt=args.prompt,
-                             system=args.system, voice=args.voice, interrupt=args.interrupt)
+                             system=args.system, voice=args.voice, avatar=args.avatar,
+                             interrupt=args.interrupt)
         else:
-            msg = ControlMessage(command=args.command)
+            msg = ControlMessage.model_validate({"command": args.command, **_changes(args)})
     except ValidationError as exc:
-        errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return fail(f"invalid message: {errs}", EXIT_USAGE)
+        return fail(invalid_message(exc), EXIT_USAGE)
+    except ValueError as exc:
+        return fail(str(exc), EXIT_USAGE)
     wait = not isinstance(msg, ControlMessage) and args.wait
     if wait and args.timeout <= 0:
         return fail("--timeout must be more than 0 seconds", EXIT_USAGE)
@@ -216,6 +229,17 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     if not wait:
         return EXIT_OK
     return _waited(done.last, args.timeout)
+
+
+def _changes(args: argparse.Namespace) -> dict[str, str | None]:
+    """The fields a control command sets: given values, and None for each --reset."""
+    changes: dict[str, str | None] = {f: None for f in args.reset}
+    for field in SETTABLE:
+        if (value := getattr(args, field)) is not None:
+            if field in changes:
+                raise ValueError(f"--{field} and --reset {field} contradict each other")
+            changes[field] = value
+    return changes
 
 
 def _progress(event: dict[str, Any]) -> None:

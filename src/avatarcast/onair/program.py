@@ -71,7 +71,10 @@ class Program:
         on_done: DoneCallback,
         render_fps: Callable[[], float] = lambda: float("inf"),
     ) -> None:
-        self.idle = idle
+        self.idle = idle  # the stream's default avatar, between segments
+        # What is on screen between segments: the default, or the avatar of the segment that
+        # just aired until the queue empties (two messages of one guest stay with the guest).
+        self._shown = idle
         self.fps = fps
         self.spf = spf
         self.xfade = crossfade_frames
@@ -91,6 +94,7 @@ class Program:
         self._current: Segment | None = None
         self._pos = 0
         self._continuous = True
+        self._hard_in = False
         self._fade: _Fade | None = None
         self._free_at = 0  # first tick a new segment may start (gap after the last one)
         self._paused = False
@@ -168,6 +172,15 @@ class Program:
             self._cut(n, Outcome.CLEARED)
             while self._pending:
                 self._finish(self._pending.popleft(), Outcome.CLEARED, n)
+
+        self._command(run)
+
+    def set_default(self, idle: IdleCycle) -> None:
+        """A new default avatar: it replaces the old one between segments, on a frame
+        boundary (at once when nothing is on air or queued)."""
+
+        def run(n: int) -> None:
+            self.idle = idle
 
         self._command(run)
 
@@ -254,12 +267,14 @@ class Program:
                 self._commands.popleft()(n)
             if self._current is None and self._fade is None:
                 self._maybe_start(n)
+                if self._current is None:
+                    self._back_to_default(n)
             if self._current is not None:
                 out = self._talk(n)
             elif self._fade is not None:
                 out = self._fade_out(n)
             else:
-                out = TickOutput(self.idle.frame(n), self._silence)
+                out = TickOutput(self._shown.frame(n), self._silence)
             self._update_state(out)
             return out
 
@@ -275,20 +290,31 @@ class Program:
         # a withdrawal, a retry), air as soon as possible and crossfade instead.
         if n < seg.planned_start and not self._replan:
             return
-        if not seg.ready(self._render_fps(), self.fps):
+        render_fps = seg.render_fps() if seg.render_fps is not None else self._render_fps()
+        if not seg.ready(render_fps, self.fps):
             return
         self._replan = False
         self._pending.popleft()
         self._current = seg
         self._pos = 0
         seg.started_at = n
-        period = self.idle.period
-        self._continuous = (seg.planned_start - n) % period == 0
-        log.info(
-            "on air: %s at frame %d (%s)",
-            seg.id, n, "continues the idle cycle" if self._continuous else "crossfade",
-            extra={"msg_id": seg.id},
-        )
+        idle = seg.idle or self.idle
+        # Another avatar than the one on screen: a cut on the frame, never a blend of two faces.
+        self._hard_in = idle is not self._shown
+        self._shown = idle
+        self._continuous = (seg.planned_start - n) % idle.period == 0
+        how = ("cut to another avatar" if self._hard_in else
+               "continues the idle cycle" if self._continuous else "crossfade")
+        log.info("on air: %s at frame %d (%s)", seg.id, n, how, extra={"msg_id": seg.id})
+
+    def _back_to_default(self, n: int) -> None:
+        """Between segments, another avatar's idle gives way to the default's once nothing is
+        queued or being prepared and the gap after the last segment is over."""
+        if self._shown is self.idle or n < self._free_at:
+            return
+        if self._pending or self.preparing > 0 or self._holds:
+            return
+        self._shown = self.idle
 
     def _talk(self, n: int) -> TickOutput:
         seg = self._current
@@ -297,7 +323,7 @@ class Program:
         if k >= seg.available:
             # Underrun: the renderer fell behind; hold the picture, keep the clock.
             self.frames_late += 1
-            held = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self.idle.frame(n)
+            held = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self._shown.frame(n)
             return TickOutput(held, self._silence, seg)
         frame = seg.frames[k]
         out = TickOutput(frame, seg.audio[k], seg)
@@ -308,7 +334,7 @@ class Program:
         total = seg.total
         weight = self._talk_weight(k, total)
         if weight is not None:
-            out.frame = blend(self.idle.frame(n), frame, weight)
+            out.frame = blend(self._shown.frame(n), frame, weight)
         if total is not None and self._pos >= total:
             out.receipt = Receipt(self, seg, n)
             self._current = None
@@ -319,7 +345,7 @@ class Program:
         """Weight of talking frame k against idle while crossfading in or out; None if not."""
         if self._continuous or not self.xfade:
             return None
-        if k < self.xfade:
+        if k < self.xfade and not self._hard_in:
             return (k + 1) / (self.xfade + 1)
         if total is not None and k >= total - self.xfade:
             return (total - k) / (self.xfade + 1)
@@ -330,7 +356,7 @@ class Program:
         if seg is None:
             return
         k = self._pos
-        shown = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self.idle.frame(n)
+        shown = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self._shown.frame(n)
         tail = seg.audio[k] if k < len(seg.audio) else None
         self._current = None
         self._replan = True
@@ -342,7 +368,7 @@ class Program:
         f = self._fade
         assert f is not None
         f.step += 1
-        frame = blend(f.frozen, self.idle.frame(n), f.step / f.length)
+        frame = blend(f.frozen, self._shown.frame(n), f.step / f.length)
         # The first frame after a cut fades the next few ms of speech out instead of clicking.
         audio = None
         if f.step == 1 and f.tail is not None:

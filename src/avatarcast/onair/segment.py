@@ -7,12 +7,13 @@ import enum
 import math
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .audio import Pcm
 from .frames import Frame
+from .idle import IdleCycle
 
 
 class Outcome(enum.Enum):
@@ -83,6 +84,10 @@ class Segment:
     id: str
     planned_start: int  # tick the frames were rendered for: frame k shows cycle(planned+k)
     tag: Any = None  # the owner's handle (the delivery to ack)
+    # The idle cycle (avatar) its frames were rendered for; None: the program's default.
+    idle: IdleCycle | None = None
+    # How fast its frames are rendered (frames a second), for `ready`; None: the program's.
+    render_fps: Callable[[], float] | None = None
     audio: Window[Pcm] = field(default_factory=Window)
     frames: Window[Frame] = field(default_factory=Window)
     sealed: bool = False

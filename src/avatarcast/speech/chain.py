@@ -8,6 +8,7 @@ import logging
 import os
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -70,6 +71,9 @@ class Speech:
         self._rate = sample_rate
         self._usable: list[Synthesizer] = []
         self.load_errors: dict[str, str] = {}
+        # The voice of a message that names none (a `set` control changes it); None: each
+        # provider's configured voice.
+        self.voice: str | None = None
 
     async def start(self) -> None:
         """Load every provider; one that cannot load is left out of the chain, and logged."""
@@ -97,6 +101,7 @@ class Speech:
     async def synthesize(self, text: str, voice: str | None) -> AsyncGenerator[Spoken, None]:
         """Speech at the output rate, sentence by sentence. Falls back to the next provider while
         nothing has been produced; after the first sentence an error ends the utterance."""
+        voice = voice if voice is not None else self.voice
         errors: list[str] = []
         timeout = self._settings.timeout_s
         for provider in self._usable:
@@ -129,6 +134,16 @@ class Speech:
                     await it.aclose()
             return
         raise SpeechError("speech failed: " + "; ".join(errors), retryable=False)
+
+    async def try_voice(self, voice: str) -> str | None:
+        """Say a word with `voice`: None when a provider could, else why none could."""
+        try:
+            async with aclosing(self.synthesize("Hello.", voice)) as chunks:
+                async for _ in chunks:
+                    return None
+        except SpeechError as exc:
+            return str(exc)
+        return "no audio"
 
     async def _resample(self, chunk: SpeechChunk) -> Spoken:
         # Off the event loop: a long sentence takes milliseconds to resample.
