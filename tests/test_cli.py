@@ -79,3 +79,20 @@ def test_say_with_a_wrong_password_says_the_login_was_refused(
     assert "refused the login" in proc.stderr, proc.stderr
     assert "wrong-s3cret" not in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("control", "set"), "set needs avatar, animator and/or voice"),
+        (("control", "skip", "--avatar", "x"), "avatar: only with the set command"),
+        (("control", "set", "--voice", "a", "--reset", "voice"), "contradict"),
+        (("say", "Hi", "--avatar", "../x"), "avatar"),
+    ],
+)
+def test_a_switch_that_cannot_be_sent_says_why(
+    tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
+    proc = avatarcast(tmp_path, *args)
+    assert proc.returncode == EXIT_USAGE
+    assert says in one_line(proc)

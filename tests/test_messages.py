@@ -36,6 +36,18 @@ def test_control_wire_format() -> None:
     assert isinstance(msg, ControlMessage) and msg.command == "clear"
 
 
+def test_set_wire_format() -> None:
+    msg = parse_message(b'{"type": "control", "command": "set", "avatar": "guest", "voice": null}')
+    assert isinstance(msg, ControlMessage)
+    assert msg.changes() == {"avatar": "guest", "voice": None}  # null: back as configured
+    speak = parse_message(_speak(avatar="guest"))
+    assert isinstance(speak, SpeakMessage) and speak.avatar == "guest"
+
+
+def _set(**fields: object) -> bytes:
+    return json.dumps({"type": "control", "command": "set", **fields}).encode()
+
+
 def _speak(**fields: object) -> bytes:
     return json.dumps({"type": "speak", "id": "x", "text": "Hi", **fields}).encode()
 
@@ -71,6 +83,14 @@ def _speak(**fields: object) -> bytes:
         (_speak(id="line\nbreak"), "control character"),
         (b" " * (MAX_BODY_BYTES + 1), "too large"),
         (b'{"type": "speak", "id": "x", "id": "y", "text": "Hi"}', "duplicate key"),
+        # Avatars and switches.
+        (_speak(avatar="../etc"), "avatar"),
+        (_speak(avatar=""), "avatar"),
+        (_set(), "set needs avatar, animator and/or voice"),
+        (_set(animator="gpu"), "animator"),
+        (_set(voice="two\nlines"), "control character"),
+        (b'{"type": "control", "command": "skip", "avatar": "x"}', "only with the set command"),
+        (_set(size=3), "size"),
     ],
 )
 def test_bad_messages_have_a_reason(body: bytes, reason: str) -> None:

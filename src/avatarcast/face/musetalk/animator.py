@@ -22,7 +22,7 @@ from ..mouthtrack import MouthTrack
 from .features import encoder_states, frame_features
 from .material import CycleMaterial, cycle_material
 from .parsing import FaceParser
-from .weights import LATENT_SCALE, MuseTalkModels, auto_batch, load_models, pick_device
+from .weights import LATENT_SCALE, MuseTalkModels, auto_batch, pick_device, shared_models
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class MuseTalkAnimator:
         if avatar.faces is None or avatar.rgb is None:
             raise ValueError("the musetalk animator needs a prepared avatar kept in RGB")
         device = pick_device(self._settings.device)
-        self._models = load_models(self._settings.models_dir, device, self._settings.fp16)
+        self._models = shared_models(self._settings.models_dir, device, self._settings.fp16)
         self.batch = self._settings.batch_size or auto_batch(device)
         parser = FaceParser.load(self._settings.models_dir, device, self._models.dtype)
         self._material = cycle_material(self._models.vae, parser, avatar,

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import pickle
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,17 @@ def load_models(models_dir: Path, device: torch.device, fp16: bool) -> MuseTalkM
         sum(p.numel() for p in unet.parameters()) / 1e6,
     )
     return MuseTalkModels(unet, vae, whisper, extractor, device, dtype)
+
+
+_SHARED: dict[tuple[str, str, bool], MuseTalkModels] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_models(models_dir: Path, device: torch.device, fp16: bool) -> MuseTalkModels:
+    """One copy of the weights in the process, however many avatars MuseTalk animates (each
+    look has its own animator; the GPU holds the models once)."""
+    key = (str(models_dir.resolve()), str(device), fp16)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = load_models(models_dir, device, fp16)
+        return _SHARED[key]
