@@ -51,6 +51,7 @@ class Daemon:
         self.started_at = time.time()
         self.last_error: str | None = None
         self.exit_code = 0
+        self.running = False  # started and not closed: status() and the metrics answer
 
     # -- task ownership ------------------------------------------------------------------
 
@@ -98,7 +99,7 @@ class Daemon:
         )
         self.lifecycle = Lifecycle(s.video.fps, lambda: self.pacer.position())
         self.metrics = Metrics(self._snapshot)
-        self.events = EventPublisher(s.broker)
+        self.events = EventPublisher(s.broker, s.channel)
         self.lifecycle.subscribe(self.metrics.observe)
         self.lifecycle.subscribe(self.events.send)
         self.queue_ready: int | None = None
@@ -138,6 +139,7 @@ class Daemon:
         self.spawn(self._watch(), "watchdog")
         self.spawn(self.events.run(), "events")
         self.spawn(self._poll_queue(), "queue-depth")
+        self.running = True
 
     def _console_routes(self) -> Callable[[web.Application], None] | None:
         """The web console on the HTTP port: open on the loopback, elsewhere only with a
@@ -198,10 +200,13 @@ class Daemon:
             log.info("shutdown requested")
         self._stop.set()
 
-    async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
+    async def run(self, handle_signals: bool = True) -> int:
+        """Go on air, run until asked to stop (SIGTERM/SIGINT, or `request_stop` when a worker
+        runs several channels), then stop cleanly; the exit code."""
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
         try:
             await self.start()
             await self._stop.wait()
@@ -230,6 +235,7 @@ class Daemon:
         if self._closed:
             return
         self._closed = True
+        self.running = False
         for task in list(self._tasks):
             if task.get_name() in ("render-worker", "watchdog", "consumer-start", "speech-load",
                                    "queue-depth"):
@@ -290,6 +296,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         p, e = self.pacer, self.encoder
         return {
+            "channel": self.settings.channel,
             "state": self.machine.state.value,
             "encoder_alive": e.alive,
             "encoder_restarts": e.restarts,

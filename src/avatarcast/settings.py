@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Avatar ids name a folder under avatar.avatars_dir.
 AVATAR_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CHANNEL_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 SpeechProvider = Literal["piper", "edge", "espeak", "openai"]
 AnimatorName = Literal["auto", "lite", "musetalk", "still", "remote"]
@@ -349,6 +350,11 @@ class Settings(BaseSettings):
     """text: for people; json: one JSON object per line (ts, level, logger, message, id)."""
     state_dir: Path = Path("var/state")
     """Where state kept across restarts lives (ids of handled messages, delivery attempts)."""
+    channels_file: Path | None = None
+    """A TOML file of channels (streams) this worker runs, each with its own queues, outputs,
+    avatar, voice and picture; unset: one stream from these settings."""
+    channel: str | None = Field(default=None, pattern=CHANNEL_ID_PATTERN.pattern)
+    """Run only this channel of the channels file (each channel's settings carry its id)."""
     broker: BrokerSettings = BrokerSettings()
     """RabbitMQ."""
     video: VideoSettings = VideoSettings()

@@ -33,8 +33,9 @@ async def declare_events(channel: aio_pika.abc.AbstractChannel, name: str) -> Ab
 class EventPublisher:
     """Owned by the event loop: `send` is called by the lifecycle, `run` is a daemon task."""
 
-    def __init__(self, settings: BrokerSettings) -> None:
+    def __init__(self, settings: BrokerSettings, channel: str | None = None) -> None:
         self._s = settings
+        self._channel = channel  # in every event's body, when the worker runs channels
         self._buffer: deque[Event] = deque(maxlen=EVENT_BUFFER)
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
@@ -57,7 +58,10 @@ class EventPublisher:
             self._wake.clear()
             while self._buffer:
                 event = self._buffer[0]
-                body = json.dumps(event.as_dict()).encode()
+                fields = event.as_dict()
+                if self._channel is not None:
+                    fields["channel"] = self._channel
+                body = json.dumps(fields).encode()
                 try:
                     await exchange.publish(
                         aio_pika.Message(body, content_type="application/json",

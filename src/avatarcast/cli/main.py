@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                          "avatar, animator and/or voice from the next utterance on, without "
                          "restarting the stream.")
     ctl.add_argument("command", choices=["skip", "clear", "pause", "resume", "set"])
+    _channel_arg(ctl)
     ctl.add_argument("--avatar", help="set: the default avatar (a prepared id)")
     ctl.add_argument("--animator", choices=["auto", "lite", "musetalk", "still", "remote"],
                      help="set: the default animator")
@@ -110,8 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _channel_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--channel", help="the channel (of a worker's channels file) to send "
+                        "it to: its queues are the configured ones with .CHANNEL appended")
+
+
 def _utterance_args(parser: argparse.ArgumentParser, what: str) -> None:
     """What `say` and `ask` share: the id, the voice, an interrupt, and --wait."""
+    _channel_arg(parser)
     parser.add_argument("--id", help="message id (default: a new UUID); duplicates air once")
     parser.add_argument("--voice", help="provider voice name, e.g. en_US-joe-medium")
     parser.add_argument("--avatar", help="a prepared avatar's id (default: the stream's)")
@@ -166,8 +173,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from ..daemon import Daemon
     from ..infra.malloc import return_big_blocks_to_the_os
+
+    if settings.channels_file is not None:
+        return _run_channels(settings)
+    if settings.channel is not None:
+        return fail("channel is set but channels_file is not: AVATARCAST_CHANNEL picks one "
+                    "channel of AVATARCAST_CHANNELS_FILE", EXIT_USAGE)
+    from ..daemon import Daemon
 
     out = settings.output
     if not (out.rtmp_urls or out.srt_urls or out.hls_dir or out.record_path):
@@ -186,10 +199,40 @@ def _run(settings: Settings) -> int:
         return EXIT_FAILED
 
 
+def _run_channels(settings: Settings) -> int:
+    from ..channels import load_channels
+    from ..infra.malloc import return_big_blocks_to_the_os
+    from ..worker import Worker
+
+    try:
+        channels = load_channels(settings)
+    except UserError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    for c in channels:
+        out = c.output
+        if not (out.rtmp_urls or out.srt_urls or out.hls_dir or out.record_path):
+            return fail(f"channel {c.channel!r} has no output: set its output.rtmp_urls (or "
+                        "srt_urls, hls_dir, record_path) in the channels file", EXIT_USAGE)
+    return_big_blocks_to_the_os()
+    try:
+        return asyncio.run(Worker(settings, channels).run())
+    except Exception:
+        log.exception("the worker failed")
+        return EXIT_FAILED
+
+
 async def _publish(settings: Settings, args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from ..broker.publisher import PublishError, publish
+    from ..channels import channel_queues
+
+    if args.channel is not None:
+        try:
+            broker = channel_queues(settings.broker, args.channel)
+        except ValueError as exc:
+            return fail(str(exc), EXIT_USAGE)
+        settings = settings.model_copy(update={"broker": broker})
 
     msg: SpeakMessage | AskMessage | ControlMessage
     try:

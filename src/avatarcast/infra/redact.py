@@ -81,7 +81,7 @@ def setup_logging(level: str, secrets: Iterable[str] = (), fmt: str = "text") ->
     _REDACTOR.add(secrets)
     handler = logging.StreamHandler()
     inner = JsonFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s")
+        "%(asctime)s %(levelname)s %(name)s: %(channel_tag)s%(message)s")
     handler.setFormatter(RedactingFormatter(_REDACTOR, inner))
     handler.addFilter(MessageIdFilter())
     root = logging.getLogger()

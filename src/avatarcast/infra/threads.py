@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -15,6 +16,16 @@ T = TypeVar("T")
 # Speech and face rendering run this much nicer than the pacer and FFmpeg: on a busy machine
 # the stream's frames come first, and a cut is not held up by the next speech being rendered.
 WORKER_NICE = 5
+
+
+def start_thread(target: Callable[..., object], *args: object, name: str,
+                 daemon: bool = False) -> threading.Thread:
+    """A thread that runs in a copy of the caller's context, so its log lines carry the
+    channel (and message) they belong to. Started."""
+    ctx = contextvars.copy_context()
+    thread = threading.Thread(target=ctx.run, args=(target, *args), name=name, daemon=daemon)
+    thread.start()
+    return thread
 
 
 def background_priority() -> None:

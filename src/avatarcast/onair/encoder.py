@@ -27,6 +27,7 @@ import numpy.typing as npt
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from ..infra.redact import global_redactor
+from ..infra.threads import start_thread
 from ..settings import AudioSettings, OutputSettings, VideoSettings
 from .audio import Pcm
 from .fanout import Fanout, Preamble, Relay
@@ -152,8 +153,7 @@ class Encoder:
     def start(self) -> None:
         if self._fanout is not None:
             self._fanout.start()
-        self._supervisor = threading.Thread(target=self._supervise, name="encoder", daemon=True)
-        self._supervisor.start()
+        self._supervisor = start_thread(self._supervise, name="encoder", daemon=True)
 
     def wait_up(self, limit_s: float) -> bool:
         deadline = time.monotonic() + limit_s
@@ -243,17 +243,14 @@ class Encoder:
         self._proc = proc
         assert proc.stdin is not None and proc.stderr is not None
         threads = [
-            threading.Thread(target=self._write_video, args=(proc.stdin,), name="enc-video"),
-            threading.Thread(target=self._write_audio, args=(proc,), name="enc-audio"),
-            threading.Thread(target=self._read_stderr, args=(proc.stderr,), name="enc-log"),
+            start_thread(self._write_video, proc.stdin, name="enc-video", daemon=True),
+            start_thread(self._write_audio, proc, name="enc-audio", daemon=True),
+            start_thread(self._read_stderr, proc.stderr, name="enc-log", daemon=True),
         ]
         if fanout is not None:
             assert proc.stdout is not None
-            threads.append(threading.Thread(target=fanout.pump, args=(proc.stdout,),
-                                            name="enc-fanout"))
-        for t in threads:
-            t.daemon = True
-            t.start()
+            threads.append(start_thread(fanout.pump, proc.stdout, name="enc-fanout",
+                                        daemon=True))
         self._set_up(True)
         code = proc.wait()
         self._set_up(False)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from ..infra.redact import global_redactor
+from ..infra.threads import start_thread
 from .ffmpeg_args import log_line
 from .reconnect import Address, backoff
 
@@ -125,13 +126,14 @@ class Relay:
         self._new_stream = False
         self._accepting = False
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"relay-{name}", daemon=True)
+        self._name = name
+        self._thread: threading.Thread | None = None
         self.live = False
         self.restarts = 0
         self.last_error: str | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._thread = start_thread(self._run, name=f"relay-{self._name}", daemon=True)
 
     def feed(self, tag: Tag) -> None:
         if not self._accepting:  # backing off: nothing to keep, it rejoins at a keyframe
@@ -153,7 +155,8 @@ class Relay:
         self._stopping.set()
         with contextlib.suppress(queue.Full):
             self._tags.put_nowait(None)
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def _drop_queue(self) -> None:
         with contextlib.suppress(queue.Empty):
@@ -183,8 +186,7 @@ class Relay:
             stderr=subprocess.PIPE, start_new_session=True,
         )
         assert proc.stdin is not None and proc.stderr is not None
-        errors = threading.Thread(target=self._read_errors, args=(proc.stderr,), daemon=True)
-        errors.start()
+        errors = start_thread(self._read_errors, proc.stderr, name="relay-log", daemon=True)
         self.last_error = None
         self._drop_queue()
         self._accepting = True

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ..infra.threads import start_thread
 from .audio import Pcm
 from .clock import FrameClock
 from .frames import Frame
@@ -52,8 +53,7 @@ class Pacer:
         return self._run, self._stream_frame
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="pacer", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._loop, name="pacer", daemon=True)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()

@@ -1,0 +1,127 @@
+"""One worker, several channels, against real RabbitMQ and nginx-rtmp: each channel airs its
+own queue on its own stream; a channel that cannot start, or whose encoder is killed, leaves
+the others on air without a dropped frame."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.daemon import (
+    DaemonProc,
+    QueueNames,
+    Receiver,
+    decode_audio,
+    delete_queues,
+    publish,
+    rms_windows,
+)
+from harness.events import EventTap
+from harness.services import NginxRtmp
+
+pytestmark = pytest.mark.services
+RATE = 48000
+
+
+def _channel_queues(q: QueueNames, cid: str) -> QueueNames:
+    return QueueNames(f"{q.speak}.{cid}", f"{q.control}.{cid}", f"{q.dead}.{cid}", q.events)
+
+
+def _ffmpeg_publishing_to(url: str) -> int:
+    """The pid of the FFmpeg whose command line ends with this output URL."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        except OSError:
+            continue
+        # (Its output is its last argument; a client reading the stream has it after -i.)
+        if args[0].endswith(b"ffmpeg") and args[-1] == url.encode():
+            return int(pid)
+    raise AssertionError(f"no FFmpeg publishes to {url}")
+
+
+def _bursts(path: Path) -> int:
+    """Stretches of speech in a recording (loud 100 ms windows, apart by a second or more)."""
+    loud = np.flatnonzero(rms_windows(decode_audio(path), RATE, 0.1) > 0.02)
+    return 0 if not len(loud) else 1 + int((np.diff(loud) > 10).sum())
+
+
+def test_channels_air_their_own_queues_and_fail_alone(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    urls = {cid: rtmp_server.url(f"ch-{cid}") for cid in "abc"}
+    (tmp_path / "channels.toml").write_text("\n".join(
+        f'[[channels]]\nid = "{cid}"\noutput.rtmp_urls = ["{url}"]\n' for cid, url in urls.items()
+    ) + 'avatar.id = "nobody"\n')  # channel c: an avatar that was never prepared
+    recordings = {cid: tmp_path / f"{cid}.flv" for cid in "ab"}
+    receivers = {cid: Receiver(urls[cid], recordings[cid]) for cid in "ab"}
+    daemon = DaemonProc(tmp_path, queues, {
+        "AVATARCAST_CHANNELS_FILE": str(tmp_path / "channels.toml"),
+        "AVATARCAST_OUTPUT__RTMP_URLS": "[]",
+        "AVATARCAST_FACE__ANIMATOR": "still",
+    })
+    qa, qb = _channel_queues(queues, "a"), _channel_queues(queues, "b")
+
+    def up(cid: str) -> bool:
+        st = (daemon.status() or {}).get("channels", {}).get(cid, {})
+        return bool(st.get("speech_ready") and st.get("broker_connected"))
+
+    try:
+        with EventTap(queues.events) as tap:
+            st = daemon.wait_for(lambda s: up("a") and up("b") and bool(
+                s["channels"]["c"].get("last_error")), 60, "a and b on air, c failed")
+            assert st["channels"]["c"]["state"] == "off air"
+            assert "avatar 'nobody'" in st["channels"]["c"]["last_error"]
+            with pytest.raises(urllib.error.HTTPError) as not_ok:  # one channel is off air
+                urllib.request.urlopen(f"http://127.0.0.1:{daemon.health_port}/healthz")
+            assert not_ok.value.code == 503
+
+            publish(qa.speak, {"type": "speak", "id": "for-a", "text": "This is channel A."})
+            st = daemon.wait_for(lambda s: any(
+                r["id"] == "for-a" for r in s["channels"]["a"]["recent"]), 60, "for-a settled")
+            assert st["channels"]["a"]["recent"][-1]["outcome"] == "aired"
+            assert not st["channels"]["b"]["recent"]
+            tap.wait_for(lambda evs: any(e["event"] == "finished" for e in evs), 10, "events")
+            assert {e.get("channel") for e in tap.of("for-a")} == {"a"}
+
+            # Channel a's encoder dies; b airs its message meanwhile without a dropped frame.
+            os.kill(_ffmpeg_publishing_to(urls["a"]), signal.SIGKILL)
+            publish(qb.speak, {"type": "speak", "id": "for-b", "text": "And this is B."})
+            st = daemon.wait_for(lambda s: any(
+                r["id"] == "for-b" for r in s["channels"]["b"]["recent"])
+                and s["channels"]["a"]["encoder_restarts"] >= 1
+                and s["channels"]["a"]["encoder_alive"], 60, "for-b aired, a back")
+            b = st["channels"]["b"]
+            assert b["recent"][-1]["outcome"] == "aired"
+            assert b["frames_dropped"] == 0 and b["encoder_restarts"] == 0
+            assert [r["id"] for r in st["channels"]["a"]["recent"]] == ["for-a"]
+
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{daemon.health_port}/metrics") as r:
+                metrics = r.read().decode()
+            for cid in "ab":
+                assert f'avatarcast_frames_sent_total{{channel="{cid}"}}' in metrics
+            assert 'channel="c"' not in metrics
+            assert metrics.count("# TYPE process_resident_memory_bytes") == 1
+        assert daemon.stop() == 0, daemon.log()[-3000:]
+    finally:
+        daemon.kill()
+        for rec in receivers.values():
+            rec.finish()
+        for cid in "abc":
+            delete_queues(_channel_queues(queues, cid))
+    log = daemon.log()
+    assert "[c] " in log and "restarting it in" in log  # c's lines name it; it is retried
+    assert "[a] " in log and "[b] " in log
+    for url in urls.values():
+        assert url not in log  # stream keys stay out of the log
+    # Each stream carries its own channel's speech and only that.
+    assert _bursts(recordings["a"]) == 1
+    assert _bursts(recordings["b"]) == 1
+    assert json.loads(json.dumps(st))  # the status is plain JSON
