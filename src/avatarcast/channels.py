@@ -54,6 +54,7 @@ def channel_queues(broker: BrokerSettings, channel: str) -> BrokerSettings:
         raise ValueError(f"invalid channel id {channel!r}: use 1-40 lowercase letters, digits, "
                          "'_' or '-', starting with a letter or digit")
     return broker.model_copy(update={
+        "single_active_consumer": True,
         "speak_queue": f"{broker.speak_queue}.{channel}",
         "control_queue": f"{broker.control_queue}.{channel}",
         "dead_letter_queue": f"{broker.dead_letter_queue}.{channel}",
@@ -74,7 +75,8 @@ def for_channel(base: Settings, channel: str, overrides: dict[str, Any]) -> Sett
             raise ChannelsError(f"channel {channel!r}: {section} has no setting "
                                 f"{', '.join(unknown)}")
         data[section] = {**data[section], **values}
-    data["broker"] = channel_queues(base.broker, channel)
+    data["broker"] = channel_queues(base.broker, channel).model_copy(
+        update={"heartbeat_s": base.fleet.heartbeat_s})
     data["state_dir"] = base.state_dir / channel
     data["channel"] = channel
     data["channels_file"] = None

@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 
 
 class Daemon:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, fence: Callable[[], bool] | None = None) -> None:
         self.settings = settings
+        self._fence = fence  # a fleet worker's: may this channel still publish?
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._closed = False
@@ -121,6 +122,7 @@ class Daemon:
         )
         self.encoder = Encoder(s.video, s.audio, s.output, on_state=self.program.encoder_up)
         self.pacer = Pacer(FrameClock(s.video.fps), self.program, self.encoder)
+        self.pacer.fence = self._fence
         self.pacer.on_first_frame = self._first_frame
         # On air first: idle and silence need nothing else.
         self.encoder.start()
@@ -189,16 +191,26 @@ class Daemon:
         while True:
             await asyncio.sleep(0.5)
             if not self.pacer.running:
-                self.last_error = f"pacer stopped: {self.pacer.error!r}"
+                self.last_error = f"pacer stopped: {self.pacer.error}"
                 log.critical("%s", self.last_error)
                 self.exit_code = 1
                 self._stop.set()
+                # Nothing feeds the encoder any more: end the stream now, not after the grace.
+                await asyncio.to_thread(self.encoder.close)
                 return
 
     def request_stop(self) -> None:
         if not self._stop.is_set():
             log.info("shutdown requested")
         self._stop.set()
+
+    def off_air_now(self, reason: str) -> None:
+        """Stop publishing at once (a fleet worker lost this channel's lease), then stop:
+        what was taken from the queue goes back to it for the channel's next owner."""
+        self.last_error = reason
+        if hasattr(self, "pacer"):
+            self.pacer.stop(timeout=0.5)
+        self.request_stop()
 
     async def run(self, handle_signals: bool = True) -> int:
         """Go on air, run until asked to stop (SIGTERM/SIGINT, or `request_stop` when a worker
@@ -217,7 +229,8 @@ class Daemon:
 
     async def shutdown(self) -> None:
         """Stop taking work, let the utterance on air finish, requeue the rest."""
-        grace = self.settings.shutdown.grace_s
+        # Without its pacer nothing on air can finish: no grace then.
+        grace = self.settings.shutdown.grace_s if self.pacer.running else 0.0
         await self.consumer.stop_consuming()
         self.scheduler.requeue_waiting()
         if not await self._wait_settled(grace):

@@ -53,6 +53,12 @@ class BrokerSettings(BaseModel):
     crash_limit: int = Field(default=3, ge=1, le=100)
     """A message whose handling the process died in (crash, out of memory, kill) this many
     times is dead-lettered at its next delivery instead of being tried again."""
+    heartbeat_s: int = Field(default=60, ge=1, le=600)
+    """AMQP heartbeat: a connection silent this long is dead to the broker, which then hands
+    its unacked messages to another consumer (channels use fleet.heartbeat_s)."""
+    single_active_consumer: bool = False
+    """Declare the speak and control queues single-active-consumer: one consumer gets
+    messages at a time, in order (set for channels' queues)."""
 
     @field_validator("url")
     @classmethod
@@ -328,6 +334,30 @@ class HealthSettings(BaseModel):
     """Frames per second of the console's preview (JPEG), while someone watches."""
 
 
+class FleetSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    capacity: int = Field(default=0, ge=0, le=1000)
+    """Channels of the channels file this worker carries at most; 0: all of them. Workers
+    that share a file share its channels: each is run by one of them at a time."""
+    poll_s: float = Field(default=1.0, gt=0, le=60)
+    """How often a worker with room tries to take a channel that nobody runs."""
+    heartbeat_s: int = Field(default=10, ge=2, le=120)
+    """AMQP heartbeat of the channels' connections: a worker that vanishes without closing
+    them (a network partition, a frozen machine) loses its channels after about this long."""
+    fence_s: float = Field(default=3.0, gt=0, le=60)
+    """A channel stops publishing its stream when the broker has not confirmed its lease for
+    this long: before the broker can have given it to another worker (less than
+    heartbeat_s)."""
+
+    @model_validator(mode="after")
+    def _fence_first(self) -> FleetSettings:
+        if self.fence_s >= self.heartbeat_s:
+            raise ValueError("fleet.fence_s must be less than fleet.heartbeat_s, so that a "
+                             "worker cut off from the broker stops before another takes over")
+        return self
+
+
 class ShutdownSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
@@ -379,6 +409,8 @@ class Settings(BaseSettings):
     """HTTP health endpoint."""
     shutdown: ShutdownSettings = ShutdownSettings()
     """Stopping."""
+    fleet: FleetSettings = FleetSettings()
+    """Workers sharing a channels file."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

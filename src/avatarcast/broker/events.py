@@ -86,6 +86,7 @@ class EventPublisher:
             try:
                 self._conn = await aio_pika.connect_robust(
                     self._s.url.get_secret_value(),
+                    heartbeat=self._s.heartbeat_s,
                     reconnect_interval=self._s.reconnect_interval_s,
                     client_properties={"connection_name": "avatarcast-events"},
                 )

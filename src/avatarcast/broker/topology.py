@@ -34,7 +34,10 @@ async def declare_queue(
 ) -> AbstractQueue:
     if name == settings.dead_letter_queue:
         return await channel.declare_queue(name, durable=True)
-    return await channel.declare_queue(name, durable=True, arguments=_dlx_args(settings))
+    args = _dlx_args(settings)
+    if settings.single_active_consumer:
+        args["x-single-active-consumer"] = True
+    return await channel.declare_queue(name, durable=True, arguments=args)
 
 
 async def declare(channel: AbstractChannel, settings: BrokerSettings) -> Queues:

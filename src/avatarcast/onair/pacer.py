@@ -38,6 +38,9 @@ class Pacer:
         self.ticks_late = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # In a fleet: is this worker still the channel's owner? Checked before every frame;
+        # once it says no, the pacer stops (nothing more is published on the stream).
+        self.fence: Callable[[], bool] | None = None
         self._run = -1
         self._stream_frame = 0
         self.error: BaseException | None = None
@@ -75,6 +78,10 @@ class Pacer:
                     n += behind
                 elif behind >= 1:
                     self.ticks_late += 1
+                if self.fence is not None and not self.fence():
+                    self.error = RuntimeError("the channel's lease was not confirmed in time")
+                    log.error("off air: %s", self.error)
+                    return
                 self._emit(n)
                 n += 1
         except BaseException as exc:  # the stream is dead without this thread: say why

@@ -1,0 +1,151 @@
+"""A fleet of workers sharing a channels file, against real RabbitMQ and nginx-rtmp: each
+channel is run by one worker at a time; when its owner is killed or frozen, a standby takes it
+over, its backlog intact and nothing aired twice, and the old owner never publishes again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.daemon import DaemonProc, QueueNames, Receiver, delete_queues, packets, publish
+from harness.daemon import queue_depth as depth
+from harness.events import EventTap
+from harness.services import NginxRtmp
+
+pytestmark = pytest.mark.services
+LONG = ("This is the first message, long enough to be on air when its worker dies. "
+        "It goes on for a while, sentence after sentence, so that there is time.")
+
+
+def _queues(q: QueueNames, cid: str) -> QueueNames:
+    return QueueNames(f"{q.speak}.{cid}", f"{q.control}.{cid}", f"{q.dead}.{cid}", q.events)
+
+
+def _worker(tmp_path: Path, name: str, queues: QueueNames, capacity: int) -> DaemonProc:
+    return DaemonProc(tmp_path / name, queues, {
+        "AVATARCAST_CHANNELS_FILE": str(tmp_path / "channels.toml"),
+        "AVATARCAST_OUTPUT__RTMP_URLS": "[]",
+        "AVATARCAST_FACE__ANIMATOR": "still",
+        "AVATARCAST_FLEET__CAPACITY": str(capacity),
+        "AVATARCAST_FLEET__POLL_S": "0.3",
+        "AVATARCAST_FLEET__HEARTBEAT_S": "4",
+        "AVATARCAST_FLEET__FENCE_S": "1.5",
+    })
+
+
+def _ready(st: dict[str, Any], owned: int) -> bool:
+    chans = st.get("channels", {})
+    return len(st.get("owned", [])) == owned and all(
+        chans[c].get("speech_ready") and chans[c].get("broker_connected") for c in st["owned"])
+
+
+def _channels_file(tmp_path: Path, rtmp: NginxRtmp, ids: str) -> dict[str, str]:
+    urls = {cid: rtmp.url(f"fleet-{cid}") for cid in ids}
+    (tmp_path / "channels.toml").write_text("".join(
+        f'[[channels]]\nid = "{cid}"\noutput.rtmp_urls = ["{url}"]\n' for cid, url in
+        urls.items()))
+    return urls
+
+
+def _finished_once(tap: EventTap, ids: list[str]) -> None:
+    tap.wait_for(lambda evs: {e["id"] for e in evs if e["event"] == "finished"} >= set(ids),
+                 90, f"{ids} finished")
+    time.sleep(1.0)  # a second airing would follow within this
+    for msg_id in ids:
+        assert [e["event"] for e in tap.of(msg_id)].count("finished") == 1, tap.of(msg_id)
+
+
+def test_a_killed_owner_is_replaced_with_its_backlog(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    urls = _channels_file(tmp_path, rtmp_server, "ab")
+    w1 = _worker(tmp_path, "w1", queues, 1)
+    workers = [w1]
+    try:
+        with EventTap(queues.events) as tap:
+            st1 = w1.wait_for(lambda s: _ready(s, 1), 60, "w1 runs one channel")
+            w2 = _worker(tmp_path, "w2", queues, 1)
+            workers.append(w2)
+            st2 = w2.wait_for(lambda s: _ready(s, 1), 60, "w2 runs the other")
+            (mine,), (other,) = st1["owned"], st2["owned"]
+            assert {mine, other} == {"a", "b"}
+            w3 = _worker(tmp_path, "w3", queues, 2)
+            workers.append(w3)
+            st3 = w3.wait_for(lambda s: s.get("leases_connected"), 60, "w3 stands by")
+            time.sleep(2.0)
+            assert w3.status()["owned"] == []  # type: ignore[index]
+            assert st3["channels"][mine]["state"] == "elsewhere"
+
+            q = _queues(queues, mine)
+            for i, text in enumerate([LONG, "The second message.", "The third message."]):
+                publish(q.speak, {"type": "speak", "id": f"m{i + 1}", "text": text})
+            w1.wait_for(lambda s: s["channels"][mine].get("on_air") == "m1", 60, "m1 on air")
+            w1.proc.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            w1.proc.wait()
+            viewer = Receiver(urls[mine], tmp_path / "after.flv", idle_timeout_s=20)
+            st = w3.wait_for(lambda s: s["owned"] == [mine] and s["channels"][mine].get(
+                "encoder_alive"), 60, "w3 took the channel")
+            print(f"\nfailover: owner killed -> standby's encoder up in "
+                  f"{time.monotonic() - killed:.2f} s")
+            _finished_once(tap, ["m1", "m2", "m3"])
+            st = w3.status()
+            assert st is not None
+            assert [r["id"] for r in st["channels"][mine]["recent"]] == ["m1", "m2", "m3"]
+            assert {r["outcome"] for r in st["channels"][mine]["recent"]} == {"aired"}
+            st2 = w2.status()
+            assert st2 is not None and st2["owned"] == [other]
+            assert st2["channels"][other]["frames_dropped"] == 0
+            assert st2["channels"][other]["encoder_restarts"] == 0
+        for w in workers[1:]:
+            assert w.stop() == 0
+        viewer.finish()
+        assert depth(q.speak) == 0 and depth(q.dead) == 0
+        assert len(packets(tmp_path / "after.flv", "v")) > 30  # back on air at the client
+    finally:
+        for w in workers:
+            w.kill()
+        for cid in "ab":
+            delete_queues(_queues(queues, cid))
+
+
+def test_a_frozen_owner_gives_way_and_never_publishes_again(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    _channels_file(tmp_path, rtmp_server, "a")
+    w1 = _worker(tmp_path, "w1", queues, 1)
+    w2: DaemonProc | None = None
+    try:
+        with EventTap(queues.events) as tap:
+            w1.wait_for(lambda s: _ready(s, 1), 60, "w1 runs the channel")
+            w2 = _worker(tmp_path, "w2", queues, 1)
+            w2.wait_for(lambda s: s.get("leases_connected"), 60, "w2 stands by")
+            assert w2.status()["owned"] == []  # type: ignore[index]
+            os.kill(w1.proc.pid, signal.SIGSTOP)  # a frozen machine: no FIN, no RST
+            try:
+                publish(_queues(queues, "a").speak, {"type": "speak", "id": "f1",
+                                                     "text": "Said while the owner sleeps."})
+                w2.wait_for(lambda s: s["owned"] == ["a"] and _ready(s, 1), 60, "w2 took over")
+                _finished_once(tap, ["f1"])
+            finally:
+                os.kill(w1.proc.pid, signal.SIGCONT)
+            # Awake again: it must notice it lost the channel, and not publish any more.
+            st1 = w1.wait_for(lambda s: s.get("owned") == [], 30, "w1 let go")
+            assert st1["channels"]["a"]["state"] == "elsewhere"
+            time.sleep(3.0)
+            st2 = w2.status()
+            assert st2 is not None and st2["owned"] == ["a"]
+            assert st2["channels"]["a"]["encoder_alive"]
+            assert [e["event"] for e in tap.of("f1")].count("finished") == 1
+        assert "off air" in w1.log() or "lost the broker" in w1.log()
+        assert w1.stop() == 0 and w2.stop() == 0
+    finally:
+        w1.kill()
+        if w2 is not None:
+            w2.kill()
+        delete_queues(_queues(queues, "a"))
