@@ -1,0 +1,187 @@
+"""A channel's failover, as a viewer sees it: two workers share one 720p30 channel (lite
+animator, the default fleet settings); the owner is killed (SIGKILL) and a real RTMP client
+measures how long until video arrives again. Each round the killed worker comes back as the
+standby, so the channel moves back and forth.
+
+  python -m bench fleet      (about 3 minutes)
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.daemon import DaemonProc, QueueNames, delete_queues
+from harness.services import NginxRtmp, ensure_rabbitmq, stop_process
+
+from . import report
+from .session import BITRATE_KBPS, FPS, PRESET, SIZES
+
+ROUNDS = 6
+RESUMED_GAP_S = 0.25  # a pause in arrivals at least this long is the outage
+
+
+class Arrivals:
+    """A client that reads the stream over and over (it reconnects when it drops), stamping
+    each video packet's arrival with the wall clock."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._proc: subprocess.Popen[str] | None = None
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._proc = subprocess.Popen(
+                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-fflags", "nobuffer",
+                 "-rw_timeout", "30000000", "-i", self._url, "-map", "0:v", "-c", "copy",
+                 "-f", "framecrc", "-flush_packets", "1", "pipe:1"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            assert self._proc.stdout is not None
+            for line in self._proc.stdout:
+                if not line.startswith("#"):
+                    self.times.append(time.time())
+            self._proc.wait()
+
+    def resumed_after(self, t: float, limit_s: float = 60) -> float | None:
+        """When video arrived again after the outage that began after `t`."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            times = list(self.times)
+            before = [x for x in times if x <= t]
+            prev = before[-1] if before else t
+            for x in (x for x in times if x > t):
+                if x - prev >= RESUMED_GAP_S:
+                    return x
+                prev = x
+            time.sleep(0.2)
+        return None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._proc is not None:
+            stop_process(self._proc)
+        self._thread.join(5)
+
+
+def _worker(work: Path, name: str, queues: QueueNames) -> DaemonProc:
+    w, h = SIZES["720p"]
+    return DaemonProc(work / name, queues, {
+        "AVATARCAST_CHANNELS_FILE": str(work / "channels.toml"),
+        "AVATARCAST_OUTPUT__RTMP_URLS": "[]",
+        "AVATARCAST_FACE__ANIMATOR": "lite",
+        "AVATARCAST_AVATAR__AVATARS_DIR": str(work / "avatars"),
+        "AVATARCAST_VIDEO__WIDTH": str(w), "AVATARCAST_VIDEO__HEIGHT": str(h),
+        "AVATARCAST_VIDEO__PRESET": PRESET,
+        "AVATARCAST_VIDEO__BITRATE_KBPS": str(BITRATE_KBPS["720p"]),
+        "AVATARCAST_FLEET__CAPACITY": "1",
+    })
+
+
+def _owner(workers: list[DaemonProc], limit_s: float = 120) -> DaemonProc:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        for w in workers:
+            st = w.status() or {}
+            ch = st.get("channels", {}).get("live", {})
+            if st.get("owned") == ["live"] and ch.get("encoder_alive"):
+                return w
+        time.sleep(0.1)
+    raise RuntimeError("no worker runs the channel")
+
+
+def measure(work: Path) -> dict[str, Any]:
+    ensure_rabbitmq()
+    rtmp = NginxRtmp(work / "rtmp")
+    rtmp.start()
+    url = rtmp.url("fleet")
+    (work / "channels.toml").write_text(f'[[channels]]\nid = "live"\noutput.rtmp_urls = '
+                                        f'["{url}"]\n')
+    queues = QueueNames.unique()
+    workers = [_worker(work, "w0", queues)]
+    _owner(workers, 300)  # the first start prepares the avatar
+    workers.append(_worker(work, "w1", queues))
+    client = Arrivals(url)
+    at_client: list[float] = []
+    encoder_up: list[float] = []
+    try:
+        for i in range(ROUNDS):
+            owner = _owner(workers)
+            standby = next(w for w in workers if w is not owner)
+            standby.wait_for(lambda s: bool(s.get("leases_connected")), 60, "standby")
+            time.sleep(4.0)
+            killed = time.time()
+            owner.proc.kill()
+            owner.proc.wait()
+            new = _owner([standby])
+            encoder_up.append(time.time() - killed)
+            resumed = client.resumed_after(killed)
+            if resumed is not None:
+                at_client.append(resumed - killed)
+            workers.remove(owner)
+            workers.append(_worker(work, f"w{i + 2}", queues))
+            assert new is standby
+    finally:
+        client.close()
+        for w in workers:
+            w.stop()
+        rtmp.stop()
+        delete_queues(QueueNames(f"{queues.speak}.live", f"{queues.control}.live",
+                                 f"{queues.dead}.live", queues.events))
+    return {"rounds": ROUNDS, "fps": FPS,
+            "killed_to_video_at_client_s": _stats(at_client),
+            "killed_to_standby_encoder_up_s": _stats(encoder_up),
+            "settings": {"poll_s": 1.0, "heartbeat_s": 10, "fence_s": 3.0}}
+
+
+def _stats(xs: list[float]) -> dict[str, Any]:
+    if not xs:
+        return {"n": 0}
+    s = sorted(xs)
+    return {"n": len(s), "median": round(statistics.median(s), 2),
+            "p95": round(s[min(len(s) - 1, round(0.95 * (len(s) - 1)))], 2),
+            "max": round(s[-1], 2), "all": [round(x, 2) for x in xs]}
+
+
+def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
+    out = []
+    for key, label in (("killed_to_video_at_client_s", "owner killed -> video at the client"),
+                       ("killed_to_standby_encoder_up_s", "owner killed -> standby on air")):
+        s = f[key]
+        out.append((label, f"median {s.get('median')} s, p95 {s.get('p95')} s, max "
+                    f"{s.get('max')} s, n={s['n']}", "a few seconds",
+                    report.verdict(s.get("p95", 1e9) <= 5) if s["n"] else "n/a"))
+    return out
+
+
+def draw(record: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f = record["figures"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("killed_to_video_at_client_s", "video back at the client"),
+                       ("killed_to_standby_encoder_up_s", "standby's encoder up")):
+        ax.plot(f[key].get("all", []), "o-", label=label)
+    ax.set(xlabel="round (owner killed)", ylabel="seconds after the kill", ylim=(0, None),
+           title=f"avatarcast fleet failover, {record['stamp']}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def run_all() -> dict[str, Any]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="avatarcast-fleet-") as tmp:
+        return measure(Path(tmp))
