@@ -35,6 +35,13 @@ def _viewers(port: int) -> float:
     return float(found.group(1))
 
 
+def _wait_viewers(port: int, count: int, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (now := _viewers(port)) != count:
+        assert time.monotonic() < deadline, f"{now} WebRTC viewers, not {count}"
+        time.sleep(0.1)
+
+
 @pytest.mark.services
 def test_the_webrtc_view_in_a_real_browser(tmp_path: Path, queues: QueueNames,
                                            rtmp_server: NginxRtmp) -> None:
@@ -93,6 +100,18 @@ def test_the_webrtc_view_in_a_real_browser(tmp_path: Path, queues: QueueNames,
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.urlopen(gone, timeout=5)
             assert err.value.code == 404
+
+            # The console's player: Live swaps the MJPEG preview for the WebRTC view, and back.
+            console = browser.new_page()
+            console.goto(base + "/")
+            console.click("#live-toggle")
+            console.wait_for_function("document.getElementById('live').videoWidth === 320",
+                                      timeout=30_000)
+            assert console.is_hidden("#preview") and _viewers(port) == 1
+            console.click("#live-toggle")
+            console.wait_for_function("!document.getElementById('preview').hidden")
+            _wait_viewers(port, 0)
+            console.close()
 
             # A viewer still watching when the daemon stops is closed with it.
             last = WhepViewer(browser.new_page(), base)
