@@ -9,6 +9,7 @@
   python -m bench renderers [--no-musetalk]   TTS real-time factors, animator cost per frame
   python -m bench console                     the daemon's CPU with the web console watched
   python -m bench ask                         publish -> first frame on air for an LLM answer
+  python -m bench webrtc                      the WebRTC view's delay vs RTMP, and its CPU
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
 a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
@@ -36,6 +37,7 @@ from . import (
     renderers,
     report,
     stills,
+    webrtc,
 )
 from .probes import AudioWatch, MouthWatch, PacketLog
 from .session import BITRATE_KBPS, FPS, PRESET, SIZES, Session
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", nargs="?",
                     choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
-                             "renderers", "console", "ask"),
+                             "renderers", "console", "ask", "webrtc"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
@@ -259,6 +261,8 @@ def main(argv: list[str] | None = None) -> None:
         figures = console.measure()
     elif args.kind == "ask":
         figures = ask.measure()
+    elif args.kind == "webrtc":
+        figures = webrtc.measure()
     elif args.kind == "lipsync":
         figures = {}
         # Phoneme timings, the sound alone, and phoneme timings with a mouth atlas.
@@ -287,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
         report.write(args.kind, stamp, record, console.rows(figures), args.out, console.draw)
     elif args.kind == "ask":
         report.write(args.kind, stamp, record, ask.rows(figures), args.out, ask.draw)
+    elif args.kind == "webrtc":
+        report.write(args.kind, stamp, record, webrtc.rows(figures), args.out, webrtc.draw)
     else:
         report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
 
