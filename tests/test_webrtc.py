@@ -20,8 +20,8 @@ import pytest
 
 from avatarcast.health import HealthServer
 from avatarcast.settings import Settings, WebRTCSettings
-from avatarcast.webrtc import open_whep
 from avatarcast.webrtc.feed import scaled
+from avatarcast.webrtc.view import open_whep
 from harness.daemon import DaemonProc, QueueNames, Receiver, publish
 from harness.events import EventTap
 from harness.services import NginxRtmp, free_port

@@ -40,7 +40,7 @@ from .scheduler import Scheduler
 from .settings import Settings
 from .speech.base import SpeechError
 from .speech.chain import Speech, make_providers
-from .webrtc import open_whep
+from .webrtc.view import open_whep
 
 log = logging.getLogger(__name__)
 

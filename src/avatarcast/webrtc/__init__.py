@@ -1,43 +1,4 @@
-"""The WebRTC view of the program (WHEP, with aiortc): feed.py takes the pacer's ticks,
-tracks.py turns them into a peer's picture and sound, whep.py answers the browsers.
-
-Nothing here is imported unless the view is on: aiortc is optional (open_whep says why the view
-is off when it is missing)."""
-
-from __future__ import annotations
-
-import asyncio
-import logging
-from typing import TYPE_CHECKING
-
-from ..console.access import served
-from ..settings import Settings
-
-if TYPE_CHECKING:
-    from .whep import Whep
-
-log = logging.getLogger(__name__)
-
-
-def open_whep(settings: Settings, loop: asyncio.AbstractEventLoop) -> Whep | None:
-    """The WebRTC view, or None (and a line that says why) when it is off."""
-    w, h = settings.webrtc, settings.health
-    if not w.enabled:
-        return None
-    token = h.token.get_secret_value() if h.token is not None else None
-    if not served(h.host, token):
-        log.warning("WebRTC view off: the HTTP port listens on %s; set "
-                    "AVATARCAST_HEALTH__TOKEN to serve it there", h.host)
-        return None
-    try:
-        from .whep import Whep
-    except ImportError as exc:
-        log.warning("WebRTC view off: %s is not installed (pip install -r requirements.txt, "
-                    "or set AVATARCAST_WEBRTC__ENABLED=false)", exc.name)
-        return None
-    view = Whep(settings=w, stream_fps=settings.video.fps,
-                sample_rate=settings.audio.sample_rate, token=token, loop=loop)
-    log.info("WebRTC view (WHEP) at /whep on the HTTP port, %d px at %d fps, %d viewers at "
-             "most%s", min(w.width, settings.video.width), settings.video.fps // view.every,
-             w.max_viewers, " (token required)" if token else "")
-    return view
+"""The WebRTC view of the program (WHEP, with aiortc): view.py decides whether it is on (aiortc
+is optional) and builds it, feed.py takes the pacer's ticks, tracks.py turns them into a
+peer's picture and sound, whep.py answers the browsers. Nothing that needs aiortc is imported
+unless the view is on."""
