@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -239,6 +240,18 @@ def test_the_view_follows_the_consoles_access_rule() -> None:
 
     open_lan, with_token, off = asyncio.run(run())
     assert open_lan is None and off is None and with_token is not None
+
+
+def test_the_view_is_off_without_aiortc(monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "aiortc", None)  # import aiortc fails, as if missing
+    monkeypatch.delitem(sys.modules, "avatarcast.webrtc.whep", raising=False)
+
+    async def run() -> object:
+        return open_whep(Settings(), asyncio.get_running_loop())
+
+    assert asyncio.run(run()) is None
+    assert "WebRTC view off: aiortc is not installed" in caplog.text
 
 
 def test_the_feed_costs_a_comparison_until_someone_watches() -> None:
