@@ -77,6 +77,7 @@ class ProgramFeed:
             self._video.add(video)
             if self._scaler is None:
                 self._scaler = self._loop.create_task(self._scale(), name="webrtc-scaler")
+                self._scaler.add_done_callback(self._scaler_done)
         self.watching = bool(self._audio or self._video)
 
     def remove(self, *sinks: Sink) -> None:
@@ -101,6 +102,10 @@ class ProgramFeed:
             small = await asyncio.to_thread(scaled, frame, self._width)
             for sink in self._video:
                 sink.push(n, small)
+
+    def _scaler_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("the WebRTC view's scaler died; its viewers get no picture", exc_info=exc)
 
     async def aclose(self) -> None:
         self.watching = False
