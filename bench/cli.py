@@ -10,6 +10,7 @@
   python -m bench console                     the daemon's CPU with the web console watched
   python -m bench ask                         publish -> first frame on air for an LLM answer
   python -m bench fleet                       a channel's failover: owner killed -> video again
+  python -m bench webrtc                      the WebRTC view's delay vs RTMP, and its CPU
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
 a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
@@ -38,6 +39,7 @@ from . import (
     renderers,
     report,
     stills,
+    webrtc,
 )
 from .probes import AudioWatch, MouthWatch, PacketLog
 from .session import BITRATE_KBPS, FPS, PRESET, SIZES, Session
@@ -227,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", nargs="?",
                     choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
-                             "renderers", "console", "ask", "fleet"),
+                             "renderers", "console", "ask", "fleet",
+                             "webrtc"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
@@ -263,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
         figures = ask.measure()
     elif args.kind == "fleet":
         figures = fleet.run_all()
+    elif args.kind == "webrtc":
+        figures = webrtc.measure()
     elif args.kind == "lipsync":
         figures = {}
         # Phoneme timings, the sound alone, and phoneme timings with a mouth atlas.
@@ -293,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
         report.write(args.kind, stamp, record, ask.rows(figures), args.out, ask.draw)
     elif args.kind == "fleet":
         report.write(args.kind, stamp, record, fleet.rows(figures), args.out, fleet.draw)
+    elif args.kind == "webrtc":
+        report.write(args.kind, stamp, record, webrtc.rows(figures), args.out, webrtc.draw)
     else:
         report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
 

@@ -38,6 +38,7 @@ from .scheduler import Scheduler
 from .settings import Settings
 from .speech.base import SpeechError
 from .speech.chain import Speech, make_providers
+from .webrtc.view import open_whep
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class Daemon:
         self.health: HealthServer | None = None
         if s.health.enabled:
             self.health = HealthServer(s.health.host, s.health.port, self.status,
-                                       self.metrics.exposition, self._console_routes())
+                                       self.metrics.exposition, self._http_routes())
             await self.health.start()
         await self.looks.start_animator()
         self.spawn(self._load_speech(), "speech-load")
@@ -142,6 +143,25 @@ class Daemon:
         self.spawn(self.events.run(), "events")
         self.spawn(self._poll_queue(), "queue-depth")
         self.running = True
+
+    def _http_routes(self) -> Callable[[web.Application], None]:
+        """The console's and the WebRTC view's routes on the HTTP port."""
+        parts = [p for p in (self._console_routes(), self._whep_routes()) if p is not None]
+
+        def add(app: web.Application) -> None:
+            for part in parts:
+                part(app)
+
+        return add
+
+    def _whep_routes(self) -> Callable[[web.Application], None] | None:
+        """The WebRTC view (WHEP), under the console's access rule (webrtc/)."""
+        self.whep = open_whep(self.settings, self._loop)
+        if self.whep is None:
+            return None
+        self.pacer.taps.append(self.whep.tap)
+        self.whep.register(self.metrics.registry)
+        return self.whep.add_routes
 
     def _console_routes(self) -> Callable[[web.Application], None] | None:
         """The web console on the HTTP port: open on the loopback, elsewhere only with a
@@ -155,7 +175,7 @@ class Daemon:
                         "AVATARCAST_HEALTH__TOKEN to serve it there", h.host)
             return None
         preview = PreviewTap(h.preview_fps, self.settings.video.fps, self.settings.video.height)
-        self.pacer.on_frame_sent = preview.offer
+        self.pacer.taps.append(preview.offer)
         console = Console(broker=self.settings.broker, status=self.status, preview=preview,
                           token=token)
         log.info("web console at / on the HTTP port%s", " (token required)" if token else "")
@@ -279,6 +299,9 @@ class Daemon:
             await self.events.aclose()
         if hasattr(self, "consumer"):
             await self.consumer.aclose()
+        if getattr(self, "whep", None) is not None:
+            assert self.whep is not None
+            await self.whep.aclose()
         if getattr(self, "health", None) is not None:
             assert self.health is not None
             await self.health.aclose()

@@ -358,6 +358,21 @@ class FleetSettings(BaseModel):
         return self
 
 
+class WebRTCSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    enabled: bool = True
+    """Serve a WebRTC view of the program at /whep on the HTTP port (WHEP, for a browser on the
+    LAN: no TURN), under the console's access rule; needs aiortc. Costs nothing unwatched."""
+    width: int = Field(default=640, ge=64, le=3840)
+    """Width of the view in pixels (never above the stream's); the height keeps the aspect."""
+    fps: int = Field(default=15, ge=1, le=60)
+    """Frames per second of the view: the stream's rate divided by a whole number, about
+    this."""
+    max_viewers: int = Field(default=4, ge=1, le=32)
+    """Browsers watching at once (each has encoders of its own: VP8 or H.264, and Opus)."""
+
+
 class ShutdownSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
@@ -407,6 +422,8 @@ class Settings(BaseSettings):
     """Captions and transcripts."""
     health: HealthSettings = HealthSettings()
     """HTTP health endpoint."""
+    webrtc: WebRTCSettings = WebRTCSettings()
+    """The WebRTC view (WHEP) of the program."""
     shutdown: ShutdownSettings = ShutdownSettings()
     """Stopping."""
     fleet: FleetSettings = FleetSettings()

@@ -14,6 +14,7 @@ import time
 import cv2
 import numpy as np
 
+from ..onair.audio import Pcm
 from ..onair.frames import Frame
 
 WATCHED_FOR_S = 5.0  # a viewer counts as watching this long after its last request
@@ -33,7 +34,8 @@ class PreviewTap:
         self._watched_until = 0.0
         self.interval_s = self._every / stream_fps
 
-    def offer(self, n: int, frame: Frame) -> None:
+    def offer(self, n: int, frame: Frame, audio: Pcm) -> None:
+        """A pacer tap: the picture only (the console has no sound)."""
         if n % self._every or time.monotonic() > self._watched_until:
             return
         with self._lock:

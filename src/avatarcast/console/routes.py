@@ -15,11 +15,10 @@ With a token, every route wants it: a cookie set by opening /?token=..., or an
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -30,21 +29,12 @@ from ..broker.messages import ControlMessage, SpeakMessage
 from ..broker.publisher import PublishError, publish
 from ..infra.redact import global_redactor
 from ..settings import BrokerSettings
+from .access import Access, served
 from .preview import PreviewTap
 
 log = logging.getLogger(__name__)
 
-COOKIE = "avatarcast_token"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-def served(host: str, token: str | None) -> bool:
-    """The console is served on the loopback, and anywhere else only with a token (whoever
-    reaches it can make the avatar say anything)."""
-    return token is not None or host in LOOPBACK
+__all__ = ["Console", "served"]
 
 
 class Console:
@@ -55,44 +45,17 @@ class Console:
         self._broker = broker
         self._status = status
         self._preview = preview
-        self._token = token
+        self._access = Access(token)
         self._page = resources.files(__package__).joinpath("page.html").read_text()
 
     def add_routes(self, app: web.Application) -> None:
-        guard = self._guarded
+        guard = self._access.guard
         app.router.add_get("/", guard(self._index))
         app.router.add_get("/snapshot.jpg", guard(self._snapshot))
         app.router.add_get("/preview.mjpg", guard(self._mjpeg))
         app.router.add_get("/api/status", guard(self._api_status))
         app.router.add_post("/api/say", guard(self._say))
         app.router.add_post("/api/control/{command}", guard(self._control))
-
-    # -- access ------------------------------------------------------------------------------
-
-    def _allowed(self, request: web.Request) -> bool:
-        if self._token is None:
-            return True
-        given = request.cookies.get(COOKIE, "")
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            given = auth.removeprefix("Bearer ")
-        return hmac.compare_digest(given.encode(), self._token.encode())
-
-    def _guarded(self, handler: Handler) -> Handler:
-        async def run(request: web.Request) -> web.StreamResponse:
-            if self._token is not None and request.path == "/" and "token" in request.query:
-                if not hmac.compare_digest(request.query["token"].encode(),
-                                           self._token.encode()):
-                    raise web.HTTPUnauthorized(text="wrong token")
-                found = web.HTTPSeeOther("/")
-                found.set_cookie(COOKIE, self._token, httponly=True, samesite="Strict")
-                raise found
-            if not self._allowed(request):
-                raise web.HTTPUnauthorized(
-                    text="this console needs its token: open /?token=... once")
-            return await handler(request)
-
-        return run
 
     # -- the page and the picture --------------------------------------------------------------
 

@@ -47,8 +47,9 @@ class Pacer:
         # Called on this thread when a segment's first frame went to the encoder (with the
         # encoder run and its frame number): keep it short, hand work to another thread.
         self.on_first_frame: Callable[[Segment, int, int], None] | None = None
-        # Sees every frame sent, on this thread (the console's preview keeps one now and then).
-        self.on_frame_sent: Callable[[int, Frame], None] | None = None
+        # See every tick sent, on this thread: (frame number, frame, its audio). The console's
+        # preview and the WebRTC view keep what they need; while unwatched, a comparison.
+        self.taps: list[Callable[[int, Frame, Pcm], None]] = []
 
     def position(self) -> tuple[int, int]:
         """The stream's clock: the encoder run and the number of frames it has taken (read
@@ -96,8 +97,8 @@ class Pacer:
             self._run, self._stream_frame = run, 0
         if self.sink.submit(out.frame, out.audio, out.receipt):
             self.frames_sent += 1
-            if self.on_frame_sent is not None:
-                self.on_frame_sent(n, out.frame)
+            for tap in self.taps:
+                tap(n, out.frame, out.audio)
             seg = out.segment
             if seg is not None:
                 if seg.stream_first is None or seg.stream_run != run:

@@ -1,0 +1,40 @@
+"""Whether the WebRTC view is on, and the view itself: aiortc is imported only here, and only
+when the settings ask for the view, so a daemon without it still runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from ..console.access import served
+from ..settings import Settings
+
+if TYPE_CHECKING:
+    from .whep import Whep
+
+log = logging.getLogger(__name__)
+
+
+def open_whep(settings: Settings, loop: asyncio.AbstractEventLoop) -> Whep | None:
+    """The WebRTC view, or None (and a line that says why) when it is off."""
+    w, h = settings.webrtc, settings.health
+    if not w.enabled:
+        return None
+    token = h.token.get_secret_value() if h.token is not None else None
+    if not served(h.host, token):
+        log.warning("WebRTC view off: the HTTP port listens on %s; set "
+                    "AVATARCAST_HEALTH__TOKEN to serve it there", h.host)
+        return None
+    try:
+        from .whep import Whep
+    except ImportError as exc:
+        log.warning("WebRTC view off: %s is not installed (pip install -r requirements.txt, "
+                    "or set AVATARCAST_WEBRTC__ENABLED=false)", exc.name)
+        return None
+    view = Whep(settings=w, stream_fps=settings.video.fps,
+                sample_rate=settings.audio.sample_rate, token=token, loop=loop)
+    log.info("WebRTC view (WHEP) at /whep on the HTTP port, %d px at %d fps, %d viewers at "
+             "most%s", min(w.width, settings.video.width), settings.video.fps // view.every,
+             w.max_viewers, " (token required)" if token else "")
+    return view
