@@ -18,6 +18,7 @@ from avatarcast.broker.messages import (
     SpeakMessage,
     json_schema,
     parse_message,
+    to_wire,
 )
 
 
@@ -42,6 +43,20 @@ def test_set_wire_format() -> None:
     assert msg.changes() == {"avatar": "guest", "voice": None}  # null: back as configured
     speak = parse_message(_speak(avatar="guest"))
     assert isinstance(speak, SpeakMessage) and speak.avatar == "guest"
+
+
+@pytest.mark.parametrize("msg", [
+    ControlMessage(command="skip"),
+    ControlMessage.model_validate({"command": "set", "voice": None, "avatar": "guest"}),
+    SpeakMessage(id="x", text="Hi", avatar="guest"),
+])
+def test_what_is_published_parses_back_the_same(
+    msg: SpeakMessage | ControlMessage
+) -> None:
+    back = parse_message(to_wire(msg))
+    assert back == msg
+    if isinstance(msg, ControlMessage):
+        assert isinstance(back, ControlMessage) and back.changes() == msg.changes()
 
 
 def _set(**fields: object) -> bytes:

@@ -149,6 +149,17 @@ Message = Annotated[SpeakMessage | AskMessage | ControlMessage, Field(discrimina
 _ADAPTER: TypeAdapter[SpeakMessage | AskMessage | ControlMessage] = TypeAdapter(Message)
 
 
+def to_wire(msg: SpeakMessage | AskMessage | ControlMessage) -> bytes:
+    """The JSON body of a message. A control message carries only the fields it sets (a
+    skip with `"avatar": null` would be refused; a set's null means "as configured")."""
+    data = msg.model_dump(mode="json")
+    if isinstance(msg, ControlMessage):
+        for name in SETTABLE:
+            if name not in msg.model_fields_set:
+                del data[name]
+    return json.dumps(data).encode()
+
+
 class MessageError(ValueError):
     """A message that can never be processed; the text is the dead-letter reason."""
 

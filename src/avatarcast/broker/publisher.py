@@ -17,7 +17,7 @@ from ..lifecycle import TERMINAL
 from ..settings import BrokerSettings
 from .events import declare_events
 from .failures import BROKER_ERRORS, describe
-from .messages import ControlMessage, Utterable
+from .messages import ControlMessage, Utterable, to_wire
 from .topology import declare, persistent
 
 
@@ -51,7 +51,7 @@ async def publish(
             await _subscribe(channel, settings, msg.id, events)
         extra = {"message_id": msg.id} if not isinstance(msg, ControlMessage) else {}
         await channel.default_exchange.publish(
-            persistent(msg.model_dump_json(exclude_defaults=False).encode(), **extra),
+            persistent(to_wire(msg), **extra),
             routing_key=queue.name,
             mandatory=True,
         )
