@@ -9,6 +9,7 @@ RabbitMQ: the figure is the floor under every skip, interrupt and time to air.""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from .probes import AudioWatch
 from .session import BITRATE_KBPS, FPS, PRESET, SIZES
 
 RATE = 48000
+EARLY = os.environ.get("AVATARCAST_BENCH_NO_EARLY_SILENCE") is None  # to compare without it
 TONE_HZ = 440
 LEVEL = 0.3  # of full scale
 
@@ -45,12 +47,19 @@ class _Feed:
         self.n = 0
 
     def ticks(self, count: int, loud: bool) -> float:
+        """`count` ticks of tone or silence; a quiet stretch is known to be quiet ahead, as the
+        program knows the fade and the gap after a cut (Encoder.submit's quiet_after)."""
         first = 0.0
+        spf = len(self.quiet)
         for i in range(count):
             target = self.t0 + self.n / FPS
             while (wait := target - time.monotonic()) > 0:
                 time.sleep(min(wait, 0.005))
-            self.encoder.submit(self.frame, self.loud if loud else self.quiet)
+            if loud:
+                self.encoder.submit(self.frame, self.loud)
+            else:
+                self.encoder.submit(self.frame, self.quiet,
+                                    quiet_after=(count - 1 - i) * spf if EARLY else 0)
             self.n += 1
             if i == 0:
                 first = time.time()

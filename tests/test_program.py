@@ -286,3 +286,43 @@ def test_a_new_default_avatar_cuts_in_on_a_frame_boundary_when_nothing_is_on_air
     outs = [prog.tick(n) for n in range(4, 14)]
     assert any(o.segment is seg for o in outs)
     assert np.array_equal(outs[-1].frame, prog.idle.frame(13))
+
+
+def test_the_silence_after_a_segment_or_a_cut_is_announced() -> None:
+    """The encoder may send silence early only where nothing can start: the gap after a
+    segment, the fade after a cut."""
+    prog, _ = make(n_idle=5, xfade=4, gap=3)
+    prog.tick(0)
+    seg = talking(prog, "a", 4, prog.plan_start())
+    prog.submit(seg)
+    outs = [prog.tick(n) for n in range(1, seg.planned_start + 8)]
+    talk = [o for o in outs if o.segment is seg]
+    assert [o.quiet_after for o in talk] == [0, 0, 0, 3]  # the last frame: the gap follows
+    after = outs[next(i for i, o in enumerate(outs) if o is talk[-1]) + 1:]
+    assert [o.quiet_after for o in after[:4]] == [2, 1, 0, 0]
+    seg2 = talking(prog, "b", 30, prog.plan_start())
+    prog.submit(seg2)
+    n = seg.planned_start + 8
+    while prog.on_air is not seg2:
+        assert prog.tick(n).quiet_after >= 0
+        n += 1
+    prog.skip()
+    cut = prog.tick(n)
+    assert cut.segment is None and cut.quiet_after == 3  # the rest of the fade
+
+
+def test_early_silence_keeps_the_sample_count() -> None:
+    from avatarcast.onair.encoder import _EarlySilence
+
+    early = _EarlySilence(2048)
+    ticks = [np.full(SPF, 7, np.int16)] + [np.zeros(SPF, np.int16)] * 3 + \
+        [np.full(SPF, 9, np.int16)]
+    quiet = [3 * SPF, 2 * SPF, SPF, 0, 0]  # the silence promised after each tick
+    written: list[np.ndarray] = []
+    for audio, q in zip(ticks, quiet, strict=True):
+        written += early.parts(audio, q)
+        assert sum(len(w) for w in written) <= sum(len(t) for t in ticks)
+    out = np.concatenate(written)
+    assert np.array_equal(out, np.concatenate(ticks))  # the same samples, in the same places
+    first = early.parts(np.full(SPF, 1, np.int16), 10 * SPF)
+    assert sum(len(p) for p in first) == SPF + 2048  # never more than the lookahead ahead

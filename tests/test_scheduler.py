@@ -73,7 +73,8 @@ class Sink:
     def __init__(self) -> None:
         self.frames = 0
 
-    def submit(self, frame: Frame, audio: Pcm, receipt: Receipt | None = None) -> bool:
+    def submit(self, frame: Frame, audio: Pcm, receipt: Receipt | None = None,
+               quiet_after: int = 0) -> bool:
         assert frame.shape == (H * 3 // 2, W)  # nothing of the wrong size reaches the encoder
         self.frames += 1
         if receipt is not None:

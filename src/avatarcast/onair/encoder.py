@@ -78,9 +78,32 @@ class _Item:
     # the arrays themselves: no copy on the pacer's side.
     data: npt.NDArray[Any]
     receipt: _Shared | None
+    quiet_after: int = 0  # audio: samples after this slice that are certain to be silent
 
 
 _STOP = _Item(np.zeros(0, dtype=np.uint8), None)
+# Silence sent ahead of its tick, at most: two AAC frames (the one holding the end of the sound
+# and the next, which the encoder needs before it can finish the first).
+LOOKAHEAD = 2048
+
+
+class _EarlySilence:
+    """The audio writer's account of silence sent before its tick: the total sent stays exactly
+    the ticks' samples (A/V sync is by sample count), only earlier."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most
+        self.ahead = 0  # samples already written for ticks still to come (all zero)
+
+    def parts(self, audio: npt.NDArray[Any], quiet_after: int) -> list[npt.NDArray[Any]]:
+        skip = min(self.ahead, len(audio))
+        self.ahead -= skip
+        out = [audio[skip:]] if skip < len(audio) else []
+        extra = min(quiet_after, self._most) - self.ahead
+        if extra > 0:
+            out.append(np.zeros(extra, audio.dtype))
+            self.ahead += extra
+        return out
 
 
 class Encoder:
@@ -161,12 +184,16 @@ class Encoder:
             time.sleep(0.005)
         return self._up
 
-    def submit(self, frame: Frame, audio: Pcm, receipt: Receipt | None = None) -> bool:
+    def submit(self, frame: Frame, audio: Pcm, receipt: Receipt | None = None,
+               quiet_after: int = 0) -> bool:
+        """One tick. `quiet_after`: samples after this tick's that are certain to be silent;
+        up to LOOKAHEAD of them are written now, so that the AAC frames holding the end of the
+        sound are complete (and leave FFmpeg) without waiting for the next ticks."""
         if not self._up or self._vq.full() or self._aq.full():
             return False
         shared = _Shared(receipt) if receipt is not None else None
         self._vq.put_nowait(_Item(np.ascontiguousarray(frame), shared))
-        self._aq.put_nowait(_Item(np.ascontiguousarray(audio), shared))
+        self._aq.put_nowait(_Item(np.ascontiguousarray(audio), shared, quiet_after))
         return True
 
     def close(self, timeout: float = 10.0) -> None:
@@ -299,7 +326,7 @@ class Encoder:
         if fd is None:
             return
         with os.fdopen(fd, "wb", buffering=0) as pipe, contextlib.suppress(OSError):
-            self._pump(self._aq, pipe, count=False)
+            self._pump(self._aq, pipe, count=False, early=_EarlySilence(LOOKAHEAD))
 
     def _open_fifo(self, proc: subprocess.Popen[bytes]) -> int | None:
         # Opening a FIFO for writing blocks until FFmpeg opens it; poll instead, so a process
@@ -317,7 +344,8 @@ class Encoder:
             return fd
         return None
 
-    def _pump(self, q: queue.Queue[_Item], pipe: IO[bytes], count: bool) -> None:
+    def _pump(self, q: queue.Queue[_Item], pipe: IO[bytes], count: bool,
+              early: _EarlySilence | None = None) -> None:
         while True:
             try:
                 item = q.get(timeout=0.5)
@@ -328,7 +356,11 @@ class Encoder:
             if item is _STOP:
                 return
             try:
-                pipe.write(item.data.data.cast("B"))
+                if early is None:
+                    pipe.write(item.data.data.cast("B"))
+                else:
+                    for part in early.parts(item.data, item.quiet_after):
+                        pipe.write(part.data.cast("B"))
             except (BrokenPipeError, ValueError, OSError) as exc:
                 self.last_error = self.last_error or f"pipe to ffmpeg closed: {exc}"
                 if item.receipt is not None:

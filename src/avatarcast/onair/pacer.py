@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 class FrameSink(Protocol):
     generation: int
 
-    def submit(self, frame: Frame, audio: Pcm, receipt: Receipt | None = None) -> bool: ...
+    def submit(self, frame: Frame, audio: Pcm, receipt: Receipt | None = None,
+               quiet_after: int = 0) -> bool: ...
 
 
 class Pacer:
@@ -95,7 +96,7 @@ class Pacer:
         run = self.sink.generation
         if run != self._run:
             self._run, self._stream_frame = run, 0
-        if self.sink.submit(out.frame, out.audio, out.receipt):
+        if self.sink.submit(out.frame, out.audio, out.receipt, out.quiet_after * len(out.audio)):
             self.frames_sent += 1
             for tap in self.taps:
                 tap(n, out.frame, out.audio)

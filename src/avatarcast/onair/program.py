@@ -47,6 +47,9 @@ class TickOutput:
     audio: Pcm
     segment: Segment | None = None
     receipt: Receipt | None = None
+    # Ticks after this one that are certain to be silent (the fade after a cut, the gap after
+    # a segment): the encoder may send their silence early (see Encoder.submit).
+    quiet_after: int = 0
 
 
 @dataclass
@@ -275,6 +278,9 @@ class Program:
                 out = self._fade_out(n)
             else:
                 out = TickOutput(self._shown.frame(n), self._silence)
+            if self._current is None:
+                # Nothing may start before _free_at (see _maybe_start): silence until then.
+                out.quiet_after = max(0, self._free_at - n - 1)
             self._update_state(out)
             return out
 
