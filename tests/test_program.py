@@ -326,3 +326,49 @@ def test_early_silence_keeps_the_sample_count() -> None:
     assert np.array_equal(out, np.concatenate(ticks))  # the same samples, in the same places
     first = early.parts(np.full(SPF, 1, np.int16), 10 * SPF)
     assert sum(len(p) for p in first) == SPF + 2048  # never more than the lookahead ahead
+
+
+def test_a_cut_goes_out_at_once_and_never_more_than_a_frame_early() -> None:
+    import time as _time
+
+    from avatarcast.onair.clock import FrameClock
+    from avatarcast.onair.pacer import Pacer
+
+    class Sink:
+        generation = 1
+
+        def __init__(self) -> None:
+            self.leads: list[int] = []
+            self.cut_at: int | None = None
+
+        def submit(self, frame: Frame, audio: np.ndarray, receipt: object = None,
+                   quiet_after: int = 0) -> bool:
+            n = pacer.program.tick_no
+            self.leads.append(n - clock.frame_at(clock.now_ns()))
+            if self.cut_at is None and quiet_after:
+                self.cut_at = n
+            return True
+
+    prog, done = make(n_idle=5, xfade=4)
+    clock = FrameClock(30)
+    sink = Sink()
+    pacer = Pacer(clock, prog, sink)
+    seg = talking(prog, "long", 300, prog.plan_start())
+    prog.submit(seg)
+    pacer.start()
+    try:
+        deadline = _time.monotonic() + 10
+        while prog.on_air is not seg and _time.monotonic() < deadline:
+            _time.sleep(0.01)
+        for _ in range(3):  # cuts at any phase of the tick
+            _time.sleep(0.011)
+            prog.skip()
+        while not done and _time.monotonic() < deadline:
+            _time.sleep(0.01)
+        _time.sleep(0.2)
+    finally:
+        pacer.stop()
+    assert done and done[0].outcome is Outcome.SKIPPED
+    assert pacer.frames_early >= 1  # the skip's tick did not wait for its time
+    assert max(sink.leads) <= 1  # and no frame went out more than one tick early
+    assert pacer.frames_dropped == 0

@@ -6,7 +6,6 @@ however long the stream runs.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -34,10 +33,3 @@ class FrameClock:
 
     def now_ns(self) -> int:
         return self._now_ns()
-
-    def wait_until(self, n: int, stop: threading.Event) -> bool:
-        """Sleep until frame n is due; False if stop was set meanwhile."""
-        delay = (self.deadline_ns(n) - self._now_ns()) / NS_PER_S
-        if delay > 0:
-            return not stop.wait(delay)
-        return not stop.is_set()

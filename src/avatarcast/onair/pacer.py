@@ -38,6 +38,12 @@ class Pacer:
         self.frames_dropped = 0
         self.ticks_late = 0
         self._stop = threading.Event()
+        # Set by the program when a cut is commanded (skip, interrupt, clear): the next frame
+        # goes out at once, up to one tick early, so that the cut leaves without waiting for
+        # the tick (frames and samples are timed by their count, not by when they are sent).
+        self._wake = threading.Event()
+        program.on_cut = self._wake.set
+        self.frames_early = 0
         self._thread: threading.Thread | None = None
         # In a fleet: is this worker still the channel's owner? Checked before every frame;
         # once it says no, the pacer stops (nothing more is published on the stream).
@@ -62,6 +68,7 @@ class Pacer:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -72,7 +79,7 @@ class Pacer:
     def _loop(self) -> None:
         n = 0
         try:
-            while self.clock.wait_until(n, self._stop):
+            while self._due(n):
                 behind = self.clock.frame_at(self.clock.now_ns()) - n
                 if behind > self.max_behind:
                     log.warning("pacer %d frames behind; dropping them", behind)
@@ -90,6 +97,24 @@ class Pacer:
             self.error = exc
             log.exception("pacer crashed")
             raise
+
+    def _due(self, n: int) -> bool:
+        """Wait until frame n is due, or until a cut is commanded while it is less than a tick
+        away (then it goes now: never more than one frame ahead of the clock). False once
+        stopped."""
+        tick_ns = 1_000_000_000 // self.clock.fps
+        while not self._stop.is_set():
+            delay_ns = self.clock.deadline_ns(n) - self.clock.now_ns()
+            if delay_ns <= 0:
+                return True
+            if self._wake.wait(delay_ns / 1e9):
+                self._wake.clear()
+                if self._stop.is_set():
+                    return False
+                if self.clock.deadline_ns(n) - self.clock.now_ns() <= tick_ns:
+                    self.frames_early += 1
+                    return True
+        return False
 
     def _emit(self, n: int) -> None:
         out = self.program.tick(n)

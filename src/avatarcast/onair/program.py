@@ -108,11 +108,15 @@ class Program:
         self.preparing = 0  # utterances being synthesized, owned by the daemon's loop
         self.tick_no = 0
         self.frames_late = 0
+        # Called (from any thread) when a cut is commanded; the pacer then ticks at once.
+        self.on_cut: Callable[[], None] | None = None
 
     # -- commands, from any thread -------------------------------------------------------
 
-    def _command(self, fn: Callable[[int], None]) -> None:
+    def _command(self, fn: Callable[[int], None], cut: bool = False) -> None:
         self._commands.append(fn)
+        if cut and self.on_cut is not None and self._current is not None:
+            self.on_cut()
 
     def submit(self, seg: Segment, front: bool = False, release_hold: bool = False) -> None:
         """Queue a segment (`front`: ahead of the others). `release_hold` lets go of the hold
@@ -131,7 +135,7 @@ class Program:
         self._command(run)
 
     def skip(self) -> None:
-        self._command(lambda n: self._cut(n, Outcome.SKIPPED))
+        self._command(lambda n: self._cut(n, Outcome.SKIPPED), cut=True)
 
     def interrupt(
         self, take_back: Segment | None = None, reply: Callable[[bool], None] | None = None
@@ -154,7 +158,7 @@ class Program:
             if reply is not None:
                 reply(taken)
 
-        self._command(run)
+        self._command(run, cut=True)
 
     def hold(self) -> None:
         """An interrupting message is waiting again (its rendering was stopped and requeued)."""
@@ -176,7 +180,7 @@ class Program:
             while self._pending:
                 self._finish(self._pending.popleft(), Outcome.CLEARED, n)
 
-        self._command(run)
+        self._command(run, cut=True)
 
     def set_default(self, idle: IdleCycle) -> None:
         """A new default avatar: it replaces the old one between segments, on a frame
