@@ -10,6 +10,7 @@
   python -m bench console                     the daemon's CPU with the web console watched
   python -m bench ask                         publish -> first frame on air for an LLM answer
   python -m bench fleet                       a channel's failover: owner killed -> video again
+  python -m bench capacity [--minutes 10]     720p30 channels one machine carries, CPU split
   python -m bench webrtc                      the WebRTC view's delay vs RTMP, and its CPU
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
@@ -29,6 +30,7 @@ from . import (
     air,
     ask,
     cadence,
+    capacity,
     chart,
     console,
     cost,
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("kind", nargs="?",
                     choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
                              "renderers", "console", "ask", "fleet",
-                             "webrtc"),
+                             "webrtc", "capacity"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cuts", type=int, default=20, help="pipeline: cuts per size")
     ap.add_argument("--speak-s", type=float, default=40, help="memory: seconds sampled on air")
     ap.add_argument("--no-musetalk", action="store_true")
+    ap.add_argument("--max-channels", type=int, default=4, help="capacity: channels at most")
     ap.add_argument("--out", type=Path, default=report.ROOT / "bench" / "results")
     args = ap.parse_args(argv)
     if args.kind == "stills":
@@ -266,6 +269,9 @@ def main(argv: list[str] | None = None) -> None:
         figures = ask.measure()
     elif args.kind == "fleet":
         figures = fleet.run_all()
+    elif args.kind == "capacity":
+        figures = capacity.run_all(args.minutes if args.minutes != 60 else 10,
+                                   args.max_channels)
     elif args.kind == "webrtc":
         figures = webrtc.measure()
     elif args.kind == "lipsync":
@@ -298,6 +304,9 @@ def main(argv: list[str] | None = None) -> None:
         report.write(args.kind, stamp, record, ask.rows(figures), args.out, ask.draw)
     elif args.kind == "fleet":
         report.write(args.kind, stamp, record, fleet.rows(figures), args.out, fleet.draw)
+    elif args.kind == "capacity":
+        report.write(args.kind, stamp, record, capacity.rows(figures), args.out,
+                     capacity.draw)
     elif args.kind == "webrtc":
         report.write(args.kind, stamp, record, webrtc.rows(figures), args.out, webrtc.draw)
     else:
