@@ -10,23 +10,17 @@ FFmpeg encoders).
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.daemon import DaemonProc, QueueNames, delete_queues, publish
+from harness.daemon import QueueNames, delete_queues, publish, write_channels
 from harness.services import NginxRtmp, ensure_rabbitmq
 
 from .air import SHORT
 from .cadence import summary
 from .probes import PacketLog
-from .session import BITRATE_KBPS, FPS, PRESET, SIZES, cpu_seconds
-
-
-def _ffmpeg_children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid), "ffmpeg"], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
+from .session import FPS, channels_worker, cpu_seconds, ffmpeg_children
 
 
 def _step(work: Path, k: int, minutes: float) -> dict[str, Any]:
@@ -34,20 +28,9 @@ def _step(work: Path, k: int, minutes: float) -> dict[str, Any]:
     rtmp.start()
     ids = [f"c{i}" for i in range(k)]
     urls = {cid: rtmp.url(f"cap-{cid}") for cid in ids}
-    (work / f"channels{k}.toml").write_text("".join(
-        f'[[channels]]\nid = "{cid}"\noutput.rtmp_urls = ["{url}"]\n' for cid, url in
-        urls.items()))
-    w, h = SIZES["720p"]
     queues = QueueNames.unique()
-    worker = DaemonProc(work / f"w{k}", queues, {
-        "AVATARCAST_CHANNELS_FILE": str(work / f"channels{k}.toml"),
-        "AVATARCAST_OUTPUT__RTMP_URLS": "[]",
-        "AVATARCAST_FACE__ANIMATOR": "lite",
-        "AVATARCAST_AVATAR__AVATARS_DIR": str(work / "avatars"),
-        "AVATARCAST_VIDEO__WIDTH": str(w), "AVATARCAST_VIDEO__HEIGHT": str(h),
-        "AVATARCAST_VIDEO__PRESET": PRESET,
-        "AVATARCAST_VIDEO__BITRATE_KBPS": str(BITRATE_KBPS["720p"]),
-    })
+    worker = channels_worker(work, f"w{k}", queues,
+                             write_channels(work / f"channels{k}.toml", urls))
     clients: dict[str, PacketLog] = {}
     try:
         worker.wait_for(lambda s: all(s["channels"].get(c, {}).get("speech_ready")
@@ -56,14 +39,14 @@ def _step(work: Path, k: int, minutes: float) -> dict[str, Any]:
         time.sleep(5)
         before = worker.status() or {}
         pids = {"worker": worker.proc.pid}
-        pids.update({f"ffmpeg{i}": p for i, p in enumerate(_ffmpeg_children(worker.proc.pid))})
+        pids.update({f"ffmpeg{i}": p for i, p in enumerate(ffmpeg_children(worker.proc.pid))})
         cpu0 = {k_: cpu_seconds(p) for k_, p in pids.items()}
         t0, wall0 = time.monotonic(), time.time()
         said, next_say = 0, time.monotonic()
         while time.monotonic() - t0 < minutes * 60:
             if time.monotonic() >= next_say:
                 for cid in ids:
-                    publish(f"{queues.speak}.{cid}", {"type": "speak", "id": f"{cid}-{said}",
+                    publish(queues.channel(cid).speak, {"type": "speak", "id": f"{cid}-{said}",
                                                      "text": SHORT})
                 said += 1
                 next_say += 20
@@ -78,8 +61,7 @@ def _step(work: Path, k: int, minutes: float) -> dict[str, Any]:
         worker.stop()
         rtmp.stop()
         for cid in ids:
-            delete_queues(QueueNames(f"{queues.speak}.{cid}", f"{queues.control}.{cid}",
-                                     f"{queues.dead}.{cid}", queues.events))
+            delete_queues(queues.channel(cid))
 
     def count(st: dict[str, Any], key: str) -> int:
         return sum(int(st["channels"][c].get(key) or 0) for c in ids)

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.daemon import DaemonProc, QueueNames, delete_queues
+from harness.daemon import DaemonProc, QueueNames, delete_queues, write_channels
 from harness.services import NginxRtmp, ensure_rabbitmq, stop_process
 
 from . import report
-from .session import BITRATE_KBPS, FPS, PRESET, SIZES
+from .session import FPS, channels_worker
 
 ROUNDS = 6
 RESUMED_GAP_S = 0.25  # a pause in arrivals at least this long is the outage
@@ -72,17 +72,8 @@ class Arrivals:
 
 
 def _worker(work: Path, name: str, queues: QueueNames) -> DaemonProc:
-    w, h = SIZES["720p"]
-    return DaemonProc(work / name, queues, {
-        "AVATARCAST_CHANNELS_FILE": str(work / "channels.toml"),
-        "AVATARCAST_OUTPUT__RTMP_URLS": "[]",
-        "AVATARCAST_FACE__ANIMATOR": "lite",
-        "AVATARCAST_AVATAR__AVATARS_DIR": str(work / "avatars"),
-        "AVATARCAST_VIDEO__WIDTH": str(w), "AVATARCAST_VIDEO__HEIGHT": str(h),
-        "AVATARCAST_VIDEO__PRESET": PRESET,
-        "AVATARCAST_VIDEO__BITRATE_KBPS": str(BITRATE_KBPS["720p"]),
-        "AVATARCAST_FLEET__CAPACITY": "1",
-    })
+    return channels_worker(work, name, queues, work / "channels.toml",
+                           AVATARCAST_FLEET__CAPACITY="1")
 
 
 def _owner(workers: list[DaemonProc], limit_s: float = 120) -> DaemonProc:
@@ -102,8 +93,7 @@ def measure(work: Path) -> dict[str, Any]:
     rtmp = NginxRtmp(work / "rtmp")
     rtmp.start()
     url = rtmp.url("fleet")
-    (work / "channels.toml").write_text(f'[[channels]]\nid = "live"\noutput.rtmp_urls = '
-                                        f'["{url}"]\n')
+    write_channels(work / "channels.toml", {"live": url})
     queues = QueueNames.unique()
     workers = [_worker(work, "w0", queues)]
     _owner(workers, 300)  # the first start prepares the avatar
@@ -133,8 +123,7 @@ def measure(work: Path) -> dict[str, Any]:
         for w in workers:
             w.stop()
         rtmp.stop()
-        delete_queues(QueueNames(f"{queues.speak}.live", f"{queues.control}.live",
-                                 f"{queues.dead}.live", queues.events))
+        delete_queues(queues.channel("live"))
     return {"rounds": ROUNDS, "fps": FPS,
             "killed_to_video_at_client_s": _stats(at_client),
             "killed_to_standby_encoder_up_s": _stats(encoder_up),

@@ -39,16 +39,36 @@ def cpu_percent(pids: dict[str, int], seconds: float) -> dict[str, float]:
     return {k: round(100 * (cpu_seconds(p) - before[k]) / wall, 2) for k, p in pids.items()}
 
 
+def ffmpeg_children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid), "ffmpeg"], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
 def ffmpeg_child(pid: int, timeout: float = 10) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        out = subprocess.run(["pgrep", "-P", str(pid), "ffmpeg"], capture_output=True,
-                             text=True)
-        if out.stdout.split():
-            return int(out.stdout.split()[0])
+        if children := ffmpeg_children(pid):
+            return children[0]
         if time.monotonic() > deadline:
             raise RuntimeError("the daemon has no FFmpeg child")
         time.sleep(0.2)
+
+
+def channels_worker(work: Path, name: str, queues: QueueNames, channels_file: Path,
+                    **env: str) -> DaemonProc:
+    """A worker running a channels file at 720p30 (veryfast, lite animator, the avatar
+    prepared once in work/avatars), as the fleet and capacity benches run it."""
+    w, h = SIZES["720p"]
+    return DaemonProc(work / name, queues, {
+        "AVATARCAST_CHANNELS_FILE": str(channels_file),
+        "AVATARCAST_OUTPUT__RTMP_URLS": "[]",
+        "AVATARCAST_FACE__ANIMATOR": "lite",
+        "AVATARCAST_AVATAR__AVATARS_DIR": str(work / "avatars"),
+        "AVATARCAST_VIDEO__WIDTH": str(w), "AVATARCAST_VIDEO__HEIGHT": str(h),
+        "AVATARCAST_VIDEO__PRESET": PRESET,
+        "AVATARCAST_VIDEO__BITRATE_KBPS": str(BITRATE_KBPS["720p"]),
+        **env,
+    })
 
 
 class Session:

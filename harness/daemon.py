@@ -45,6 +45,12 @@ class QueueNames:
         base = f"avatarcast.test.{uuid.uuid4().hex[:8]}"
         return cls(f"{base}.speak", f"{base}.control", f"{base}.dead", f"{base}.events")
 
+    def channel(self, cid: str) -> QueueNames:
+        """A channel's queues (its id appended, as channels.channel_queues names them); the
+        events exchange is shared."""
+        return QueueNames(f"{self.speak}.{cid}", f"{self.control}.{cid}", f"{self.dead}.{cid}",
+                          self.events)
+
     def env(self) -> dict[str, str]:
         return {
             "AVATARCAST_BROKER__SPEAK_QUEUE": self.speak,
@@ -58,6 +64,14 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 _SENTENCE = "This sentence is one of many in the longest text a publisher may send. "
 # The longest text a publisher may send, in ordinary sentences: minutes of speech.
 LONGEST_TEXT = (_SENTENCE * (MAX_TEXT_CHARS // len(_SENTENCE) + 1))[:MAX_TEXT_CHARS].strip()
+
+
+def write_channels(path: Path, urls: dict[str, str], extra: dict[str, str] | None = None) -> Path:
+    """A channels file: each channel id streaming to its URL, plus any TOML lines of its own."""
+    path.write_text("".join(
+        f'[[channels]]\nid = "{cid}"\noutput.rtmp_urls = ["{url}"]\n{(extra or {}).get(cid, "")}'
+        for cid, url in urls.items()))
+    return path
 
 
 def rss_mib(pid: int) -> float:

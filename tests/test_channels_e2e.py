@@ -21,16 +21,13 @@ from harness.daemon import (
     delete_queues,
     publish,
     rms_windows,
+    write_channels,
 )
 from harness.events import EventTap
 from harness.services import NginxRtmp
 
 pytestmark = pytest.mark.services
 RATE = 48000
-
-
-def _channel_queues(q: QueueNames, cid: str) -> QueueNames:
-    return QueueNames(f"{q.speak}.{cid}", f"{q.control}.{cid}", f"{q.dead}.{cid}", q.events)
 
 
 def _ffmpeg_publishing_to(url: str) -> int:
@@ -56,9 +53,8 @@ def test_channels_air_their_own_queues_and_fail_alone(
     tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
 ) -> None:
     urls = {cid: rtmp_server.url(f"ch-{cid}") for cid in "abc"}
-    (tmp_path / "channels.toml").write_text("\n".join(
-        f'[[channels]]\nid = "{cid}"\noutput.rtmp_urls = ["{url}"]\n' for cid, url in urls.items()
-    ) + 'avatar.id = "nobody"\n')  # channel c: an avatar that was never prepared
+    # Channel c: an avatar that was never prepared.
+    write_channels(tmp_path / "channels.toml", urls, {"c": 'avatar.id = "nobody"\n'})
     recordings = {cid: tmp_path / f"{cid}.flv" for cid in "ab"}
     receivers = {cid: Receiver(urls[cid], recordings[cid]) for cid in "ab"}
     daemon = DaemonProc(tmp_path, queues, {
@@ -66,7 +62,7 @@ def test_channels_air_their_own_queues_and_fail_alone(
         "AVATARCAST_OUTPUT__RTMP_URLS": "[]",
         "AVATARCAST_FACE__ANIMATOR": "still",
     })
-    qa, qb = _channel_queues(queues, "a"), _channel_queues(queues, "b")
+    qa, qb = queues.channel("a"), queues.channel("b")
 
     def up(cid: str) -> bool:
         st = (daemon.status() or {}).get("channels", {}).get(cid, {})
@@ -115,7 +111,7 @@ def test_channels_air_their_own_queues_and_fail_alone(
         for rec in receivers.values():
             rec.finish()
         for cid in "abc":
-            delete_queues(_channel_queues(queues, cid))
+            delete_queues(queues.channel(cid))
     log = daemon.log()
     assert "[c] " in log and "restarting it in" in log  # c's lines name it; it is retried
     assert "[a] " in log and "[b] " in log

@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from harness.daemon import DaemonProc, QueueNames, Receiver, delete_queues, packets, publish
+from harness.daemon import (
+    DaemonProc,
+    QueueNames,
+    Receiver,
+    delete_queues,
+    packets,
+    publish,
+    write_channels,
+)
 from harness.daemon import queue_depth as depth
 from harness.events import EventTap
 from harness.services import NginxRtmp
@@ -20,10 +28,6 @@ from harness.services import NginxRtmp
 pytestmark = pytest.mark.services
 LONG = ("This is the first message, long enough to be on air when its worker dies. "
         "It goes on for a while, sentence after sentence, so that there is time.")
-
-
-def _queues(q: QueueNames, cid: str) -> QueueNames:
-    return QueueNames(f"{q.speak}.{cid}", f"{q.control}.{cid}", f"{q.dead}.{cid}", q.events)
 
 
 def _worker(tmp_path: Path, name: str, queues: QueueNames, capacity: int) -> DaemonProc:
@@ -46,9 +50,7 @@ def _ready(st: dict[str, Any], owned: int) -> bool:
 
 def _channels_file(tmp_path: Path, rtmp: NginxRtmp, ids: str) -> dict[str, str]:
     urls = {cid: rtmp.url(f"fleet-{cid}") for cid in ids}
-    (tmp_path / "channels.toml").write_text("".join(
-        f'[[channels]]\nid = "{cid}"\noutput.rtmp_urls = ["{url}"]\n' for cid, url in
-        urls.items()))
+    write_channels(tmp_path / "channels.toml", urls)
     return urls
 
 
@@ -81,7 +83,7 @@ def test_a_killed_owner_is_replaced_with_its_backlog(
             assert w3.status()["owned"] == []  # type: ignore[index]
             assert st3["channels"][mine]["state"] == "elsewhere"
 
-            q = _queues(queues, mine)
+            q = queues.channel(mine)
             for i, text in enumerate([LONG, "The second message.", "The third message."]):
                 publish(q.speak, {"type": "speak", "id": f"m{i + 1}", "text": text})
             w1.wait_for(lambda s: s["channels"][mine].get("on_air") == "m1", 60, "m1 on air")
@@ -111,7 +113,7 @@ def test_a_killed_owner_is_replaced_with_its_backlog(
         for w in workers:
             w.kill()
         for cid in "ab":
-            delete_queues(_queues(queues, cid))
+            delete_queues(queues.channel(cid))
 
 
 def test_a_frozen_owner_gives_way_and_never_publishes_again(
@@ -128,7 +130,7 @@ def test_a_frozen_owner_gives_way_and_never_publishes_again(
             assert w2.status()["owned"] == []  # type: ignore[index]
             os.kill(w1.proc.pid, signal.SIGSTOP)  # a frozen machine: no FIN, no RST
             try:
-                publish(_queues(queues, "a").speak, {"type": "speak", "id": "f1",
+                publish(queues.channel("a").speak, {"type": "speak", "id": "f1",
                                                      "text": "Said while the owner sleeps."})
                 w2.wait_for(lambda s: s["owned"] == ["a"] and _ready(s, 1), 60, "w2 took over")
                 _finished_once(tap, ["f1"])
@@ -148,4 +150,4 @@ def test_a_frozen_owner_gives_way_and_never_publishes_again(
         w1.kill()
         if w2 is not None:
             w2.kill()
-        delete_queues(_queues(queues, "a"))
+        delete_queues(queues.channel("a"))

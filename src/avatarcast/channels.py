@@ -122,16 +122,9 @@ def load_channels(base: Settings) -> list[Settings]:
                                 f"({', '.join(sorted(seen))})")
     outputs: dict[str, str] = {}
     for c in channels:
-        for target in _outputs(c):
+        for target in c.output.destinations():
             if (other := outputs.get(target)) is not None:
                 raise ChannelsError(f"channels {other!r} and {c.channel!r} stream to the same "
                                     "output")
             outputs[target] = c.channel or ""
     return channels
-
-
-def _outputs(s: Settings) -> list[str]:
-    o = s.output
-    out = [u.get_secret_value() for u in (*o.rtmp_urls, *o.srt_urls)]
-    out += [str(p) for p in (o.hls_dir, o.record_path) if p is not None]
-    return out

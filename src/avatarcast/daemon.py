@@ -21,8 +21,9 @@ from .broker.attempts import Attempts
 from .broker.consumer import Consumer
 from .broker.dedupe import HandledIds
 from .broker.events import EventPublisher
+from .console.access import guarded
 from .console.preview import PreviewTap
-from .console.routes import Console, served
+from .console.routes import Console
 from .face.looks import Looks
 from .health import HealthServer
 from .lifecycle import Lifecycle
@@ -97,7 +98,6 @@ class Daemon:
             gap_frames=s.playout.gap_ms * s.video.fps // 1000,
             lead_frames=s.playout.lead_frames, machine=self.machine,
             on_done=lambda seg: self.scheduler.segment_done(seg),
-            render_fps=lambda: self.looks.default.face.render_fps,
         )
         self.lifecycle = Lifecycle(s.video.fps, lambda: self.pacer.position())
         self.metrics = Metrics(self._snapshot)
@@ -169,10 +169,8 @@ class Daemon:
         h = self.settings.health
         if not h.console:
             return None
-        token = h.token.get_secret_value() if h.token is not None else None
-        if not served(h.host, token):
-            log.warning("web console off: the HTTP port listens on %s; set "
-                        "AVATARCAST_HEALTH__TOKEN to serve it there", h.host)
+        serve, token = guarded(h, "web console")
+        if not serve:
             return None
         preview = PreviewTap(h.preview_fps, self.settings.video.fps, self.settings.video.height)
         self.pacer.taps.append(preview.offer)
@@ -229,7 +227,7 @@ class Daemon:
         what was taken from the queue goes back to it for the channel's next owner."""
         self.last_error = reason
         if hasattr(self, "pacer"):
-            self.pacer.stop(timeout=0.5)
+            self.pacer.stop(timeout=0)  # on the event loop: signal it, never wait for it
         self.request_stop()
 
     async def run(self, handle_signals: bool = True) -> int:

@@ -114,10 +114,6 @@ class Leases:
         channel = await self._conn.channel()
         await channel.close()
 
-    @property
-    def held(self) -> list[str]:
-        return list(self._held)
-
     async def aclose(self) -> None:
         self._valid_until = 0.0
         self._held.clear()

@@ -47,7 +47,6 @@ class Utterance:
     holding: bool = False  # an interrupt holding the program until its segment is queued
     script: Script = field(default_factory=Script)  # its words and phones, as rendered
     answer: str = ""  # an ask's answer, as far as it was spoken
-    look: Look | None = None  # the avatar and animator it is rendered with
 
     @property
     def urgent(self) -> bool:
@@ -79,7 +78,7 @@ class Renderer:
         outcome; otherwise the outcome to settle the message with now (no segment aired)."""
         msg = utt.delivery.message
         try:
-            look = utt.look = await self._looks.get(msg.avatar)
+            look = await self._looks.get(msg.avatar)
         except LookError as exc:
             log.error("%s: %s", msg.id, exc)
             return self._fail(utt, None, str(exc))
@@ -120,10 +119,10 @@ class Renderer:
                         utt.segment = seg
                         self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)
                         utt.holding = False
-                    await self._extend(utt, seg, slicer.push(spoken.pcm), timeline, captioner)
+                    await self._extend(utt, look, seg, slicer.push(spoken.pcm), timeline, captioner)
                     waited = time.perf_counter()
             if seg is not None and utt.cancelled is None and not seg.done:
-                await self._extend(utt, seg, slicer.flush(), timeline, captioner)
+                await self._extend(utt, look, seg, slicer.flush(), timeline, captioner)
                 if not len(seg.audio):
                     # Chunks that resampled to nothing: a segment of no frames never airs.
                     raise SpeechError("speech produced no audio", retryable=False)
@@ -203,15 +202,13 @@ class Renderer:
             captioner.add(words)
 
     async def _extend(
-        self, utt: Utterance, seg: Segment, audio: list[Pcm], timeline: Timeline,
+        self, utt: Utterance, look: Look, seg: Segment, audio: list[Pcm], timeline: Timeline,
         captioner: Captioner | None,
     ) -> None:
         if not audio:
             return
         first = len(seg.audio)
-        look = utt.look
-        assert look is not None and seg.idle is not None
-        idle = seg.idle
+        idle = look.idle
         indices = [idle.index(seg.planned_start + first + i) for i in range(len(audio))]
         audio_16k = await asyncio.to_thread(
             resample, np.concatenate(audio), self._rate, ANIMATOR_RATE

@@ -152,6 +152,11 @@ class OutputSettings(BaseModel):
                 raise ValueError("every URL must start with srt://")
         return v
 
+    def destinations(self) -> list[str]:
+        """Every output as its URL or path (secrets included: compare, never log)."""
+        out = [u.get_secret_value() for u in (*self.rtmp_urls, *self.srt_urls)]
+        return out + [str(p) for p in (self.hls_dir, self.record_path) if p is not None]
+
 
 # NASA's public-domain astronaut portrait (shipped with scikit-image), inside the package so an
 # installed wheel runs without a checkout.

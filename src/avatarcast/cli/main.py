@@ -182,8 +182,7 @@ def _run(settings: Settings) -> int:
                     "channel of AVATARCAST_CHANNELS_FILE", EXIT_USAGE)
     from ..daemon import Daemon
 
-    out = settings.output
-    if not (out.rtmp_urls or out.srt_urls or out.hls_dir or out.record_path):
+    if not settings.output.destinations():
         return fail("no output configured: set AVATARCAST_OUTPUT__RTMP_URLS (a JSON list of "
                     "rtmp:// URLs), AVATARCAST_OUTPUT__SRT_URLS, AVATARCAST_OUTPUT__HLS_DIR "
                     "and/or AVATARCAST_OUTPUT__RECORD_PATH", EXIT_USAGE)
@@ -209,8 +208,7 @@ def _run_channels(settings: Settings) -> int:
     except UserError as exc:
         return fail(str(exc), EXIT_USAGE)
     for c in channels:
-        out = c.output
-        if not (out.rtmp_urls or out.srt_urls or out.hls_dir or out.record_path):
+        if not c.output.destinations():
             return fail(f"channel {c.channel!r} has no output: set its output.rtmp_urls (or "
                         "srt_urls, hls_dir, record_path) in the channels file", EXIT_USAGE)
     return_big_blocks_to_the_os()

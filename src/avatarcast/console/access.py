@@ -5,9 +5,14 @@ and anywhere else only with the token, as a cookie set by opening /?token=... on
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from ..settings import HealthSettings
+
+log = logging.getLogger(__name__)
 
 COOKIE = "avatarcast_token"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -18,6 +23,17 @@ def served(host: str, token: str | None) -> bool:
     """The console is served on the loopback, and anywhere else only with a token (whoever
     reaches it can make the avatar say anything)."""
     return token is not None or host in LOOPBACK
+
+
+def guarded(health: HealthSettings, what: str) -> tuple[bool, str | None]:
+    """(serve it, its token) for a guarded part of the HTTP port; a line says why when the
+    part is off."""
+    token = health.token.get_secret_value() if health.token is not None else None
+    if served(health.host, token):
+        return True, token
+    log.warning("%s off: the HTTP port listens on %s; set AVATARCAST_HEALTH__TOKEN to serve it "
+                "there", what, health.host)
+    return False, None
 
 
 class Access:

@@ -72,7 +72,6 @@ class Program:
         lead_frames: int,
         machine: StateMachine,
         on_done: DoneCallback,
-        render_fps: Callable[[], float] = lambda: float("inf"),
     ) -> None:
         self.idle = idle  # the stream's default avatar, between segments
         # What is on screen between segments: the default, or the avatar of the segment that
@@ -90,7 +89,6 @@ class Program:
         self.lead = lead_frames
         self.machine = machine
         self._on_done = on_done
-        self._render_fps = render_fps
         self._lock = threading.Lock()
         self._commands: deque[Callable[[int], None]] = deque()
         self._pending: deque[Segment] = deque()
@@ -300,7 +298,7 @@ class Program:
         # a withdrawal, a retry), air as soon as possible and crossfade instead.
         if n < seg.planned_start and not self._replan:
             return
-        render_fps = seg.render_fps() if seg.render_fps is not None else self._render_fps()
+        render_fps = seg.render_fps() if seg.render_fps is not None else float("inf")
         if not seg.ready(render_fps, self.fps):
             return
         self._replan = False

@@ -86,7 +86,7 @@ class Segment:
     tag: Any = None  # the owner's handle (the delivery to ack)
     # The idle cycle (avatar) its frames were rendered for; None: the program's default.
     idle: IdleCycle | None = None
-    # How fast its frames are rendered (frames a second), for `ready`; None: the program's.
+    # How fast its frames are rendered (frames a second), for `ready`; None: fast enough.
     render_fps: Callable[[], float] | None = None
     audio: Window[Pcm] = field(default_factory=Window)
     frames: Window[Frame] = field(default_factory=Window)

@@ -61,7 +61,6 @@ class ProgramFeed:
         self._frames: asyncio.Queue[tuple[int, Frame]] = asyncio.Queue(maxsize=2)
         self._scaler: asyncio.Task[None] | None = None
         self.watching = False  # read by the pacer thread on every tick
-        self.frames_skipped = 0
 
     def offer(self, n: int, frame: Frame, audio: Pcm) -> None:
         """A pacer tap: while someone watches, the tick goes to the event loop."""
@@ -93,7 +92,6 @@ class ProgramFeed:
             return
         if self._frames.full():
             self._frames.get_nowait()
-            self.frames_skipped += 1
         self._frames.put_nowait((n, frame))
 
     async def _scale(self) -> None:

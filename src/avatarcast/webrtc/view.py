@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from ..console.access import served
+from ..console.access import guarded
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -18,13 +18,11 @@ log = logging.getLogger(__name__)
 
 def open_whep(settings: Settings, loop: asyncio.AbstractEventLoop) -> Whep | None:
     """The WebRTC view, or None (and a line that says why) when it is off."""
-    w, h = settings.webrtc, settings.health
+    w = settings.webrtc
     if not w.enabled:
         return None
-    token = h.token.get_secret_value() if h.token is not None else None
-    if not served(h.host, token):
-        log.warning("WebRTC view off: the HTTP port listens on %s; set "
-                    "AVATARCAST_HEALTH__TOKEN to serve it there", h.host)
+    serve, token = guarded(settings.health, "WebRTC view")
+    if not serve:
         return None
     try:
         from .whep import Whep
