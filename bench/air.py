@@ -21,6 +21,7 @@ CUT_GAP_S = 0.15
 # Daemon marks, in order, and the part of the way to air that ends at each.
 PARTS = (
     ("queue", "received_at"),  # publish -> the daemon takes it from RabbitMQ
+    ("start", "render_started_at"),  # -> the renderer starts on it
     ("tts", "tts_first_at"),  # -> the first synthesized audio
     ("render", "frames_first_at"),  # -> the animator's first frames
     ("schedule", "aired_at"),  # -> its first frame handed to the encoder

@@ -165,6 +165,8 @@ def test_lite_renders_the_cycle_indices_it_is_given(tmp_path: Path) -> None:
     batches = list(anim.render(audio, indices, track))
     frames = [f for b in batches for f in b]
     assert len(frames) == n and all(len(b) <= anim.batch for b in batches)
+    # The first frame goes out alone: a segment can air as soon as it is drawn.
+    assert [len(b) for b in batches[:4]] == [1, 2, 4, anim.batch]
     # Closed mouth (silence, and the first and last frames): the idle frame of that index,
     # untouched; talking frames differ from their own index's idle frame only a little.
     for k, (c, f) in enumerate(zip(indices, frames, strict=True)):

@@ -372,3 +372,19 @@ def test_a_cut_goes_out_at_once_and_never_more_than_a_frame_early() -> None:
     assert pacer.frames_early >= 1  # the skip's tick did not wait for its time
     assert max(sink.leads) <= 1  # and no frame went out more than one tick early
     assert pacer.frames_dropped == 0
+
+
+def test_a_short_text_whose_speech_is_complete_airs_before_all_its_frames_are_rendered() -> None:
+    prog, _ = make()
+    prog.tick(0)
+    planned = prog.plan_start()
+    seg = talking(prog, "short", 6, planned)
+    seg.sealed = False
+    seg.min_unsealed = 45  # 1.5 s: more than this text has
+    prog.submit(seg)
+    for n in range(1, planned + 3):
+        prog.tick(n)
+    assert seg.started_at is None  # the speech may go on: it waits for more
+    seg.heard_all = True  # the speech ended; its frames are still rendering
+    n = planned + 3
+    assert prog.tick(n).segment is seg and seg.started_at == n

@@ -119,7 +119,11 @@ class Renderer:
                         utt.segment = seg
                         self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)
                         utt.holding = False
-                    await self._extend(utt, look, seg, slicer.push(spoken.pcm), timeline, captioner)
+                    audio = slicer.push(spoken.pcm)
+                    if spoken.last:
+                        audio += slicer.flush()
+                    await self._extend(utt, look, seg, audio, timeline, captioner,
+                                       heard_all=spoken.last)
                     waited = time.perf_counter()
             if seg is not None and utt.cancelled is None and not seg.done:
                 await self._extend(utt, look, seg, slicer.flush(), timeline, captioner)
@@ -166,6 +170,7 @@ class Renderer:
                     async with aclosing(self._speech.synthesize(sentence, msg.voice)) as out:
                         async for chunk in out:
                             spoken = True
+                            chunk.last = False  # the answer's end is the LLM's to say
                             yield chunk
         except LLMError as exc:
             if not spoken:
@@ -203,7 +208,7 @@ class Renderer:
 
     async def _extend(
         self, utt: Utterance, look: Look, seg: Segment, audio: list[Pcm], timeline: Timeline,
-        captioner: Captioner | None,
+        captioner: Captioner | None, *, heard_all: bool = False,
     ) -> None:
         if not audio:
             return
@@ -216,6 +221,7 @@ class Renderer:
         mouth = await asyncio.to_thread(timeline.track, first, len(audio), audio_16k,
                                         ANIMATOR_RATE)
         seg.audio.extend(audio)
+        seg.heard_all = heard_all  # its audio is complete before its frames are
         async with aclosing(look.face.render(audio_16k, indices, mouth)) as batches:
             async for batch in batches:
                 if seg.done:  # cut while rendering: the rest would never air

@@ -196,8 +196,10 @@ class PlayoutSettings(BaseModel):
     """Frames of crossfade where talking frames do not continue the idle cycle."""
     gap_ms: int = Field(default=400, ge=0, le=10_000)
     """Idle time between two utterances, ms."""
-    lead_frames: int = Field(default=3, ge=1, le=60)
-    """Frames between a segment being planned and its first frame on air."""
+    lead_frames: int = Field(default=2, ge=1, le=60)
+    """Frames between a segment being planned (its first speech synthesized) and its first frame
+    on air: time for the animator to draw the first frame, so that talking continues the idle
+    cycle. A frame drawn late airs at the next tick, crossfaded."""
     render_ahead: int = Field(default=1, ge=1, le=8)
     """Utterances rendered beyond the one on air."""
     min_buffer_ms: int = Field(default=1500, ge=0, le=60_000)

@@ -6,7 +6,7 @@ out of speech invisible: talking frame k continues idle frame k of the same cycl
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from ..avatar.runtime import Avatar
@@ -30,3 +30,17 @@ class FaceAnimator(Protocol):
         track (a pose and a viseme per frame, from the speech's phoneme timings or its sound)
         span exactly len(cycle_indices) frames. Blocking, run on the animator's thread."""
         ...
+
+
+def growing_batches(frames: Iterable[Frame], most: int) -> Iterator[list[Frame]]:
+    """`frames` in batches of 1, 2, 4 … up to `most`: the first frame of a text goes to the
+    program as soon as it is drawn (a segment can air from its first frame), and the hand-offs
+    after it cost no more than batches of `most`."""
+    size, batch = 1, []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) >= size:
+            yield batch
+            batch, size = [], min(most, size * 2)
+    if batch:
+        yield batch

@@ -16,6 +16,7 @@ from ..avatar.runtime import Avatar
 from ..onair.audio import Pcm
 from ..onair.frames import Frame
 from .atlas import MouthAtlas
+from .base import growing_batches
 from .lipgeometry import LipGeometry
 from .mouthtrack import MouthTrack
 from .visemes import Pose
@@ -71,41 +72,34 @@ class LiteAnimator:
         if self._avatar is None:
             raise RuntimeError("LiteAnimator.render before load")
         if self._atlas is not None:
-            yield from self._render_atlas(self._atlas, cycle_indices, mouth)
+            yield from growing_batches(self._pasted(self._atlas, cycle_indices, mouth),
+                                       self.batch)
             return
+        yield from growing_batches(self._warped(cycle_indices, mouth), self.batch)
+
+    def _warped(self, cycle_indices: Sequence[int], mouth: MouthTrack) -> Iterator[Frame]:
+        assert self._avatar is not None
         frames = self._avatar.idle.frames
         last = len(cycle_indices) - 1
-        batch: list[Frame] = []
         for k, c in enumerate(cycle_indices):
             # Each rendered stretch starts and ends at rest: its first and last frames are
             # then the idle frames themselves, and the cuts cannot show.
             pose = REST if k in (0, last) else Pose(
                 float(mouth.jaw[k]), float(mouth.spread[k]), float(mouth.press[k]),
                 float(mouth.tuck[k]))
-            batch.append(warp(frames[c], self._geometry[c], pose, self._shape))
-            if len(batch) == self.batch:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+            yield warp(frames[c], self._geometry[c], pose, self._shape)
 
-    def _render_atlas(
+    def _pasted(
         self, atlas: MouthAtlas, cycle_indices: Sequence[int], mouth: MouthTrack
-    ) -> Iterator[list[Frame]]:
+    ) -> Iterator[Frame]:
         assert self._avatar is not None
         frames = self._avatar.idle.frames
         entries = atlas.choose(mouth, cycle_indices)
         alpha = atlas.presence(mouth)
         if len(alpha):
             alpha[0] = alpha[-1] = 0.0  # each stretch starts and ends on the idle frame
-        batch: list[Frame] = []
         previous: int | None = None
         for k, c in enumerate(cycle_indices):
             entry = int(entries[k])
-            batch.append(atlas.paste(frames[c], c, entry, previous, float(alpha[k])))
+            yield atlas.paste(frames[c], c, entry, previous, float(alpha[k]))
             previous = entry
-            if len(batch) == self.batch:
-                yield batch
-                batch = []
-        if batch:
-            yield batch

@@ -91,6 +91,9 @@ class Segment:
     audio: Window[Pcm] = field(default_factory=Window)
     frames: Window[Frame] = field(default_factory=Window)
     sealed: bool = False
+    # All its audio is in `audio` (the speech ended), though frames may still be rendering:
+    # nothing more can arrive late, so it need not wait for `min_unsealed`.
+    heard_all: bool = False
     urgent: bool = False  # an interrupting message's: may start while interrupts are pending
     # An unsealed segment waits for this much audio, so a long second sentence still being
     # synthesized cannot leave a hole in the middle of the speech.
@@ -122,7 +125,7 @@ class Segment:
         if rendered == 0:
             return False
         known = len(self.audio)
-        if not self.sealed and known < self.min_unsealed:
+        if not (self.sealed or self.heard_all) and known < self.min_unsealed:
             return False
         if render_fps >= fps or rendered >= known:
             return True

@@ -19,6 +19,7 @@ class SpeechChunk:
     sample_rate: int
     alignment: Alignment | None = None  # None: the provider gives no phoneme timings
     text: str | None = None  # the words this chunk speaks, where the provider knows them
+    last: bool = False  # the text's last chunk (False where the provider cannot tell)
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Spoken:
     pcm: npt.NDArray[np.int16]
     alignment: Alignment | None = None
     text: str | None = None
+    last: bool = False  # nothing follows it: the utterance's audio is complete
 
 
 def rescale_alignment(alignment: Alignment, total: int) -> Alignment:

@@ -16,6 +16,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from ..onair.audio import resample
 from ..settings import SpeechSettings
 from .base import SpeechChunk, SpeechError, Spoken, Synthesizer, rescale_alignment
+from .onset import trim_lead_in
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,8 @@ class Speech:
                 errors.append(f"{provider.name}: produced no audio")
                 continue
             try:
-                yield await self._resample(first)
+                # Only the utterance's start: later sentences keep the pause before them.
+                yield await self._resample(trim_lead_in(first))
                 while (chunk := await self._next(it, timeout, provider.name)) is not None:
                     yield await self._resample(chunk)
             finally:
@@ -149,7 +151,7 @@ class Speech:
         # Off the event loop: a long sentence takes milliseconds to resample.
         pcm = await asyncio.to_thread(resample, chunk.samples, chunk.sample_rate, self._rate)
         alignment = rescale_alignment(chunk.alignment, len(pcm)) if chunk.alignment else None
-        return Spoken(pcm, alignment or None, chunk.text)
+        return Spoken(pcm, alignment or None, chunk.text, chunk.last)
 
     @staticmethod
     async def _next(

@@ -62,11 +62,12 @@ class EdgeSynthesizer:
         return SpeechChunk(np.frombuffer(out, dtype=np.int16).copy(), DECODE_RATE)
 
     async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
-        for sentence in split_sentences(text):
+        pieces = split_sentences(text)
+        for i, sentence in enumerate(pieces, 1):
             async with asyncio.timeout(self._timeout):
                 mp3 = await self._mp3(sentence, voice or self._voice)
             chunk = await self._decode(mp3)
-            chunk.text = sentence
+            chunk.text, chunk.last = sentence, i == len(pieces)
             yield chunk
 
     async def aclose(self) -> None:

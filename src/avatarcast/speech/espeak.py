@@ -50,9 +50,10 @@ class EspeakSynthesizer:
         return SpeechChunk(samples.copy(), rate)
 
     async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
-        for sentence in split_sentences(text):
+        pieces = split_sentences(text)
+        for i, sentence in enumerate(pieces, 1):
             chunk = await self._run(sentence, voice or self._voice)
-            chunk.text = sentence
+            chunk.text, chunk.last = sentence, i == len(pieces)
             yield chunk
 
     async def aclose(self) -> None:

@@ -66,9 +66,10 @@ class OpenAISynthesizer:
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout, connect=5.0))
 
     async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
-        for sentence in split_sentences(text):
+        pieces = split_sentences(text)
+        for i, sentence in enumerate(pieces, 1):
             samples, rate = await self._speech(sentence, voice or self._voice)
-            yield SpeechChunk(samples, rate, text=sentence)
+            yield SpeechChunk(samples, rate, text=sentence, last=i == len(pieces))
 
     async def _speech(self, sentence: str, voice: str) -> tuple[np.ndarray, int]:
         try:
