@@ -1,45 +1,135 @@
-"""How many 720p30 channels one machine carries: a worker with 1, 2, 3 … channels (lite
-animator, x264 veryfast at 2500 kb/s, each to its own stream on nginx-rtmp, each saying a text
-every 20 s), until a frame is dropped (by the daemon, or missing at a client). Per step:
-frames dropped and late ticks (the daemon's counts; a late tick still sends its frame),
-frames received by a client per stream, and where the CPU goes (the worker's Python, its
-FFmpeg encoders).
+"""How many 720p30 channels one machine carries, and where the CPU goes.
 
-  python -m bench capacity [--minutes 10] [--max-channels 4]
+First the encoder alone: the daemon's own x264 options at each preset on the same 10 s of the
+portrait (a slow zoom, so that every frame changes: harder than an idle cycle), with the CPU
+time a frame costs and the SSIM of what it encodes against the source.
+
+Then the channels: 1, 2, 3 … 720p30 channels (lite animator, x264 at `--preset`, 2500 kb/s,
+each to its own stream on nginx-rtmp, each saying a text every 20 s) on `--workers` worker
+processes sharing one channels file as a fleet (each takes its share, `fleet.capacity`), until
+a frame is dropped (by a daemon, or missing at a client). Per step: frames dropped and late
+ticks (the daemons' counts; a late tick still sends its frame), frames received by a client per
+stream, and the CPU of the workers' Python and of their FFmpeg encoders.
+
+  python -m bench capacity [--minutes 10] [--max-channels 12] [--from-channels 1]
+                           [--workers 2] [--preset superfast]
 """
 
 from __future__ import annotations
 
+import math
+import resource
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.daemon import QueueNames, delete_queues, publish, write_channels
+import ffmpeg
+
+from avatarcast.onair.ffmpeg_args import x264_options
+from avatarcast.settings import VideoSettings
+from harness.daemon import DaemonProc, QueueNames, delete_queues, publish, write_channels
 from harness.services import NginxRtmp, ensure_rabbitmq
 
 from .air import SHORT
 from .cadence import summary
 from .probes import PacketLog
-from .session import FPS, channels_worker, cpu_seconds, ffmpeg_children
+from .session import BITRATE_KBPS, FPS, SIZES, channels_worker, cpu_seconds, ffmpeg_children
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster")
+CLIP_S = 10
+PORTRAIT = Path(__file__).resolve().parents[1] / "src" / "avatarcast" / "avatar" / "avatar.png"
 
 
-def _step(work: Path, k: int, minutes: float) -> dict[str, Any]:
+def _clip(work: Path) -> Path:
+    """10 s of the portrait at 720p30 as raw yuv420p, zooming slowly in and out."""
+    w, h = SIZES["720p"]
+    raw = work / "clip.yuv"
+    (ffmpeg.input(str(PORTRAIT), loop=1, t=CLIP_S)
+     .filter("scale", w, h, force_original_aspect_ratio="decrease")
+     .filter("pad", w, h, "(ow-iw)/2", "(oh-ih)/2")
+     .filter("zoompan", z="1+0.01*sin(on/15)", d=1, s=f"{w}x{h}", fps=FPS)
+     .output(str(raw), format="rawvideo", pix_fmt="yuv420p")
+     .global_args("-loglevel", "error").overwrite_output().run())
+    return raw
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def encoder_presets(work: Path) -> list[dict[str, Any]]:
+    """CPU a frame and SSIM at each preset, with the daemon's x264 options at 720p30."""
+    raw = _clip(work)
+    w, h = SIZES["720p"]
+    src = {"format": "rawvideo", "pix_fmt": "yuv420p", "s": f"{w}x{h}", "r": FPS}
+    out: list[dict[str, Any]] = []
+    for preset in PRESETS:
+        video = VideoSettings(width=w, height=h, fps=FPS, preset=preset,  # type: ignore[arg-type]
+                              bitrate_kbps=BITRATE_KBPS["720p"])
+        encoded = work / f"{preset}.flv"
+        before = _children_cpu()
+        (ffmpeg.input(str(raw), **src).output(str(encoded), format="flv", **x264_options(video))
+         .global_args("-loglevel", "error").overwrite_output().run())
+        cpu = _children_cpu() - before
+        frames = CLIP_S * FPS
+        cmd = (ffmpeg.filter([ffmpeg.input(str(encoded)).video, ffmpeg.input(str(raw), **src)],
+                             "ssim").output("-", format="null").compile())
+        log = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+        ssim = float(log.rsplit("All:", 1)[1].split()[0])
+        out.append({"preset": preset, "cpu_ms_per_frame": round(1000 * cpu / frames, 2),
+                    "cpu_pct_at_30fps": round(100 * cpu / CLIP_S, 1), "ssim": round(ssim, 5)})
+        print(f"encoder {preset}: {out[-1]}", flush=True)
+    return out
+
+
+def _on_air(workers: list[DaemonProc], ids: list[str]) -> bool:
+    """Every channel owned by some worker, speech ready."""
+    ready: set[str] = set()
+    for w in workers:
+        st = w.status() or {}
+        for cid in st.get("owned", []):
+            if st["channels"].get(cid, {}).get("speech_ready"):
+                ready.add(cid)
+    return ready == set(ids)
+
+
+def _counts(workers: list[DaemonProc], key: str) -> int:
+    total = 0
+    for w in workers:
+        st = w.status() or {}
+        total += sum(int(st["channels"][c].get(key) or 0) for c in st.get("owned", []))
+    return total
+
+
+def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> dict[str, Any]:
     rtmp = NginxRtmp(work / f"rtmp{k}")
     rtmp.start()
     ids = [f"c{i}" for i in range(k)]
     urls = {cid: rtmp.url(f"cap-{cid}") for cid in ids}
     queues = QueueNames.unique()
-    worker = channels_worker(work, f"w{k}", queues,
-                             write_channels(work / f"channels{k}.toml", urls))
+    channels = write_channels(work / f"channels{k}.toml", urls)
+    n_workers = min(n_workers, k)
+    share = math.ceil(k / n_workers)
+    workers = [channels_worker(work, f"w{k}-{i}", queues, channels,
+                               AVATARCAST_VIDEO__PRESET=preset,
+                               AVATARCAST_FLEET__CAPACITY=str(share))
+               for i in range(n_workers)]
     clients: dict[str, PacketLog] = {}
     try:
-        worker.wait_for(lambda s: all(s["channels"].get(c, {}).get("speech_ready")
-                                      for c in ids), 300, f"{k} channels on air")
+        deadline = time.monotonic() + 300
+        while not _on_air(workers, ids):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{k} channels not on air within 300 s")
+            time.sleep(1)
         clients = {cid: PacketLog(url) for cid, url in urls.items()}
         time.sleep(5)
-        before = worker.status() or {}
-        pids = {"worker": worker.proc.pid}
-        pids.update({f"ffmpeg{i}": p for i, p in enumerate(ffmpeg_children(worker.proc.pid))})
+        dropped0, late0 = _counts(workers, "frames_dropped"), _counts(workers, "frames_late")
+        pids = {f"worker{i}": w.proc.pid for i, w in enumerate(workers)}
+        for i, w in enumerate(workers):
+            pids.update({f"ffmpeg{i}.{j}": p
+                         for j, p in enumerate(ffmpeg_children(w.proc.pid))})
         cpu0 = {k_: cpu_seconds(p) for k_, p in pids.items()}
         t0, wall0 = time.monotonic(), time.time()
         said, next_say = 0, time.monotonic()
@@ -53,55 +143,62 @@ def _step(work: Path, k: int, minutes: float) -> dict[str, Any]:
             time.sleep(0.5)
         wall = time.monotonic() - t0
         cpu = {k_: round(100 * (cpu_seconds(p) - cpu0[k_]) / wall, 1) for k_, p in pids.items()}
-        after = worker.status() or {}
+        dropped = _counts(workers, "frames_dropped") - dropped0
+        late = _counts(workers, "frames_late") - late0
         wall1 = time.time()
     finally:
         for c in clients.values():
             c.close()
-        worker.stop()
+        for w in workers:
+            w.stop()
         rtmp.stop()
         for cid in ids:
             delete_queues(queues.channel(cid))
 
-    def count(st: dict[str, Any], key: str) -> int:
-        return sum(int(st["channels"][c].get(key) or 0) for c in ids)
-
     received = {cid: summary(c.packets, FPS, wall0, wall1) for cid, c in clients.items()}
-    ffmpeg = sum(v for k_, v in cpu.items() if k_.startswith("ffmpeg"))
+    python = sum(v for k_, v in cpu.items() if k_.startswith("worker"))
+    encoders = sum(v for k_, v in cpu.items() if k_.startswith("ffmpeg"))
     return {
-        "channels": k, "seconds": round(wall, 1), "messages_per_channel": said,
-        "frames_dropped": count(after, "frames_dropped") - count(before, "frames_dropped"),
-        "frames_late": count(after, "frames_late") - count(before, "frames_late"),
+        "channels": k, "workers": n_workers, "preset": preset, "seconds": round(wall, 1),
+        "messages_per_channel": said, "frames_dropped": dropped, "frames_late": late,
         "client_frames_dropped": sum(int(r.get("frames_dropped", 0)) for r in received.values()),
         "client_frames_received": sum(int(r.get("frames_received", 0))
                                       for r in received.values()),
-        "cpu_worker_pct": cpu["worker"], "cpu_ffmpeg_pct": round(ffmpeg, 1),
-        "cpu_per_channel_pct": round((cpu["worker"] + ffmpeg) / k, 1),
+        "cpu_worker_pct": round(python, 1), "cpu_ffmpeg_pct": round(encoders, 1),
+        "cpu_per_channel_pct": round((python + encoders) / k, 1),
     }
 
 
-def measure(work: Path, minutes: float, most: int) -> dict[str, Any]:
+def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
+            preset: str) -> dict[str, Any]:
     ensure_rabbitmq()
+    presets = encoder_presets(work)
     steps = []
-    for k in range(1, most + 1):
-        step = _step(work, k, minutes)
+    for k in range(first, most + 1):
+        step = _step(work, k, minutes, n_workers, preset)
         steps.append(step)
         print(f"{k} channel(s): {step}", flush=True)
         if step["frames_dropped"] or step["client_frames_dropped"]:
             break
     carried = max((s["channels"] for s in steps if not (
         s["frames_dropped"] or s["client_frames_dropped"])), default=0)
-    return {"minutes": minutes, "steps": steps, "channels_carried": carried}
+    return {"minutes": minutes, "workers": n_workers, "preset": preset,
+            "encoder_presets": presets, "steps": steps, "channels_carried": carried}
 
 
 def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = [(
-        "720p30 channels with 0 dropped frames", str(f["channels_carried"]),
-        "as many as it can", "")]
+        f"720p30 channels with 0 dropped frames ({f['minutes']:g} min a step, "
+        f"{f.get('workers', 1)} worker(s), x264 {f.get('preset', 'veryfast')})",
+        str(f["channels_carried"]), "as many as it can", "")]
+    for e in f.get("encoder_presets", []):
+        out.append((f"x264 {e['preset']} alone, 720p30 at 2500 kb/s",
+                    f"{e['cpu_ms_per_frame']} ms CPU a frame ({e['cpu_pct_at_30fps']}% of a "
+                    f"core), SSIM {e['ssim']}", "", ""))
     for s in f["steps"]:
         out.append((f"{s['channels']} channel(s), {s['seconds']:.0f} s",
                     f"dropped {s['frames_dropped']}, late {s['frames_late']}, client dropped "
-                    f"{s['client_frames_dropped']} of {s['client_frames_received']}; CPU worker "
+                    f"{s['client_frames_dropped']} of {s['client_frames_received']}; CPU Python "
                     f"{s['cpu_worker_pct']}% + FFmpeg {s['cpu_ffmpeg_pct']}% "
                     f"({s['cpu_per_channel_pct']}% a channel)", "", ""))
     return out
@@ -117,7 +214,7 @@ def draw(record: dict[str, Any], path: Path) -> None:
     ks = [s["channels"] for s in steps]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.bar([k - 0.2 for k in ks], [s["cpu_worker_pct"] for s in steps], 0.4,
-           label="worker (Python)")
+           label="workers (Python)")
     ax.bar([k + 0.2 for k in ks], [s["cpu_ffmpeg_pct"] for s in steps], 0.4,
            label="FFmpeg encoders")
     ax.axhline(200, color="grey", lw=0.8)
@@ -129,8 +226,9 @@ def draw(record: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def run_all(minutes: float, most: int) -> dict[str, Any]:
+def run_all(minutes: float, first: int, most: int, n_workers: int,
+            preset: str) -> dict[str, Any]:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="avatarcast-capacity-") as tmp:
-        return measure(Path(tmp), minutes, most)
+        return measure(Path(tmp), minutes, first, most, n_workers, preset)

@@ -244,7 +244,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cuts", type=int, default=20, help="pipeline: cuts per size")
     ap.add_argument("--speak-s", type=float, default=40, help="memory: seconds sampled on air")
     ap.add_argument("--no-musetalk", action="store_true")
-    ap.add_argument("--max-channels", type=int, default=4, help="capacity: channels at most")
+    ap.add_argument("--max-channels", type=int, default=12, help="capacity: channels at most")
+    ap.add_argument("--from-channels", type=int, default=1, help="capacity: the first step")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="capacity: worker processes sharing the channels (one per core)")
+    ap.add_argument("--preset", default="superfast", help="capacity: the channels' x264 preset")
     ap.add_argument("--out", type=Path, default=report.ROOT / "bench" / "results")
     args = ap.parse_args(argv)
     if args.kind == "stills":
@@ -271,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
         figures = fleet.run_all()
     elif args.kind == "capacity":
         figures = capacity.run_all(args.minutes if args.minutes != 60 else 10,
-                                   args.max_channels)
+                                   args.from_channels, args.max_channels, args.workers,
+                                   args.preset)
     elif args.kind == "webrtc":
         figures = webrtc.measure()
     elif args.kind == "lipsync":

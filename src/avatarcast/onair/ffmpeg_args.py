@@ -100,6 +100,27 @@ def relay_args(ffmpeg_path: str, target: Target) -> list[str]:
             "-map", "0", "-c", "copy", "-f", target.fmt, *target.opts, target.where()]
 
 
+def x264_options(video: VideoSettings) -> dict[str, object]:
+    """The video encoder's output options: x264 at constant bitrate, a keyframe every
+    `keyframe_interval_s`, no lookahead (zerolatency)."""
+    gop = max(1, round(video.fps * video.keyframe_interval_s))
+    rate = f"{video.bitrate_kbps}k"
+    return {
+        "c:v": "libx264",
+        "preset": video.preset,
+        "tune": "zerolatency",
+        "pix_fmt": "yuv420p",
+        "g": gop,
+        "keyint_min": gop,
+        "sc_threshold": 0,
+        "b:v": rate,
+        "minrate": rate,
+        "maxrate": rate,
+        "bufsize": rate,
+        "x264-params": "nal-hrd=cbr",
+    }
+
+
 def build_args(
     video: VideoSettings,
     audio: AudioSettings,
@@ -120,22 +141,9 @@ def build_args(
     if target is None:
         target = Target("fan-out", lambda: "pipe:1", "flv", ("-flvflags", "no_duration_filesize"))
     where = target.where()
-    gop = max(1, round(video.fps * video.keyframe_interval_s))
-    rate = f"{video.bitrate_kbps}k"
     opts: dict[str, object] = {
         "format": target.fmt,
-        "c:v": "libx264",
-        "preset": video.preset,
-        "tune": "zerolatency",
-        "pix_fmt": "yuv420p",
-        "g": gop,
-        "keyint_min": gop,
-        "sc_threshold": 0,
-        "b:v": rate,
-        "minrate": rate,
-        "maxrate": rate,
-        "bufsize": rate,
-        "x264-params": "nal-hrd=cbr",
+        **x264_options(video),
         "c:a": "aac",
         "b:a": f"{audio.bitrate_kbps}k",
         "ar": audio.sample_rate,
