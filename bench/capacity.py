@@ -5,11 +5,13 @@ portrait (a slow zoom, so that every frame changes: harder than an idle cycle), 
 time a frame costs and the SSIM of what it encodes against the source.
 
 Then the channels: 1, 2, 3 … 720p30 channels (lite animator, x264 at `--preset`, 2500 kb/s,
-each to its own stream on nginx-rtmp, each saying a text every 20 s) on `--workers` worker
+each to its own stream on nginx-rtmp, every channel given a text at the same moment every 20 s:
+the worst case for a burst of speech and rendering) on `--workers` worker
 processes sharing one channels file as a fleet (each takes its share, `fleet.capacity`), until
-a frame is dropped (by a daemon, or missing at a client). Per step: frames dropped and late
-ticks (the daemons' counts; a late tick still sends its frame), frames received by a client per
-stream, and the CPU of the workers' Python and of their FFmpeg encoders.
+a frame is dropped (by a daemon, or missing at a client). Per step: frames dropped, late ticks
+(a late tick still sends its frame) and frames held because an animator fell behind (the
+picture held, a tick of silence in the speech), from the daemons' counts; frames received by a
+client per stream; the CPU of the workers' Python and of their FFmpeg encoders.
 
   python -m bench capacity [--minutes 10] [--max-channels 12] [--from-channels 1]
                            [--workers 2] [--preset superfast]
@@ -126,6 +128,7 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> di
         clients = {cid: PacketLog(url) for cid, url in urls.items()}
         time.sleep(5)
         dropped0, late0 = _counts(workers, "frames_dropped"), _counts(workers, "frames_late")
+        held0 = _counts(workers, "frames_held")
         pids = {f"worker{i}": w.proc.pid for i, w in enumerate(workers)}
         for i, w in enumerate(workers):
             pids.update({f"ffmpeg{i}.{j}": p
@@ -145,6 +148,7 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> di
         cpu = {k_: round(100 * (cpu_seconds(p) - cpu0[k_]) / wall, 1) for k_, p in pids.items()}
         dropped = _counts(workers, "frames_dropped") - dropped0
         late = _counts(workers, "frames_late") - late0
+        held = _counts(workers, "frames_held") - held0
         wall1 = time.time()
     finally:
         for c in clients.values():
@@ -161,6 +165,7 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> di
     return {
         "channels": k, "workers": n_workers, "preset": preset, "seconds": round(wall, 1),
         "messages_per_channel": said, "frames_dropped": dropped, "frames_late": late,
+        "frames_held": held,
         "client_frames_dropped": sum(int(r.get("frames_dropped", 0)) for r in received.values()),
         "client_frames_received": sum(int(r.get("frames_received", 0))
                                       for r in received.values()),
@@ -197,7 +202,8 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
                     f"core), SSIM {e['ssim']}", "", ""))
     for s in f["steps"]:
         out.append((f"{s['channels']} channel(s), {s['seconds']:.0f} s",
-                    f"dropped {s['frames_dropped']}, late {s['frames_late']}, client dropped "
+                    f"dropped {s['frames_dropped']}, late {s['frames_late']} (held "
+                    f"{s.get('frames_held', 'n/a')}), client dropped "
                     f"{s['client_frames_dropped']} of {s['client_frames_received']}; CPU Python "
                     f"{s['cpu_worker_pct']}% + FFmpeg {s['cpu_ffmpeg_pct']}% "
                     f"({s['cpu_per_channel_pct']}% a channel)", "", ""))

@@ -12,6 +12,7 @@
   python -m bench fleet                       a channel's failover: owner killed -> video again
   python -m bench capacity [--minutes 10]     720p30 channels one machine carries, CPU split
   python -m bench webrtc                      the WebRTC view's delay vs RTMP, and its CPU
+  python -m bench summary                     the headline figures beside earlier runs' (no run)
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
 a PNG chart, prints the table, and keeps it in docs/BENCHMARKS.md."""
@@ -41,6 +42,7 @@ from . import (
     renderers,
     report,
     stills,
+    summary,
     webrtc,
 )
 from .probes import AudioWatch, MouthWatch, PacketLog
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("kind", nargs="?",
                     choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
                              "renderers", "console", "ask", "fleet",
-                             "webrtc", "capacity"),
+                             "webrtc", "capacity", "summary"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60, help="soak length")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
@@ -253,6 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.kind == "stills":
         stills.main()
+        return
+    if args.kind == "summary":
+        print(summary.update())
         return
     stamp = time.strftime("%Y%m%dT%H%M%S")
     t = time.monotonic()
@@ -316,6 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         report.write(args.kind, stamp, record, webrtc.rows(figures), args.out, webrtc.draw)
     else:
         report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
+    summary.update()
 
 
 if __name__ == "__main__":

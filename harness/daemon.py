@@ -74,6 +74,11 @@ def write_channels(path: Path, urls: dict[str, str], extra: dict[str, str] | Non
     return path
 
 
+def aired(*logs: str) -> list[str]:
+    """Ids that daemons settled as aired, in order, over the logs given (lives, workers)."""
+    return [m for log in logs for m in re.findall(r"settled (\S+): aired", log)]
+
+
 def rss_mib(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE / 2**20
 

@@ -43,6 +43,10 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 5) -> None:
         proc.wait()
 
 
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120, capture_output=True)
+
+
 def ensure_rabbitmq() -> None:
     if port_open(5672):
         return

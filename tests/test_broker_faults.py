@@ -7,8 +7,6 @@ every text aired exactly once, nothing left unacked, every refusal dead-lettered
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,27 +19,18 @@ from avatarcast.broker.messages import MAX_TEXT_CHARS
 from harness.daemon import (
     DaemonProc,
     QueueNames,
+    aired,
     delete_queues,
     drain,
     packets,
     publish,
     queue_depth,
 )
-from harness.services import port_open, wait_port
+from harness.services import port_open, rabbitmqctl, wait_port
 
 pytestmark = pytest.mark.services
 
 TEXT = "Message {}. It has two short sentences, so it lasts a few seconds on air."
-
-
-def aired(*logs: str) -> list[str]:
-    """Ids that the daemons settled as aired, in order, over all their lives."""
-    return [m for log in logs for m in re.findall(r"settled (\S+): aired", log)]
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120,
-                   capture_output=True)
 
 
 def test_broker_restart_then_crash_loses_nothing(tmp_path: Path, queues: QueueNames) -> None:

@@ -16,6 +16,7 @@ from harness.daemon import (
     DaemonProc,
     QueueNames,
     Receiver,
+    aired,
     delete_queues,
     packets,
     publish,
@@ -23,7 +24,7 @@ from harness.daemon import (
 )
 from harness.daemon import queue_depth as depth
 from harness.events import EventTap
-from harness.services import NginxRtmp
+from harness.services import NginxRtmp, rabbitmqctl, wait_port
 
 pytestmark = pytest.mark.services
 LONG = ("This is the first message, long enough to be on air when its worker dies. "
@@ -151,3 +152,59 @@ def test_a_frozen_owner_gives_way_and_never_publishes_again(
         if w2 is not None:
             w2.kill()
         delete_queues(queues.channel("a"))
+
+
+def test_a_broker_restart_loses_nothing_and_airs_nothing_twice(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    """Every worker loses the broker at once: the owner goes off air (it can no longer prove
+    it owns the channel), and when the broker is back one worker, never two, takes the channel
+    and airs the backlog, the message cut on air included, each message once."""
+    urls = _channels_file(tmp_path, rtmp_server, "a")
+    w1 = _worker(tmp_path, "w1", queues, 1)
+    workers = [w1]
+    ids = ["r1", "r2", "r3"]
+    q = queues.channel("a")
+    try:
+        w1.wait_for(lambda s: _ready(s, 1), 60, "w1 runs the channel")
+        w2 = _worker(tmp_path, "w2", queues, 1)
+        workers.append(w2)
+        w2.wait_for(lambda s: s.get("leases_connected"), 60, "w2 stands by")
+        for i, text in zip(ids, [LONG, "The second message.", "The third message."],
+                           strict=True):
+            publish(q.speak, {"type": "speak", "id": i, "text": text})
+        w1.wait_for(lambda s: s["channels"]["a"].get("on_air") == "r1", 60, "r1 on air")
+        rabbitmqctl("stop_app")
+        try:
+            for w in workers:
+                w.wait_for(lambda s: s.get("owned") == [] and not s.get("leases_connected"),
+                           30, "the channel let go while the broker is away")
+            time.sleep(2.0)
+        finally:
+            rabbitmqctl("start_app")
+            wait_port(5672, 60)
+        owners: list[list[str]] = []
+        deadline = time.monotonic() + 120
+        while sorted(aired(*(w.log() for w in workers))) != ids:
+            assert time.monotonic() < deadline, "\n".join(w.log() for w in workers)[-6000:]
+            holding = [f"w{n}" for n, w in enumerate(workers, 1)
+                       if "a" in ((w.status() or {}).get("owned") or [])]
+            assert len(holding) <= 1, f"two owners at once: {holding}"
+            owners.append(holding)
+            time.sleep(0.2)
+        (owner,) = {h[0] for h in owners if h}  # one owner took it, and kept it
+        viewer = Receiver(urls["a"], tmp_path / "after.flv", idle_timeout_s=20)
+        time.sleep(3.0)
+        for w in workers:
+            assert w.stop() == 0
+        viewer.finish()
+        logs = [w.log() for w in workers]
+        assert sorted(aired(*logs)) == ids, "\n".join(logs)[-6000:]
+        assert "off air" in logs[0] or "lost the broker" in logs[0]
+        assert depth(q.speak) == 0 and depth(q.dead) == 0
+        assert len(packets(tmp_path / "after.flv", "v")) > 30  # back on air at the client
+        print(f"\nbroker restart: the channel went back on air on {owner}")
+    finally:
+        for w in workers:
+            w.kill()
+        delete_queues(q)

@@ -22,7 +22,7 @@ from avatarcast.lifecycle import Event, Lifecycle
 from avatarcast.metrics import Metrics, Snapshot
 from harness.daemon import AMQP, DaemonProc, QueueNames, drain, publish
 from harness.events import EventTap
-from harness.services import wait_port
+from harness.services import rabbitmqctl, wait_port
 
 pytestmark = pytest.mark.services
 
@@ -200,8 +200,8 @@ def test_a_subscriber_that_fails_does_not_stop_the_others() -> None:
 
 
 def test_metrics_count_outcomes_from_events() -> None:
-    snap = Snapshot(state="talking", frames_sent=10, frames_late=0, frames_dropped=0,
-                    encoder_alive=True, encoder_restarts=0, encoder_uptime_s=1.0,
+    snap = Snapshot(state="talking", frames_sent=10, frames_late=0, frames_held=0,
+                    frames_dropped=0, encoder_alive=True, encoder_restarts=0, encoder_uptime_s=1.0,
                     encoder_pid=None, broker_connected=True, backlog=1, queue_ready=None,
                     dead_lettered=0, events_dropped=0)
     metrics = Metrics(lambda: snap)
@@ -234,10 +234,6 @@ def _listener(exchange: str, queue: str, delete: bool = False) -> None:
             await q.bind(ex, routing_key="#")
 
     asyncio.run(run())
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, timeout=120, capture_output=True)
 
 
 def test_events_of_an_outage_arrive_once_the_broker_is_back(

@@ -388,3 +388,31 @@ def test_a_short_text_whose_speech_is_complete_airs_before_all_its_frames_are_re
     seg.heard_all = True  # the speech ended; its frames are still rendering
     n = planned + 3
     assert prog.tick(n).segment is seg and seg.started_at == n
+
+
+def test_a_segment_rendered_slower_than_air_waits_for_enough_frames() -> None:
+    """On a machine busier than when the animator's speed was measured, a segment's own pace
+    decides: it starts once the frames still to come will arrive in time."""
+    import time
+
+    seg = Segment("busy", 0)
+    for k in range(60):
+        seg.audio.append(np.full(SPF, 1, dtype=np.int16))
+        if k < 3:
+            seg.frames.append(np.zeros((H * 3 // 2, W), np.uint8))
+    seg.heard_all = True
+    seg.rendering_since = time.monotonic() - 1.0  # 3 frames in a second: 3 fps
+    assert not seg.ready(float("inf"), 30)
+    for _ in range(57):
+        seg.frames.append(np.zeros((H * 3 // 2, W), np.uint8))
+    assert seg.ready(float("inf"), 30)  # all there
+    fresh = Segment("quick", 0)
+    for _ in range(10):
+        fresh.audio.append(np.full(SPF, 1, dtype=np.int16))
+    fresh.heard_all = True
+    fresh.rendering_since = time.monotonic()  # its frames come at once
+    for _ in range(2):
+        fresh.frames.append(np.zeros((H * 3 // 2, W), np.uint8))
+    assert not fresh.ready(float("inf"), 30)  # a few frames in hand first: 3 at 30 fps
+    fresh.frames.append(np.zeros((H * 3 // 2, W), np.uint8))
+    assert fresh.ready(float("inf"), 30)

@@ -4,15 +4,11 @@ worker thread priority."""
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from avatarcast.infra.redact import RedactingFormatter, Redactor
-from avatarcast.infra.threads import WORKER_NICE, background_priority
 from avatarcast.onair.audio import FrameSlicer, resample, samples_per_frame
 from avatarcast.onair.clock import NS_PER_S, FrameClock
 from avatarcast.onair.state import TRANSITIONS, IllegalTransition, StateMachine, StreamState
@@ -185,21 +181,5 @@ def test_env_example_documents_every_setting() -> None:
 # -- worker thread priority ----------------------------------------------------------------
 
 
-def _nice() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
-def _nice_of_a_thread_it_starts() -> int:
-    out: list[int] = []
-    t = threading.Thread(target=lambda: out.append(_nice()))  # as ONNX or torch start pools
-    t.start()
-    t.join()
-    return out[0]
-
-
-def test_render_threads_and_their_pools_run_below_the_rest() -> None:
-    base = _nice()
-    with ThreadPoolExecutor(1, initializer=background_priority) as ex:
-        assert ex.submit(_nice).result() == min(19, base + WORKER_NICE)
-        assert ex.submit(_nice_of_a_thread_it_starts).result() == min(19, base + WORKER_NICE)
-    assert _nice() == base  # the caller (the pacer's side) keeps its priority

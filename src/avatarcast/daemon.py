@@ -319,6 +319,7 @@ class Daemon:
         return Snapshot(
             state=self.machine.state.value, frames_sent=p.frames_sent,
             frames_late=p.ticks_late + self.program.frames_late,
+            frames_held=self.program.frames_late,
             frames_dropped=p.frames_dropped, encoder_alive=e.alive,
             encoder_restarts=e.restarts, encoder_uptime_s=e.uptime_s, encoder_pid=e.pid,
             broker_connected=self.consumer.connected, backlog=self.scheduler.inflight,
@@ -339,6 +340,8 @@ class Daemon:
             "frames_sent": p.frames_sent,
             "frames_dropped": p.frames_dropped,
             "frames_late": p.ticks_late + self.program.frames_late,
+            # Of those, frames held (with silence) because the animator fell behind air.
+            "frames_held": self.program.frames_late,
             "paused": self.scheduler.paused,
             "queued": self.scheduler.inflight,
             "on_air": on_air.id if (on_air := self.program.on_air) is not None else None,

@@ -33,6 +33,7 @@ class Snapshot:
     state: str
     frames_sent: int
     frames_late: int
+    frames_held: int
     frames_dropped: int
     encoder_alive: bool
     encoder_restarts: int
@@ -68,6 +69,8 @@ class _Live(Collector):
             ("frames_sent", s.frames_sent, "Frames written to the encoder."),
             ("frames_late", s.frames_late, "Ticks late, or frames held because the renderer "
              "fell behind."),
+            ("frames_held", s.frames_held, "Frames held, with silence, because the animator "
+             "fell behind air (counted in frames_late too)."),
             ("frames_dropped", s.frames_dropped, "Frames the encoder did not take, or ticks "
              "skipped after a stall."),
             ("encoder_restarts", s.encoder_restarts, "FFmpeg restarts."),

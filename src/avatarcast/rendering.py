@@ -115,6 +115,7 @@ class Renderer:
                                       urgent=utt.urgent, idle=look.idle,
                                       render_fps=lambda: look.face.render_fps)
                         seg.min_unsealed = self._min_unsealed
+                        seg.rendering_since = time.monotonic()
                         seg.max_buffered = self._buffer_frames
                         utt.segment = seg
                         self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)

@@ -17,7 +17,7 @@ from aiohttp import web
 from ..avatar import cache
 from ..avatar.prepare import load
 from ..avatar.runtime import Avatar, for_output
-from ..infra.threads import background_priority, iterate_in_thread
+from ..infra.threads import iterate_in_thread
 from ..settings import Settings
 from .base import FaceAnimator
 from .remote_wire import CONTENT_TYPE, encode_patch, parse_body
@@ -43,8 +43,7 @@ class FaceServer:
             name, why = "lite", "face.animator is remote: a face server renders itself"
         self.animator_name = name
         log.info("face server animator: %s (%s)", name, why)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="face-server",
-                                            initializer=background_priority)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="face-server")
         self._lock = asyncio.Lock()
         self._loaded: dict[tuple[str, int, int, int], tuple[Avatar, FaceAnimator]] = {}
 

@@ -14,7 +14,7 @@ from contextlib import aclosing
 import numpy as np
 
 from ..avatar.runtime import Avatar
-from ..infra.threads import background_priority, iterate_in_thread
+from ..infra.threads import iterate_in_thread
 from ..onair.audio import Pcm
 from ..onair.frames import Frame
 from ..settings import FaceSettings
@@ -58,9 +58,8 @@ class FaceService:
         self.render_fps = float("inf")
 
     def _new_executor(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(
-            1, thread_name_prefix=f"face-{self.animator.name}", initializer=background_priority
-        )
+        # At the pacer's priority, as every thread of the daemon (see infra/threads.py).
+        return ThreadPoolExecutor(1, thread_name_prefix=f"face-{self.animator.name}")
 
     async def start(self, avatar: Avatar) -> None:
         self._shape = avatar.idle.frames[0].shape

@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -79,6 +80,9 @@ class Window(Generic[T]):
             self._items.clear()
 
 
+START_CUSHION_DIV = 10  # frames rendered before an unfinished segment airs: fps / this
+
+
 @dataclass(eq=False)
 class Segment:
     id: str
@@ -88,6 +92,9 @@ class Segment:
     idle: IdleCycle | None = None
     # How fast its frames are rendered (frames a second), for `ready`; None: fast enough.
     render_fps: Callable[[], float] | None = None
+    # time.monotonic() when its frames began to be rendered: how fast they come now, on a
+    # machine that may be busier than when render_fps was measured.
+    rendering_since: float | None = None
     audio: Window[Pcm] = field(default_factory=Window)
     frames: Window[Frame] = field(default_factory=Window)
     sealed: bool = False
@@ -127,7 +134,17 @@ class Segment:
         known = len(self.audio)
         if not (self.sealed or self.heard_all) and known < self.min_unsealed:
             return False
-        if render_fps >= fps or rendered >= known:
+        if rendered >= known:
+            return True
+        if rendered < min(known, fps // START_CUSHION_DIV):
+            # A few frames in hand before the first airs: a stall of the animator (a burst of
+            # texts on a busy machine) then does not hold the picture at once.
+            return False
+        if self.rendering_since is not None:
+            # Its own pace so far (the first frames carry the start-up: on the safe side).
+            elapsed = time.monotonic() - self.rendering_since
+            render_fps = min(render_fps, rendered / max(elapsed, 1e-3))
+        if render_fps >= fps:
             return True
         if self.frames.held >= self.max_buffered:
             # The buffer is full: waiting longer cannot help. A renderer slower than real time

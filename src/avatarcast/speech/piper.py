@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..infra.threads import background_priority, iterate_in_thread
+from ..infra.threads import iterate_in_thread
 from .base import SpeechChunk, SpeechError, split_sentences
 from .piper_timing import timed_model
 
@@ -92,9 +92,7 @@ class PiperSynthesizer:
         self._cache_dir = cache_dir
         self._voices: dict[str, Any] = {}
         # One thread owns the ONNX sessions: models are never run on the event loop.
-        self._executor = ThreadPoolExecutor(
-            1, thread_name_prefix="piper", initializer=background_priority
-        )
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="piper")
 
     async def load(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._voice, None)
