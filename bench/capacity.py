@@ -86,15 +86,27 @@ def encoder_presets(work: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _on_air(workers: list[DaemonProc], ids: list[str]) -> bool:
-    """Every channel owned by some worker, speech ready."""
+def _ready(workers: list[DaemonProc]) -> set[str]:
+    """The channels some worker owns and has on air with its speech ready."""
     ready: set[str] = set()
     for w in workers:
         st = w.status() or {}
         for cid in st.get("owned", []):
             if st["channels"].get(cid, {}).get("speech_ready"):
                 ready.add(cid)
-    return ready == set(ids)
+    return ready
+
+
+def _wait_on_air(workers: list[DaemonProc], count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_ready(workers)) < count:
+        if time.monotonic() > deadline:
+            states = [{k: (w.status() or {}).get(k) for k in ("owned", "channels")}
+                      for w in workers]
+            tails = "\n".join(w.log()[-3000:] for w in workers)
+            raise RuntimeError(f"{count} channels not on air within {timeout:.0f} s: "
+                               f"{states}\n{tails}")
+        time.sleep(1)
 
 
 def _counts(workers: list[DaemonProc], key: str) -> int:
@@ -114,17 +126,19 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> di
     channels = write_channels(work / f"channels{k}.toml", urls)
     n_workers = min(n_workers, k)
     share = math.ceil(k / n_workers)
-    workers = [channels_worker(work, f"w{k}-{i}", queues, channels,
+
+    def worker(i: int) -> DaemonProc:
+        return channels_worker(work, f"w{k}-{i}", queues, channels,
                                AVATARCAST_VIDEO__PRESET=preset,
                                AVATARCAST_FLEET__CAPACITY=str(share))
-               for i in range(n_workers)]
+
+    # The first worker alone first: its first start prepares the avatar the others share.
+    workers = [worker(0)]
     clients: dict[str, PacketLog] = {}
     try:
-        deadline = time.monotonic() + 300
-        while not _on_air(workers, ids):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{k} channels not on air within 300 s")
-            time.sleep(1)
+        _wait_on_air(workers, share, 300)
+        workers += [worker(i) for i in range(1, n_workers)]
+        _wait_on_air(workers, k, 300)
         clients = {cid: PacketLog(url) for cid, url in urls.items()}
         time.sleep(5)
         dropped0, late0 = _counts(workers, "frames_dropped"), _counts(workers, "frames_late")
