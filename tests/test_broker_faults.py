@@ -82,6 +82,26 @@ def test_broker_restart_then_crash_loses_nothing(tmp_path: Path, queues: QueueNa
         "(already handled): acked, not aired", "")
 
 
+def test_a_daemon_stops_while_the_broker_is_away(tmp_path: Path, queues: QueueNames) -> None:
+    """SIGTERM during a broker outage: the daemon stops (what it took goes back to the queue
+    with the connection), instead of waiting for the broker to come back."""
+    daemon = DaemonProc(tmp_path / "d", queues, {"AVATARCAST_BROKER__RECONNECT_INTERVAL_S": "0.5"})
+    try:
+        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        publish(queues.speak, {"type": "speak", "id": "away", "text": TEXT.format(1)})
+        daemon.wait_for(lambda s: s["on_air"] == "away", 30, "on air")
+        rabbitmqctl("stop_app")
+        try:
+            daemon.wait_for(lambda s: not s["broker_connected"], 30, "the broker gone")
+            assert daemon.stop(timeout=60) == 0, daemon.log()[-3000:]
+        finally:
+            rabbitmqctl("start_app")
+            wait_port(5672, 60)
+    finally:
+        daemon.kill()
+    assert queue_depth(queues.speak) == 1  # not aired to its end: back in the queue
+
+
 HOSTILE: list[bytes] = [
     b"[" * 30_000 + b"]" * 30_000,
     b'{"type": "speak", "id": "deep", "text": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",

@@ -20,7 +20,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelInvalidStateError
 
 from ..settings import BrokerSettings
-from .failures import BROKER_ERRORS, describe, is_refusal
+from .failures import BROKER_ERRORS, CLOSE_TIMEOUT_S, close_robust, describe, is_refusal
 from .messages import ControlMessage, MessageError, Utterable, parse_message
 from .topology import REASON_HEADER, SOURCE_HEADER, declare, declare_queue, persistent
 
@@ -76,7 +76,10 @@ class Consumer:
     def connected(self) -> bool:
         """Connected and consuming: the queues exist (a publisher that saw this may publish;
         before the queues are declared, a message to the default exchange is dropped)."""
-        return self._conn is not None and not self._conn.is_closed and bool(self._tags)
+        conn = self._conn
+        # (A robust connection is not "closed" while it reconnects: ask whether it is up.)
+        return (conn is not None and not conn.is_closed and conn.connected.is_set()
+                and bool(self._tags))
 
     async def start(self) -> None:
         """Connect, retrying until the broker answers; the stream stays on air meanwhile."""
@@ -111,12 +114,19 @@ class Consumer:
         log.warning("broker connection re-established; unacked messages are redelivered")
 
     async def stop_consuming(self) -> None:
-        for queue, tag in self._tags:
-            try:
-                await queue.cancel(tag)
-            except BROKER_ERRORS as exc:
-                log.warning("cancel consumer on %s: %s", queue.name, exc)
-        self._tags = []
+        tags, self._tags = self._tags, []
+        if self._conn is None or not self._conn.connected.is_set():
+            return  # they end with the connection; a call now would wait for the broker
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                for queue, tag in tags:
+                    try:
+                        await queue.cancel(tag)
+                    except BROKER_ERRORS as exc:
+                        log.warning("cancel consumer on %s: %s", queue.name, exc)
+        except TimeoutError:
+            log.warning("the broker did not answer within %g s while cancelling the "
+                        "consumers; they end with the connection", CLOSE_TIMEOUT_S)
 
     async def _got_speak(self, raw: AbstractIncomingMessage) -> None:
         msg = await self._decode(raw, speak=True)
@@ -235,6 +245,5 @@ class Consumer:
 
     async def aclose(self) -> None:
         await self.stop_consuming()
-        if self._conn is not None and not self._conn.is_closed:
-            await self._conn.close()
+        await close_robust(self._conn, "consumer")
         self._conn = None

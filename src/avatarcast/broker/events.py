@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
 from ..lifecycle import Event
 from ..settings import BrokerSettings
-from .failures import BROKER_ERRORS, describe
+from .failures import BROKER_ERRORS, close_robust, describe
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,5 @@ class EventPublisher:
                 await self._drained.wait()
 
     async def aclose(self) -> None:
-        if self._conn is not None and not self._conn.is_closed:
-            await self._conn.close()
+        await close_robust(self._conn, "events")
         self._conn = None
