@@ -51,7 +51,6 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._closed = False
-        self._off_air = False  # taken off air at once (off_air_now): no shutdown grace
         self.started_at = time.time()
         self.last_error: str | None = None
         self.exit_code = 0
@@ -227,7 +226,6 @@ class Daemon:
         """Stop publishing at once (a fleet worker lost this channel's lease), then stop:
         what was taken from the queue goes back to it for the channel's next owner."""
         self.last_error = reason
-        self._off_air = True  # no grace: the pacer may not have stopped yet when it is asked
         if hasattr(self, "pacer"):
             self.pacer.stop(timeout=0)  # on the event loop: signal it, never wait for it
         self.request_stop()
@@ -250,8 +248,7 @@ class Daemon:
     async def shutdown(self) -> None:
         """Stop taking work, let the utterance on air finish, requeue the rest."""
         # Without its pacer nothing on air can finish: no grace then.
-        off_air = self._off_air or not self.pacer.running
-        grace = 0.0 if off_air else self.settings.shutdown.grace_s
+        grace = self.settings.shutdown.grace_s if self.pacer.running else 0.0
         await self.consumer.stop_consuming()
         self.scheduler.requeue_waiting()
         if not await self._wait_settled(grace):

@@ -113,9 +113,9 @@ class Renderer:
                         utt.marks["tts_first_at"] = time.time()
                         seg = Segment(msg.id, self._program.plan_start(), tag=utt,
                                       urgent=utt.urgent, idle=look.idle,
-                                      render_fps=lambda: look.face.render_fps)
+                                      render_fps=lambda: look.face.render_fps,
+                                      rendering_since=time.monotonic())
                         seg.min_unsealed = self._min_unsealed
-                        seg.rendering_since = time.monotonic()
                         seg.max_buffered = self._buffer_frames
                         utt.segment = seg
                         self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)

@@ -74,7 +74,10 @@ class Pacer:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Sending frames: started, and neither stopped nor asked to stop (a stop asked of it
+        from the event loop takes effect at its next frame)."""
+        return (self._thread is not None and self._thread.is_alive()
+                and not self._stop.is_set())
 
     def _loop(self) -> None:
         n = 0

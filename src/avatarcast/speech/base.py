@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -81,6 +81,13 @@ def split_sentences(text: str) -> list[str]:
         if sentence and sentence.strip():
             pieces.extend(_bounded(sentence.strip()))
     return pieces
+
+
+def pieces_of(text: str) -> Iterator[tuple[str, bool]]:
+    """split_sentences(text), each piece with whether it is the text's last."""
+    pieces = split_sentences(text)
+    for i, piece in enumerate(pieces, 1):
+        yield piece, i == len(pieces)
 
 
 def _bounded(sentence: str) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from ..onair.audio import resample
+from ..onair.audio import Pcm, resample
 from ..settings import SpeechSettings
 from .base import SpeechChunk, SpeechError, Spoken, Synthesizer, rescale_alignment
 from .onset import trim_lead_in
@@ -127,7 +127,7 @@ class Speech:
                 continue
             try:
                 # Only the utterance's start: later sentences keep the pause before them.
-                yield await self._resample(trim_lead_in(first))
+                yield await self._resample(first, trim=True)
                 while (chunk := await self._next(it, timeout, provider.name)) is not None:
                     yield await self._resample(chunk)
             finally:
@@ -147,11 +147,15 @@ class Speech:
             return str(exc)
         return "no audio"
 
-    async def _resample(self, chunk: SpeechChunk) -> Spoken:
-        # Off the event loop: a long sentence takes milliseconds to resample.
-        pcm = await asyncio.to_thread(resample, chunk.samples, chunk.sample_rate, self._rate)
-        alignment = rescale_alignment(chunk.alignment, len(pcm)) if chunk.alignment else None
-        return Spoken(pcm, alignment or None, chunk.text, chunk.last)
+    async def _resample(self, chunk: SpeechChunk, trim: bool = False) -> Spoken:
+        # Off the event loop: a long sentence takes milliseconds to trim and resample.
+        def work() -> tuple[SpeechChunk, Pcm]:
+            c = trim_lead_in(chunk) if trim else chunk
+            return c, resample(c.samples, c.sample_rate, self._rate)
+
+        done, pcm = await asyncio.to_thread(work)
+        alignment = rescale_alignment(done.alignment, len(pcm)) if done.alignment else None
+        return Spoken(pcm, alignment or None, done.text, done.last)
 
     @staticmethod
     async def _next(

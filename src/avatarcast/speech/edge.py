@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from .base import SpeechChunk, SpeechError, split_sentences
+from .base import SpeechChunk, SpeechError, pieces_of
 
 DECODE_RATE = 24_000
 
@@ -62,12 +62,11 @@ class EdgeSynthesizer:
         return SpeechChunk(np.frombuffer(out, dtype=np.int16).copy(), DECODE_RATE)
 
     async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
-        pieces = split_sentences(text)
-        for i, sentence in enumerate(pieces, 1):
+        for sentence, last in pieces_of(text):
             async with asyncio.timeout(self._timeout):
                 mp3 = await self._mp3(sentence, voice or self._voice)
             chunk = await self._decode(mp3)
-            chunk.text, chunk.last = sentence, i == len(pieces)
+            chunk.text, chunk.last = sentence, last
             yield chunk
 
     async def aclose(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from .base import SpeechChunk, SpeechError, split_sentences
+from .base import SpeechChunk, SpeechError, pieces_of
 
 
 class EspeakSynthesizer:
@@ -50,10 +50,9 @@ class EspeakSynthesizer:
         return SpeechChunk(samples.copy(), rate)
 
     async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
-        pieces = split_sentences(text)
-        for i, sentence in enumerate(pieces, 1):
+        for sentence, last in pieces_of(text):
             chunk = await self._run(sentence, voice or self._voice)
-            chunk.text, chunk.last = sentence, i == len(pieces)
+            chunk.text, chunk.last = sentence, last
             yield chunk
 
     async def aclose(self) -> None:

@@ -4,6 +4,8 @@ air. It is trimmed to a short lead-in, and the phoneme timings move with it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .base import Alignment, SpeechChunk
@@ -55,4 +57,4 @@ def trim_lead_in(chunk: SpeechChunk) -> SpeechChunk:
     if cut <= 0:
         return chunk
     alignment = _shift(chunk.alignment, cut) if chunk.alignment else chunk.alignment
-    return SpeechChunk(chunk.samples[cut:], chunk.sample_rate, alignment, chunk.text, chunk.last)
+    return replace(chunk, samples=chunk.samples[cut:], alignment=alignment)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..infra import httpretry
 from ..infra.httpretry import Transient, server_says, with_retries
-from .base import SpeechChunk, SpeechError, split_sentences
+from .base import SpeechChunk, SpeechError, pieces_of
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,9 @@ class OpenAISynthesizer:
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout, connect=5.0))
 
     async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
-        pieces = split_sentences(text)
-        for i, sentence in enumerate(pieces, 1):
+        for sentence, last in pieces_of(text):
             samples, rate = await self._speech(sentence, voice or self._voice)
-            yield SpeechChunk(samples, rate, text=sentence, last=i == len(pieces))
+            yield SpeechChunk(samples, rate, text=sentence, last=last)
 
     async def _speech(self, sentence: str, voice: str) -> tuple[np.ndarray, int]:
         try:

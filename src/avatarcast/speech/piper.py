@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..infra.threads import iterate_in_thread
-from .base import SpeechChunk, SpeechError, split_sentences
+from .base import SpeechChunk, SpeechError, pieces_of
 from .piper_timing import timed_model
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,8 @@ class PiperSynthesizer:
     def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
         def run() -> Iterator[SpeechChunk]:
             model = self._voice(voice)
-            pieces = split_sentences(text)  # bounded pieces: bounded inference memory
-            for i, piece in enumerate(pieces, 1):
+            # Bounded pieces: bounded inference memory.
+            for piece, last_piece in pieces_of(text):
                 chunks = list(model.synthesize(piece, include_alignments=True))
                 texts = share_words(piece, [c.phonemes for c in chunks])
                 for j, (chunk, words) in enumerate(zip(chunks, texts, strict=True), 1):
@@ -137,7 +137,7 @@ class PiperSynthesizer:
                         chunk.audio_float_array, chunk.sample_rate,
                         [(a.phoneme, int(a.num_samples)) for a in alignment]
                         if alignment else None,
-                        words, last=i == len(pieces) and j == len(chunks),
+                        words, last=last_piece and j == len(chunks),
                     )
 
         return iterate_in_thread(self._executor, run)
