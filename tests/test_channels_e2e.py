@@ -95,7 +95,7 @@ def test_channels_air_their_own_queues_and_fail_alone(
                 and s["channels"]["a"]["encoder_alive"], 60, "for-b aired, a back")
             b = st["channels"]["b"]
             assert b["recent"][-1]["outcome"] == "aired"
-            assert b["frames_dropped"] == 0 and b["encoder_restarts"] == 0
+            assert b["frames_dropped"] == 0 and b["encoder_restarts"] == 0, daemon.log()[-4000:]
             assert [r["id"] for r in st["channels"]["a"]["recent"]] == ["for-a"]
 
             with urllib.request.urlopen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 
@@ -42,3 +43,24 @@ def test_ffmpeg_killed_is_restarted_and_the_stream_goes_on(tmp_path, queues: Que
     assert second[0, 0] < 0.1
     log = daemon.log()
     assert "state IDLE -> ERROR" in log and "state ERROR -> IDLE" in log
+
+
+def test_an_encoder_slow_to_start_drops_nothing(tmp_path, queues: QueueNames) -> None:  # type: ignore[no-untyped-def]
+    # FFmpeg that takes 0.6 s before it reads its first frame (a loaded machine: voices
+    # loading, other channels' encoders starting): the stream's first frames wait for it.
+    slow = tmp_path / "bin" / "ffmpeg"
+    slow.parent.mkdir()
+    slow.write_text(f'#!/bin/sh\nsleep 0.6\nexec {shutil.which("ffmpeg")} "$@"\n')
+    slow.chmod(0o755)
+    (slow.parent / "ffprobe").symlink_to(str(shutil.which("ffprobe")))
+    daemon = DaemonProc(tmp_path, queues, {
+        "AVATARCAST_OUTPUT__RECORD_PATH": str(tmp_path / "rec" / "program.mkv"),
+        "AVATARCAST_OUTPUT__FFMPEG_PATH": str(slow),
+    })
+    try:
+        st = daemon.wait_for(lambda s: s["frames_sent"] > 60, 30, "on air")
+        assert st["frames_dropped"] == 0
+        assert daemon.stop() == 0, daemon.log()
+    finally:
+        daemon.kill()
+    assert len(packets(tmp_path / "rec" / "program.mkv", "v")) > 60

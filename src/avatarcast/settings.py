@@ -128,7 +128,8 @@ class OutputSettings(BaseModel):
     ffmpeg_path: str = "ffmpeg"
     """The FFmpeg executable."""
     queue_frames: int = Field(default=8, ge=2, le=120)
-    """Frames buffered towards FFmpeg; more are dropped."""
+    """Frames buffered towards FFmpeg once it runs; more are dropped. (A new FFmpeg run, in
+    its first 3 s, may have up to 1.5 s of frames waiting while it starts.)"""
     restart_backoff_min_s: float = Field(default=0.5, gt=0)
     """First wait before restarting a failed FFmpeg; it grows with each failed start."""
     restart_backoff_max_s: float = Field(default=10.0, gt=0)

@@ -2,7 +2,11 @@
 thread, restarted with backoff when it dies while the clock keeps running.
 
 `submit` never blocks the pacer: a frame that does not fit (FFmpeg down or stalled) is dropped,
-never queued up.
+never queued up. In a new run's first START_WINDOW_S, up to START_ROOM_S of frames may wait
+for it: FFmpeg reads a first frame, opens its audio input, connects to the server, and only
+then reads on; on a busy machine (voices loading, other channels starting) that outlasts the
+few frames allowed in flight later. It catches up within a second: it encodes faster than
+the clock.
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ _STOP = _Item(np.zeros(0, dtype=np.uint8), None)
 # Silence sent ahead of its tick, at most: two AAC frames (the one holding the end of the sound
 # and the next, which the encoder needs before it can finish the first).
 LOOKAHEAD = 2048
+# Frames that may wait for a new FFmpeg run to get going, in seconds of stream; and how long
+# after its start that allowance lasts.
+START_ROOM_S = 1.5
+START_WINDOW_S = 3.0
 
 
 class _EarlySilence:
@@ -116,8 +124,10 @@ class Encoder:
     ) -> None:
         self._video, self._audio, self._output = video, audio, output
         self._on_state = on_state
-        self._vq: queue.Queue[_Item] = queue.Queue(output.queue_frames)
-        self._aq: queue.Queue[_Item] = queue.Queue(output.queue_frames)
+        # Unbounded: `submit` keeps them within queue_frames (or the start's room).
+        self._vq: queue.Queue[_Item] = queue.Queue()
+        self._aq: queue.Queue[_Item] = queue.Queue()
+        self._start_room = max(output.queue_frames, round(START_ROOM_S * video.fps))
         self._stopping = threading.Event()
         self._up = False
         self._proc: subprocess.Popen[bytes] | None = None
@@ -189,7 +199,10 @@ class Encoder:
         """One tick. `quiet_after`: samples after this tick's that are certain to be silent;
         up to LOOKAHEAD of them are written now, so that the AAC frames holding the end of the
         sound are complete (and leave FFmpeg) without waiting for the next ticks."""
-        if not self._up or self._vq.full() or self._aq.full():
+        started = self.run_started
+        starting = started is not None and time.monotonic() - started < START_WINDOW_S
+        room = self._start_room if starting else self._output.queue_frames
+        if not self._up or self._vq.qsize() >= room or self._aq.qsize() >= room:
             return False
         shared = _Shared(receipt) if receipt is not None else None
         self._vq.put_nowait(_Item(np.ascontiguousarray(frame), shared))
