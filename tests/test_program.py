@@ -241,6 +241,25 @@ def test_interrupt_takes_back_a_waiting_segment_and_cuts_one_on_air() -> None:
     assert replies == [True, False] and again.outcome is Outcome.INTERRUPTED
 
 
+def test_an_interrupt_says_when_its_cut_has_gone_to_the_encoder() -> None:
+    # The interrupting speech is synthesized once the cut has left (a tick after the cut's
+    # own), not while the encoder is taking the cut's frames: on a small machine the two
+    # would share the cores, and the old speech would be heard for longer.
+    prog, _ = make()
+    on_air = talking(prog, "a", 100, 0)
+    prog.submit(on_air)
+    n = air(prog, on_air, 0)
+    cleared: list[int] = []
+    prog.interrupt(cleared=lambda: cleared.append(prog.tick_no))
+    prog.tick(n)  # the cut
+    assert on_air.outcome is Outcome.INTERRUPTED and not cleared
+    prog.tick(n + 1)
+    assert cleared == [n + 1]
+    # Nothing on air: nothing to wait for.
+    prog.interrupt(cleared=lambda: cleared.append(-1))
+    assert cleared == [n + 1, -1]
+
+
 def other_cycle(n: int) -> IdleCycle:
     """Another avatar's cycle: frames no blend of the first cycle's can produce."""
     return IdleCycle([np.full((H * 3 // 2, W), 200 + i, dtype=np.uint8) for i in range(n)])

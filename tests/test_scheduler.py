@@ -178,3 +178,62 @@ async def test_a_failing_animator_fails_one_utterance_not_the_stream(
         pacer.stop()
         await face.aclose()
         await speech.aclose()
+
+
+async def test_an_interrupt_is_synthesized_after_its_cut_went_to_the_encoder(
+    tmp_path: Path, idle: IdleCycle
+) -> None:
+    face = FaceService(StillAnimator(), timeout_s=5.0)
+    await face.start(Avatar(idle))
+    looks = Looks(Settings(), Look("still", None, Avatar(idle), face))
+    speech = Speech(make_providers(SpeechSettings(providers=["espeak"]), "ffmpeg"),
+                    SpeechSettings(), RATE)
+    await speech.start()
+    broker = FakeBroker()
+    loop = asyncio.get_running_loop()
+    program = Program(idle, fps=FPS, spf=RATE // FPS, crossfade_frames=2, gap_frames=3,
+                      lead_frames=2, machine=StateMachine(),
+                      on_done=lambda seg: scheduler.segment_done(seg))
+    program.encoder_up(True)
+    scheduler = Scheduler(
+        program=program, speech=speech, looks=looks, consumer_ref=lambda: broker,
+        handled=HandledIds(tmp_path / "handled.log", 100),
+        attempts=Attempts(tmp_path / "attempts.json"), crash_limit=3,
+        playout=PlayoutSettings(), buffer_frames=60, sample_rate=RATE,
+        spawn=lambda coro: loop.call_soon_threadsafe(loop.create_task, coro),
+    )
+    # The tick the program was at when each text's synthesis began.
+    began: dict[str, int] = {}
+    synthesize = speech.synthesize
+
+    def noting(text: str, voice: str | None) -> Any:
+        began[text] = program.tick_no
+        return synthesize(text, voice)
+
+    speech.synthesize = noting  # type: ignore[method-assign]
+    pacer = Pacer(FrameClock(FPS), program, Sink())
+    on_air = asyncio.Event()
+    pacer.on_first_frame = lambda seg, run, first: loop.call_soon_threadsafe(on_air.set)
+    pacer.start()
+    worker = asyncio.create_task(scheduler.run())
+    scheduler.speech_ready.set()
+    try:
+        long = "This sentence goes on for a good while, so that it is on air when cut. " * 3
+        await scheduler.on_speak(Delivery(SpeakMessage(id="old", text=long),
+                                          Raw("old")))  # type: ignore[arg-type]
+        async with asyncio.timeout(20):
+            await on_air.wait()
+        await asyncio.sleep(0.3)
+        await scheduler.on_speak(Delivery(
+            SpeakMessage(id="new", text="Breaking news.", interrupt=True),
+            Raw("new")))  # type: ignore[arg-type]
+        assert (await settle(broker, "new"))[0] == "acked"
+        old = next(e for e in scheduler.history if e["id"] == "old")
+        assert old["outcome"] == "interrupted"
+        assert began["Breaking news."] >= old["ended_at"] + 1
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        pacer.stop()
+        await face.aclose()
+        await speech.aclose()

@@ -45,6 +45,7 @@ class Utterance:
     # Wall-clock marks (time.time()) on the way to air, for the time-to-air split.
     marks: dict[str, float] = field(default_factory=dict)
     holding: bool = False  # an interrupt holding the program until its segment is queued
+    cut_out: asyncio.Event | None = None  # an interrupt's: set once its cut went to the encoder
     script: Script = field(default_factory=Script)  # its words and phones, as rendered
     answer: str = ""  # an ask's answer, as far as it was spoken
 

@@ -34,6 +34,9 @@ from .speech.chain import Speech
 
 log = logging.getLogger(__name__)
 
+# Longest an interrupt's synthesis waits for its cut to reach the encoder (a tick, normally).
+CUT_WAIT_S = 0.2
+
 
 class Broker(Protocol):
     """What the scheduler needs of RabbitMQ (the Consumer): settling deliveries."""
@@ -139,15 +142,21 @@ class Scheduler:
         worker for it."""
         utt.holding = True
         self._backlog.appendleft(utt)
+        loop = asyncio.get_running_loop()
+        cut_out = utt.cut_out = asyncio.Event()
+
+        def cleared() -> None:  # on the pacer thread, or here
+            loop.call_soon_threadsafe(cut_out.set)
+
         busy, task = self.rendering, self._task
         if busy is None or task is None or task.done() or busy.cancelled is not None:
-            self._program.interrupt()
+            self._program.interrupt(cleared=cleared)
             return
         task.cancel()
         log.info("%s: rendering stopped for interrupt %s", busy.id, utt.id)
         seg = busy.segment
         if seg is None:
-            self._program.interrupt()
+            self._program.interrupt(cleared=cleared)
             self._back_to_backlog(busy)
             return
 
@@ -155,7 +164,7 @@ class Scheduler:
             if taken:
                 self._spawn(self._taken_back(busy))
 
-        self._program.interrupt(take_back=seg, reply=reply)
+        self._program.interrupt(take_back=seg, reply=reply, cleared=cleared)
 
     async def _taken_back(self, utt: Utterance) -> None:
         self._back_to_backlog(utt)
@@ -258,6 +267,13 @@ class Scheduler:
 
     async def _render(self, utt: Utterance) -> None:
         message_id.set(utt.id)
+        if (cut_out := utt.cut_out) is not None:
+            # Its synthesis waits for the cut to reach the encoder (see CUT_CLEAR_TICKS); a
+            # stopped pacer never says so, hence the bound.
+            utt.cut_out = None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CUT_WAIT_S):
+                    await cut_out.wait()
         if (outcome := await self._renderer.render(utt)) is not None:
             self._settle_now(utt, outcome)
 

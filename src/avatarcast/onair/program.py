@@ -23,6 +23,10 @@ from .state import StateMachine, StreamState
 log = logging.getLogger(__name__)
 
 DoneCallback = Callable[[Segment], None]
+# An interrupt's own speech is synthesized once its cut has gone to the encoder: this many
+# ticks after the cut's. Synthesis takes both cores of a small machine for ~0.1 s; started at
+# the cut, it delayed FFmpeg's encoding of the cut and the old speech was heard for longer.
+CUT_CLEAR_TICKS = 1
 
 
 @dataclass
@@ -108,6 +112,8 @@ class Program:
         self.frames_late = 0
         # Called (from any thread) when a cut is commanded; the pacer then ticks at once.
         self.on_cut: Callable[[], None] | None = None
+        # (tick, callback): told that a cut has gone to the encoder, from that tick on.
+        self._after_cut: deque[tuple[int, Callable[[], None]]] = deque()
 
     # -- commands, from any thread -------------------------------------------------------
 
@@ -133,20 +139,32 @@ class Program:
         self._command(run)
 
     def skip(self) -> None:
-        self._command(lambda n: self._cut(n, Outcome.SKIPPED), cut=True)
+        def run(n: int) -> None:
+            self._cut(n, Outcome.SKIPPED)
+
+        self._command(run, cut=True)
 
     def interrupt(
-        self, take_back: Segment | None = None, reply: Callable[[bool], None] | None = None
+        self, take_back: Segment | None = None, reply: Callable[[bool], None] | None = None,
+        cleared: Callable[[], None] | None = None,
     ) -> None:
         """An interrupting message arrived: cut what is on air now, and hold anything but an
         urgent segment back until `release_hold` (its own segment is not rendered yet).
 
         `take_back` is a segment whose rendering was stopped for it: still waiting, it leaves
         the queue unfinished and `reply(True)` says so; if it was on air it is cut with the
-        rest and `reply(False)`."""
+        rest and `reply(False)`. `cleared` is called once the cut has gone to the encoder
+        (CUT_CLEAR_TICKS after the cut's tick, on the pacer thread), or at once when nothing
+        is on air."""
+        if cleared is not None and self._current is None:
+            cleared()
+            cleared = None
 
         def run(n: int) -> None:
-            self._cut(n, Outcome.INTERRUPTED)
+            if self._cut(n, Outcome.INTERRUPTED) and cleared is not None:
+                self._after_cut.append((n + CUT_CLEAR_TICKS, cleared))
+            elif cleared is not None:
+                cleared()
             self._holds += 1
             taken = False
             if take_back is not None and take_back in self._pending:
@@ -270,6 +288,8 @@ class Program:
             self.tick_no = n
             while self._commands:
                 self._commands.popleft()(n)
+            while self._after_cut and self._after_cut[0][0] <= n:
+                self._after_cut.popleft()[1]()
             if self._current is None and self._fade is None:
                 self._maybe_start(n)
                 if self._current is None:
@@ -359,10 +379,11 @@ class Program:
             return (total - k) / (self.xfade + 1)
         return None
 
-    def _cut(self, n: int, outcome: Outcome) -> None:
+    def _cut(self, n: int, outcome: Outcome) -> bool:
+        """Cut what is on air (False: nothing was)."""
         seg = self._current
         if seg is None:
-            return
+            return False
         k = self._pos
         shown = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self._shown.frame(n)
         tail = seg.audio[k] if k < len(seg.audio) else None
@@ -371,6 +392,7 @@ class Program:
         self._fade = _Fade(shown, tail, max(1, self.xfade))
         self._free_at = n + self._fade.length
         self._finish(seg, outcome, n)
+        return True
 
     def _fade_out(self, n: int) -> TickOutput:
         f = self._fade
