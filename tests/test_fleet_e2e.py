@@ -194,7 +194,7 @@ def test_a_broker_restart_loses_nothing_and_airs_nothing_twice(
             time.sleep(0.2)
         (owner,) = {h[0] for h in owners if h}  # one owner took it, and kept it
         viewer = Receiver(urls["a"], tmp_path / "after.flv", idle_timeout_s=20)
-        time.sleep(3.0)
+        viewer.wait_receiving()
         for w in workers:
             assert w.stop() == 0
         viewer.finish()
