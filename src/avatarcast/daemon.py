@@ -13,7 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -39,15 +39,24 @@ from .scheduler import Scheduler
 from .settings import Settings
 from .speech.base import SpeechError
 from .speech.chain import Speech, make_providers
+from .webparts import Part, add_part
 from .webrtc.view import open_whep
+
+if TYPE_CHECKING:
+    from .webrtc.whep import Whep
 
 log = logging.getLogger(__name__)
 
 
 class Daemon:
-    def __init__(self, settings: Settings, fence: Callable[[], bool] | None = None) -> None:
+    def __init__(self, settings: Settings, fence: Callable[[], bool] | None = None,
+                 web_parts: bool = False) -> None:
         self.settings = settings
         self._fence = fence  # a fleet worker's: may this channel still publish?
+        # A worker's channel: no HTTP port of its own, but a console and a WebRTC view for
+        # the worker to serve under /ch/ID/ (`parts`).
+        self._web_parts = web_parts
+        self.parts: dict[str, Part] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._closed = False
@@ -131,9 +140,12 @@ class Daemon:
         self.pacer.start()
         log.info("on air at %dx%d %d fps", s.video.width, s.video.height, s.video.fps)
         self.health: HealthServer | None = None
+        self.whep: Whep | None = None
+        if s.health.enabled or self._web_parts:
+            self._open_parts()
         if s.health.enabled:
             self.health = HealthServer(s.health.host, s.health.port, self.status,
-                                       self.metrics.exposition, self._http_routes())
+                                       self.metrics.exposition, self._add_parts)
             await self.health.start()
         await self.looks.start_animator()
         self.spawn(self._load_speech(), "speech-load")
@@ -144,40 +156,34 @@ class Daemon:
         self.spawn(self._poll_queue(), "queue-depth")
         self.running = True
 
-    def _http_routes(self) -> Callable[[web.Application], None]:
-        """The console's and the WebRTC view's routes on the HTTP port."""
-        parts = [p for p in (self._console_routes(), self._whep_routes()) if p is not None]
-
-        def add(app: web.Application) -> None:
-            for part in parts:
-                part(app)
-
-        return add
-
-    def _whep_routes(self) -> Callable[[web.Application], None] | None:
-        """The WebRTC view (WHEP), under the console's access rule (webrtc/)."""
-        self.whep = open_whep(self.settings, self._loop)
-        if self.whep is None:
-            return None
-        self.pacer.taps.append(self.whep.tap)
-        self.whep.register(self.metrics.registry)
-        return self.whep.add_routes
-
-    def _console_routes(self) -> Callable[[web.Application], None] | None:
-        """The web console on the HTTP port: open on the loopback, elsewhere only with a
-        token (anyone who reaches it could make the avatar say anything)."""
+    def _open_parts(self) -> None:
+        """The console and the WebRTC view, each where its settings and access rule allow
+        (a line says why one is off), fed by the pacer's taps."""
         h = self.settings.health
-        if not h.console:
-            return None
-        serve, token = guarded(h, "web console")
-        if not serve:
-            return None
-        preview = PreviewTap(h.preview_fps, self.settings.video.fps, self.settings.video.height)
-        self.pacer.taps.append(preview.offer)
-        console = Console(broker=self.settings.broker, status=self.status, preview=preview,
-                          token=token)
-        log.info("web console at / on the HTTP port%s", " (token required)" if token else "")
-        return console.add_routes
+        if h.console:
+            serve, token = guarded(h, "web console")
+            if serve:
+                preview = PreviewTap(h.preview_fps, self.settings.video.fps,
+                                     self.settings.video.height)
+                self.pacer.taps.append(preview.offer)
+                self.parts["console"] = Console(broker=self.settings.broker,
+                                                status=self.status, preview=preview,
+                                                token=token)
+                log.info("web console at %s on the HTTP port%s", self._where(),
+                         " (token required)" if token else "")
+        self.whep = open_whep(self.settings, self._loop, self._where())
+        if self.whep is not None:
+            self.pacer.taps.append(self.whep.tap)
+            self.whep.register(self.metrics.registry)
+            self.parts["whep"] = self.whep
+
+    def _where(self) -> str:
+        """Where this daemon's parts are served: / or, in a worker, /ch/ID/."""
+        return f"/ch/{self.settings.channel}/" if self._web_parts else "/"
+
+    def _add_parts(self, app: web.Application) -> None:
+        for part in self.parts.values():
+            add_part(app, part)
 
     def _rejected(self, msg_id: str, reason: str) -> None:
         """A message dead-lettered before it was understood (bad body, wrong queue)."""
@@ -299,6 +305,7 @@ class Daemon:
             await self.consumer.aclose()
         if getattr(self, "whep", None) is not None:
             assert self.whep is not None
+            self.parts.clear()
             await self.whep.aclose()
         if getattr(self, "health", None) is not None:
             assert self.health is not None

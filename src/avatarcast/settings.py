@@ -334,7 +334,8 @@ class HealthSettings(BaseModel):
     port: int = Field(default=8080, ge=0, le=65535)
     """The HTTP port; 0 picks a free one."""
     console: bool = True
-    """Serve the web console at / (a live preview, the queue, buttons that publish)."""
+    """Serve the web console at / (a live preview, the queue, buttons that publish); in a channels
+    worker, each channel's at /ch/ID/ and a list of them at /."""
     token: SecretStr | None = None
     """The console's access token (a secret): required by the console when the host is not
     the loopback; open it once as /?token=... (a cookie keeps it)."""
@@ -370,8 +371,9 @@ class WebRTCSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     enabled: bool = True
-    """Serve a WebRTC view of the program at /whep on the HTTP port (WHEP, for a browser on the
-    LAN: no TURN), under the console's access rule; needs aiortc. Costs nothing unwatched."""
+    """Serve a WebRTC view of the program at /whep on the HTTP port (in a channels worker, each
+    channel's at /ch/ID/whep) (WHEP, for a browser on the LAN: no TURN), under the console's
+    access rule; needs aiortc. Costs nothing unwatched."""
     width: int = Field(default=640, ge=64, le=3840)
     """Width of the view in pixels (never above the stream's); the height keeps the aspect."""
     fps: int = Field(default=15, ge=1, le=60)

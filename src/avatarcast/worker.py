@@ -5,8 +5,9 @@ never touches the others.
 Workers that share a channels file share its channels: a worker runs a channel only while it
 holds the channel's lease (lease.py), at most `fleet.capacity` of them; the others stand by
 and take a channel whose owner died. One HTTP port serves the worker: /healthz (its channels'
-status; 200 when the ones it runs are on air and connected) and /metrics (each series
-labelled with its channel).
+status; 200 when the ones it runs are on air and connected), /metrics (each series
+labelled with its channel), and each channel's console and WebRTC view under /ch/ID/
+(worker_pages.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .infra.errors import Unavailable, UserError
 from .infra.logfmt import channel_id
 from .lease import LeaseLost, Leases, lease_queue
 from .settings import Settings
+from .worker_pages import ChannelPages
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,8 @@ class Worker:
         h = self._base.health
         http: HealthServer | None = None
         if h.enabled:
-            http = HealthServer(h.host, h.port, self.status, self.exposition)
+            pages = ChannelPages(h, list(self._channels), self._daemons.get, self.status)
+            http = HealthServer(h.host, h.port, self.status, self.exposition, pages.add_routes)
             await http.start()
         log.info("worker %s: up to %d of %d channel(s): %s", self._leases.worker,
                  self._capacity, len(self._channels), ", ".join(self._channels))
@@ -164,7 +167,8 @@ class Worker:
         while not self._stop.is_set():
             if not self._leases.valid():
                 return  # the lease is gone: the channel is someone else's now
-            daemon = Daemon(settings, fence=self._leases.valid)
+            daemon = Daemon(settings, fence=self._leases.valid,
+                            web_parts=self._base.health.enabled)
             self._daemons[cid] = daemon
             started = time.monotonic()
             try:

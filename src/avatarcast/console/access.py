@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from ..settings import HealthSettings
+from ..webparts import Handler
 
 log = logging.getLogger(__name__)
 
 COOKIE = "avatarcast_token"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def served(host: str, token: str | None) -> bool:
@@ -54,11 +53,13 @@ class Access:
     def guard(self, handler: Handler,
               refusal: str = "this console needs its token: open /?token=... once") -> Handler:
         async def run(request: web.Request) -> web.StreamResponse:
-            if self._token is not None and request.path == "/" and "token" in request.query:
+            # A page (/, or a worker's /ch/ID/) opened with ?token=: the cookie, for every path.
+            if (self._token is not None and request.path.endswith("/")
+                    and "token" in request.query):
                 if not hmac.compare_digest(request.query["token"].encode(),
                                            self._token.encode()):
                     raise web.HTTPUnauthorized(text="wrong token")
-                found = web.HTTPSeeOther("/")
+                found = web.HTTPSeeOther(request.path)
                 found.set_cookie(COOKIE, self._token, httponly=True, samesite="Strict")
                 raise found
             if not self.allowed(request):

@@ -9,7 +9,8 @@
     POST /api/control/CMD  skip | clear | pause | resume, published to the control queue
 
 With a token, every route wants it: a cookie set by opening /?token=..., or an
-`Authorization: Bearer` header. POSTs take JSON only, which a cross-site form cannot send.
+`Authorization: Bearer` header. In a worker, each channel's console is under /ch/ID/ (the
+page's links are relative). POSTs take JSON only, which a cross-site form cannot send.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -29,6 +30,7 @@ from ..broker.messages import ControlMessage, SpeakMessage
 from ..broker.publisher import PublishError, publish
 from ..infra.redact import global_redactor
 from ..settings import BrokerSettings
+from ..webparts import Handler, Route, add_part
 from .access import Access, served
 from .preview import PreviewTap
 
@@ -48,14 +50,22 @@ class Console:
         self._access = Access(token)
         self._page = resources.files(__package__).joinpath("page.html").read_text()
 
+    ROUTES: Sequence[Route] = (
+        ("GET", "/", "_index"),
+        ("GET", "/snapshot.jpg", "_snapshot"),
+        ("GET", "/preview.mjpg", "_mjpeg"),
+        ("GET", "/api/status", "_api_status"),
+        ("POST", "/api/say", "_say"),
+        ("POST", "/api/control/{command}", "_control"),
+    )
+
+    def handler(self, name: str) -> Handler:
+        """A route's handler, behind the token check."""
+        method: Handler = getattr(self, name)
+        return self._access.guard(method)
+
     def add_routes(self, app: web.Application) -> None:
-        guard = self._access.guard
-        app.router.add_get("/", guard(self._index))
-        app.router.add_get("/snapshot.jpg", guard(self._snapshot))
-        app.router.add_get("/preview.mjpg", guard(self._mjpeg))
-        app.router.add_get("/api/status", guard(self._api_status))
-        app.router.add_post("/api/say", guard(self._say))
-        app.router.add_post("/api/control/{command}", guard(self._control))
+        add_part(app, self)
 
     # -- the page and the picture --------------------------------------------------------------
 

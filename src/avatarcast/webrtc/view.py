@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def open_whep(settings: Settings, loop: asyncio.AbstractEventLoop) -> Whep | None:
+def open_whep(settings: Settings, loop: asyncio.AbstractEventLoop,
+              where: str = "/") -> Whep | None:
     """The WebRTC view, or None (and a line that says why) when it is off."""
     w = settings.webrtc
     if not w.enabled:
@@ -32,7 +33,7 @@ def open_whep(settings: Settings, loop: asyncio.AbstractEventLoop) -> Whep | Non
         return None
     view = Whep(settings=w, stream_fps=settings.video.fps,
                 sample_rate=settings.audio.sample_rate, token=token, loop=loop)
-    log.info("WebRTC view (WHEP) at /whep on the HTTP port, %d px at %d fps, %d viewers at "
-             "most%s", min(w.width, settings.video.width), settings.video.fps // view.every,
+    log.info("WebRTC view (WHEP) at %swhep on the HTTP port, %d px at %d fps, %d viewers at "
+             "most%s", where, min(w.width, settings.video.width), settings.video.fps // view.every,
              w.max_viewers, " (token required)" if token else "")
     return view

@@ -2,6 +2,7 @@
 player, watches the program with sub-second delay.
 
     POST    /whep        an SDP offer (application/sdp) -> 201, the answer, Location: /whep/ID
+                         (in a worker: /ch/CHANNEL/whep, /ch/CHANNEL/whep/ID)
     DELETE  /whep/ID     ends that viewer's session
     OPTIONS /whep[/ID]   CORS and Accept-Post: application/sdp
 
@@ -33,7 +34,9 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from ..console.access import Access
 from ..settings import WebRTCSettings
+from ..webparts import Handler, add_part
 from .feed import ProgramFeed
+from .routes import WHEP_ROUTES
 from .tracks import ProgramAudio, ProgramVideo
 
 log = logging.getLogger(__name__)
@@ -77,13 +80,19 @@ class Whep:
     def viewers(self) -> int:
         return len(self._viewers)
 
-    def add_routes(self, app: web.Application) -> None:
+    ROUTES = WHEP_ROUTES
+
+    def handler(self, name: str) -> Handler:
+        """A route's handler; all but the preflight (which cannot carry a token) guarded."""
+        method: Handler = getattr(self, name)
+        if name == "_options":
+            return method
         refusal = ("the WebRTC view needs the console's token: send Authorization: Bearer "
                    "TOKEN, or open /?token=... once")
-        app.router.add_post("/whep", self._access.guard(self._post, refusal))
-        app.router.add_delete("/whep/{id}", self._access.guard(self._delete, refusal))
-        app.router.add_route("OPTIONS", "/whep", self._options)
-        app.router.add_route("OPTIONS", "/whep/{id}", self._options)
+        return self._access.guard(method, refusal)
+
+    def add_routes(self, app: web.Application) -> None:
+        add_part(app, self)
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -122,7 +131,7 @@ class Whep:
         log.info("WebRTC viewer %s joined (%d of %d)", viewer.id[:8], len(self._viewers),
                  self._max)
         return web.Response(status=201, text=answer, content_type=SDP,
-                            headers={**CORS, "Location": f"/whep/{viewer.id}"})
+                            headers={**CORS, "Location": f"{request.path.rstrip('/')}/{viewer.id}"})
 
     async def _delete(self, request: web.Request) -> web.StreamResponse:
         vid = request.match_info["id"]

@@ -1,0 +1,121 @@
+"""A worker's HTTP port in a real headless Chromium: / lists its channels, /ch/ID/ is that
+channel's console (its preview, its status, its queue) and /ch/ID/whep its WebRTC view, and a
+channel the worker does not run answers with a line that says so."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from harness.daemon import (
+    DaemonProc,
+    QueueNames,
+    Receiver,
+    decode_audio,
+    delete_queues,
+    rms_windows,
+    write_channels,
+)
+from harness.services import NginxRtmp
+from tests.test_console import _call, _say
+from tests.test_webrtc import _call as _whep_call
+from tests.test_webrtc import _offer
+
+pytestmark = pytest.mark.services
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_each_channel_has_its_console_under_the_workers_port(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM is not None, "Debian's chromium is missing: scripts/install-deps.sh dev"
+    urls = {cid: rtmp_server.url(f"pages-{cid}") for cid in "abc"}
+    write_channels(tmp_path / "channels.toml", urls)
+    daemon = DaemonProc(tmp_path, queues, {
+        "AVATARCAST_CHANNELS_FILE": str(tmp_path / "channels.toml"),
+        "AVATARCAST_OUTPUT__RTMP_URLS": "[]",
+        "AVATARCAST_FACE__ANIMATOR": "still",
+        "AVATARCAST_FLEET__CAPACITY": "2",  # one channel waits for a worker with room
+    })
+    port = daemon.health_port
+    base = f"http://127.0.0.1:{port}"
+
+    def ready(s: dict[str, Any]) -> bool:
+        return len(s["owned"]) == 2 and all(s["channels"][c].get("speech_ready")
+                                            for c in s["owned"])
+
+    receiver: Receiver | None = None
+    try:
+        st = daemon.wait_for(ready, 90, "two channels on air")
+        one, two = st["owned"]
+        (other,) = set("abc") - {one, two}
+        receiver = Receiver(urls[two], tmp_path / "received.flv", idle_timeout_s=60)
+        code, page, _ = _call(port, "/")
+        assert code == 200 and f'href="ch/{one}/"' in page and f'href="ch/{two}/"' in page
+        assert f'href="ch/{other}/"' not in page and "elsewhere" in page
+        code, _, headers = _call(port, f"/ch/{two}")
+        assert code == 301 and headers["Location"] == f"/ch/{two}/"
+        code, text, _ = _call(port, f"/ch/{other}/api/status")
+        assert code == 503 and f"channel {other} is not run by this worker" in text
+        assert _call(port, "/ch/zz/")[0] == 404
+        code, text, _ = _call(port, f"/ch/{one}/api/status")
+        assert code == 200 and json.loads(text)["channel"] == one
+        with urllib.request.urlopen(f"{base}/ch/{two}/snapshot.jpg", timeout=10) as r:
+            jpg = cv2.imdecode(np.frombuffer(r.read(), np.uint8), cv2.IMREAD_COLOR)
+        assert jpg is not None and jpg.shape[:2] == (240, 320)
+
+        # Its WebRTC view, at /ch/ID/whep: a session there, and its end.
+        async def watch() -> tuple[tuple[int, str, dict[str, str]], int]:
+            pc, offer = await _offer()
+            try:
+                sdp = {"Content-Type": "application/sdp"}
+                made = await asyncio.to_thread(_whep_call, port, "POST", f"/ch/{one}/whep",
+                                               offer, sdp)
+                ended = await asyncio.to_thread(_whep_call, port, "DELETE",
+                                                made[2].get("Location", "/"), None, sdp)
+                return made, ended[0]
+            finally:
+                await pc.close()
+
+        (code, answer, headers), ended = asyncio.run(watch())
+        assert code == 201 and "a=candidate:" in answer
+        assert headers["Location"].startswith(f"/ch/{one}/whep/") and ended == 200
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 760})
+            page.goto(f"{base}/ch/{two}/")
+            page.wait_for_function(f"document.title === 'avatarcast console: {two}'")
+            page.wait_for_function("document.getElementById('state').textContent === 'idle'")
+            page.wait_for_function("document.getElementById('preview').naturalWidth > 0",
+                                   timeout=15_000)
+            said = _say(page, "Spoken on this channel, from its own console.")
+            page.wait_for_function(f"document.getElementById('recent').textContent"
+                                   f".includes('{said}')", timeout=60_000)
+            page.screenshot(path=str(tmp_path / "channel.png"))
+            browser.close()
+        st = daemon.wait_for(lambda s: any(r["id"] == said and r["outcome"] == "aired"
+                                           for r in s["channels"][two]["recent"]),
+                             30, "the console's text aired on its channel")
+        assert not st["channels"][one]["recent"]  # only that channel's queue had it
+        assert daemon.stop() == 0, daemon.log()[-3000:]
+    finally:
+        daemon.kill()
+        if receiver is not None:
+            receiver.finish()
+        for cid in "abc":
+            delete_queues(queues.channel(cid))
+    assert f"web console at /ch/{one}/ on the HTTP port" in daemon.log()
+    # The text typed into that channel's console was spoken on that channel's stream.
+    assert receiver is not None
+    assert rms_windows(decode_audio(receiver.out), 48000, 0.1).max() > 0.02
