@@ -14,12 +14,17 @@ picture held, a tick of silence in the speech), from the daemons' counts; frames
 client per stream; the CPU of the workers' Python and of their FFmpeg encoders.
 
   python -m bench capacity [--minutes 10] [--max-channels 12] [--from-channels 1]
-                           [--workers 2] [--preset superfast]
+                           [--workers 2] [--preset superfast] [--queue-frames N]
+
+Dropped frames are told apart: those the pacers skipped after a stall of over half a second
+(their log lines), and the rest, which did not fit the encoder's queue (FFmpeg behind by more
+than `output.queue_frames`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import resource
 import subprocess
 import time
@@ -117,7 +122,15 @@ def _counts(workers: list[DaemonProc], key: str) -> int:
     return total
 
 
-def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> dict[str, Any]:
+def _stalled(workers: list[DaemonProc]) -> int:
+    """Frames the pacers skipped after a stall of more than half a second (their log lines);
+    the rest of the dropped frames did not fit the encoder's queue."""
+    return sum(int(n) for w in workers
+               for n in re.findall(r"pacer (\d+) frames behind; dropping them", w.log()))
+
+
+def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str,
+          queue_frames: int | None) -> dict[str, Any]:
     rtmp = NginxRtmp(work / f"rtmp{k}")
     rtmp.start()
     ids = [f"c{i}" for i in range(k)]
@@ -128,9 +141,11 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> di
     share = math.ceil(k / n_workers)
 
     def worker(i: int) -> DaemonProc:
+        more = {} if queue_frames is None else {
+            "AVATARCAST_OUTPUT__QUEUE_FRAMES": str(queue_frames)}
         return channels_worker(work, f"w{k}-{i}", queues, channels,
                                AVATARCAST_VIDEO__PRESET=preset,
-                               AVATARCAST_FLEET__CAPACITY=str(share))
+                               AVATARCAST_FLEET__CAPACITY=str(share), **more)
 
     # The first worker alone first: its first start prepares the avatar the others share.
     workers = [worker(0)]
@@ -143,6 +158,7 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> di
         time.sleep(5)
         dropped0, late0 = _counts(workers, "frames_dropped"), _counts(workers, "frames_late")
         held0 = _counts(workers, "frames_held")
+        stalled0 = _stalled(workers)
         pids = {f"worker{i}": w.proc.pid for i, w in enumerate(workers)}
         for i, w in enumerate(workers):
             pids.update({f"ffmpeg{i}.{j}": p
@@ -163,6 +179,7 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> di
         dropped = _counts(workers, "frames_dropped") - dropped0
         late = _counts(workers, "frames_late") - late0
         held = _counts(workers, "frames_held") - held0
+        stalled = _stalled(workers) - stalled0
         wall1 = time.time()
     finally:
         for c in clients.values():
@@ -179,7 +196,7 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> di
     return {
         "channels": k, "workers": n_workers, "preset": preset, "seconds": round(wall, 1),
         "messages_per_channel": said, "frames_dropped": dropped, "frames_late": late,
-        "frames_held": held,
+        "frames_held": held, "frames_dropped_in_stalls": stalled, "queue_frames": queue_frames,
         "client_frames_dropped": sum(int(r.get("frames_dropped", 0)) for r in received.values()),
         "client_frames_received": sum(int(r.get("frames_received", 0))
                                       for r in received.values()),
@@ -189,12 +206,12 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str) -> di
 
 
 def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
-            preset: str) -> dict[str, Any]:
+            preset: str, queue_frames: int | None = None) -> dict[str, Any]:
     ensure_rabbitmq()
     presets = encoder_presets(work)
     steps = []
     for k in range(first, most + 1):
-        step = _step(work, k, minutes, n_workers, preset)
+        step = _step(work, k, minutes, n_workers, preset, queue_frames)
         steps.append(step)
         print(f"{k} channel(s): {step}", flush=True)
         if step["frames_dropped"] or step["client_frames_dropped"]:
@@ -202,13 +219,15 @@ def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
     carried = max((s["channels"] for s in steps if not (
         s["frames_dropped"] or s["client_frames_dropped"])), default=0)
     return {"minutes": minutes, "workers": n_workers, "preset": preset,
-            "encoder_presets": presets, "steps": steps, "channels_carried": carried}
+            "queue_frames": queue_frames, "encoder_presets": presets, "steps": steps,
+            "channels_carried": carried}
 
 
 def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = [(
         f"720p30 channels with 0 dropped frames ({f['minutes']:g} min a step, "
-        f"{f.get('workers', 1)} worker(s), x264 {f.get('preset', 'veryfast')})",
+        f"{f.get('workers', 1)} worker(s), x264 {f.get('preset', 'veryfast')}"
+        + (f", output.queue_frames {f['queue_frames']}" if f.get("queue_frames") else "") + ")",
         str(f["channels_carried"]), "as many as it can", "")]
     for e in f.get("encoder_presets", []):
         out.append((f"x264 {e['preset']} alone, 720p30 at 2500 kb/s",
@@ -216,7 +235,10 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
                     f"core), SSIM {e['ssim']}", "", ""))
     for s in f["steps"]:
         out.append((f"{s['channels']} channel(s), {s['seconds']:.0f} s",
-                    f"dropped {s['frames_dropped']}, late {s['frames_late']} (held "
+                    f"dropped {s['frames_dropped']}"
+                    + (f" ({s['frames_dropped_in_stalls']} in pacer stalls)"
+                       if "frames_dropped_in_stalls" in s else "")
+                    + f", late {s['frames_late']} (held "
                     f"{s.get('frames_held', 'n/a')}), client dropped "
                     f"{s['client_frames_dropped']} of {s['client_frames_received']}; CPU Python "
                     f"{s['cpu_worker_pct']}% + FFmpeg {s['cpu_ffmpeg_pct']}% "
@@ -247,8 +269,8 @@ def draw(record: dict[str, Any], path: Path) -> None:
 
 
 def run_all(minutes: float, first: int, most: int, n_workers: int,
-            preset: str) -> dict[str, Any]:
+            preset: str, queue_frames: int | None = None) -> dict[str, Any]:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="avatarcast-capacity-") as tmp:
-        return measure(Path(tmp), minutes, first, most, n_workers, preset)
+        return measure(Path(tmp), minutes, first, most, n_workers, preset, queue_frames)

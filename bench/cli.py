@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2,
                     help="capacity: worker processes sharing the channels (one per core)")
     ap.add_argument("--preset", default="superfast", help="capacity: the channels' x264 preset")
+    ap.add_argument("--queue-frames", type=int, default=None,
+                    help="capacity: the channels' output.queue_frames (default: the daemon's)")
     ap.add_argument("--out", type=Path, default=report.ROOT / "bench" / "results")
     args = ap.parse_args(argv)
     if args.kind == "stills":
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "capacity":
         figures = capacity.run_all(args.minutes if args.minutes != 60 else 10,
                                    args.from_channels, args.max_channels, args.workers,
-                                   args.preset)
+                                   args.preset, args.queue_frames)
     elif args.kind == "webrtc":
         figures = webrtc.measure()
     elif args.kind == "lipsync":
