@@ -223,12 +223,26 @@ def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
             "channels_carried": carried}
 
 
+def carried(f: dict[str, Any]) -> str:
+    """The channels carried; a run whose first step (above one channel) dropped frames only
+    says fewer than that."""
+    steps = f.get("steps") or []
+    first = steps[0]["channels"] if steps else 1
+    if f["channels_carried"] == 0 and first > 1:
+        return f"fewer than {first}"
+    return str(f["channels_carried"])
+
+
+def conditions(f: dict[str, Any]) -> str:
+    return (f"{f['minutes']:g} min a step, {f.get('workers', 1)} worker(s), x264 "
+            f"{f.get('preset', 'veryfast')}"
+            + (f", output.queue_frames {f['queue_frames']}" if f.get("queue_frames") else ""))
+
+
 def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = [(
-        f"720p30 channels with 0 dropped frames ({f['minutes']:g} min a step, "
-        f"{f.get('workers', 1)} worker(s), x264 {f.get('preset', 'veryfast')}"
-        + (f", output.queue_frames {f['queue_frames']}" if f.get("queue_frames") else "") + ")",
-        str(f["channels_carried"]), "as many as it can", "")]
+        f"720p30 channels with 0 dropped frames ({conditions(f)})",
+        carried(f), "as many as it can", "")]
     for e in f.get("encoder_presets", []):
         out.append((f"x264 {e['preset']} alone, 720p30 at 2500 kb/s",
                     f"{e['cpu_ms_per_frame']} ms CPU a frame ({e['cpu_pct_at_30fps']}% of a "

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import capacity
 from .report import DOC, ROOT
 
 RESULTS = ROOT / "bench" / "results"
@@ -48,8 +49,7 @@ def _drift(f: Figures) -> str | None:
 def _carried(f: Figures) -> str | None:
     if "channels_carried" not in f:
         return None
-    return (f"{f['channels_carried']} ({f['minutes']:g} min a step, "
-            f"{f.get('workers', 1)} worker(s), x264 {f.get('preset', 'veryfast')})")
+    return f"{capacity.carried(f)} ({capacity.conditions(f)})"
 
 
 def _get(*path: str) -> Callable[[Figures], Any]:
