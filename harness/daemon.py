@@ -205,13 +205,17 @@ class Receiver:
         """Until the recording holds `min_bytes` (a client joining a stream needs a moment
         to connect and find a keyframe, longer on a busy machine)."""
         deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if self.out.exists() and self.out.stat().st_size >= min_bytes:
+        while True:
+            got = self.out.stat().st_size if self.out.exists() else 0
+            if got >= min_bytes:
                 return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the client ended (exit {self.proc.returncode}) after "
+                                     f"recording {got} bytes (wanted {min_bytes})")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the client recorded {got} bytes in {limit_s:.0f} s "
+                                     f"(wanted {min_bytes})")
             time.sleep(0.1)
-        got = self.out.stat().st_size if self.out.exists() else 0
-        raise AssertionError(f"the client recorded {got} bytes in {limit_s:.0f} s "
-                             f"(wanted {min_bytes})")
 
     def finish(self, quiet_s: float = 1.5, limit_s: float = 20.0) -> None:
         """After the publisher stopped: let the stream's tail arrive (the file has stopped

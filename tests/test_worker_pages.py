@@ -8,13 +8,20 @@ import asyncio
 import json
 import shutil
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
+from avatarcast.console.preview import PreviewTap
+from avatarcast.console.routes import Console
+from avatarcast.health import HealthServer
+from avatarcast.settings import BrokerSettings, HealthSettings
+from avatarcast.worker_pages import ChannelPages
 from harness.daemon import (
     DaemonProc,
     QueueNames,
@@ -24,15 +31,15 @@ from harness.daemon import (
     rms_windows,
     write_channels,
 )
-from harness.services import NginxRtmp
+from harness.services import NginxRtmp, free_port
 from tests.test_console import _call, _say
 from tests.test_webrtc import _call as _whep_call
 from tests.test_webrtc import _offer
 
-pytestmark = pytest.mark.services
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.services
 def test_each_channel_has_its_console_under_the_workers_port(
     tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
 ) -> None:
@@ -119,3 +126,56 @@ def test_each_channel_has_its_console_under_the_workers_port(
     # The text typed into that channel's console was spoken on that channel's stream.
     assert receiver is not None
     assert rms_windows(decode_audio(receiver.out), 48000, 0.1).max() > 0.02
+
+
+@dataclass
+class _Channel:
+    """What the pages need of a running channel's daemon."""
+
+    parts: dict[str, Any]
+    running: bool = True
+
+
+def test_the_workers_pages_want_the_token_and_keep_secrets() -> None:
+    port = free_port()
+    token = "s3cret-token"
+    health = HealthSettings(token=SecretStr(token))
+    console = Console(broker=BrokerSettings(url="amqp://guest:guest@127.0.0.1:1/"),
+                      status=lambda: {"channel": "a", "state": "idle"},
+                      preview=PreviewTap(2, 30, 240), token=token)
+    running = {"a": _Channel({"console": console})}
+    key_url = "rtmp://live.example/app/KEY-1234567890"
+
+    def status() -> dict[str, Any]:
+        return {"worker": "w1", "owned": ["a"], "capacity": 1, "channels": {
+            "a": {"state": "idle", "last_error": f"ffmpeg: {key_url}: I/O error"},
+            "b": {"state": "elsewhere", "last_error": None}}}
+
+    pages = ChannelPages(health, ["a", "b"], running.get, status)  # type: ignore[arg-type]
+
+    async def run() -> list[tuple[int, str, dict[str, str]]]:
+        server = HealthServer("127.0.0.1", port, lambda: {}, None, pages.add_routes)
+        await server.start()
+        bearer = {"Authorization": f"Bearer {token}"}
+        try:
+            calls = [("/", None, {}, None), ("/", None, bearer, None),
+                     ("/ch/a/api/status", None, {}, None),
+                     ("/ch/a?token=s3cret%2Btoken", None, {}, None),
+                     ("/ch/a/?token=" + token, None, {}, None),
+                     ("/ch/a/api/status", None, {"Cookie": f"avatarcast_token={token}"}, None),
+                     ("/ch/a/api/status", None, bearer, "HEAD"),
+                     ("/ch/b/api/status", None, bearer, None)]
+            return [await asyncio.to_thread(_call, port, *c) for c in calls]
+        finally:
+            await server.aclose()
+
+    bare, index, no_token, moved, opened, cookie, head, elsewhere = asyncio.run(run())
+    assert bare[0] == 401 and no_token[0] == 401
+    assert index[0] == 200 and 'href="ch/a/"' in index[1] and "KEY-1234567890" not in index[1]
+    assert moved[0] == 301 and moved[2]["Location"] == "/ch/a/?token=s3cret%2Btoken"
+    assert opened[0] == 303 and opened[2]["Location"] == "/ch/a/"
+    assert f"avatarcast_token={token}" in opened[2]["Set-Cookie"]
+    assert cookie[0] == 200 and json.loads(cookie[1])["channel"] == "a"
+    assert head[0] == 200
+    assert elsewhere[0] == 503 and "not run by this worker" in elsewhere[1]
+    console.close()

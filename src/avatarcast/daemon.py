@@ -303,9 +303,12 @@ class Daemon:
             await self.events.aclose()
         if hasattr(self, "consumer"):
             await self.consumer.aclose()
+        console = self.parts.get("console")
+        if isinstance(console, Console):
+            console.close()
+        self.parts.clear()  # a worker serves this channel's pages no more
         if getattr(self, "whep", None) is not None:
             assert self.whep is not None
-            self.parts.clear()
             await self.whep.aclose()
         if getattr(self, "health", None) is not None:
             assert self.health is not None

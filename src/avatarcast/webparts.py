@@ -19,7 +19,15 @@ class Part(Protocol):
     def handler(self, name: str) -> Handler: ...
 
 
+def add_route(app: web.Application, method: str, path: str, handler: Handler) -> None:
+    """One route; a GET answers HEAD too."""
+    if method == "GET":
+        app.router.add_get(path, handler)
+    else:
+        app.router.add_route(method, path, handler)
+
+
 def add_part(app: web.Application, part: Part) -> None:
     """Serve a part's routes on `app` (a daemon's HTTP port)."""
     for method, path, name in part.ROUTES:
-        app.router.add_route(method, path, part.handler(name))
+        add_route(app, method, path, part.handler(name))

@@ -17,8 +17,9 @@ from aiohttp import web
 from .console.access import Access, guarded
 from .console.routes import Console
 from .daemon import Daemon
+from .infra.redact import global_redactor
 from .settings import HealthSettings
-from .webparts import Handler, Route
+from .webparts import Handler, Route, add_route
 from .webrtc.routes import WHEP_ROUTES
 
 PARTS: dict[str, tuple[Route, ...]] = {"console": tuple(Console.ROUTES),
@@ -47,8 +48,8 @@ class ChannelPages:
             for kind, routes in PARTS.items():
                 for method, path, name in routes:
                     forward = self._forward(cid, kind, name)
-                    sub.router.add_route(method, path,
-                                         forward if name == "_options" else guard(forward))
+                    add_route(sub, method, path,
+                              forward if name == "_options" else guard(forward))
             app.add_subapp(f"/ch/{cid}", sub)
 
     def _forward(self, cid: str, kind: str, name: str) -> Handler:
@@ -80,7 +81,8 @@ class ChannelPages:
                         f"<td>{html.escape(str(ch.get('last_error') or ''))}</td></tr>")
         page = _INDEX.format(worker=html.escape(str(st["worker"])), rows="\n".join(rows),
                              owned=len(st["owned"]), capacity=st["capacity"])
-        return web.Response(text=page, content_type="text/html",
+        # Errors can quote FFmpeg or the broker: no secret on the page, as in /healthz.
+        return web.Response(text=global_redactor()(page), content_type="text/html",
                             headers={"Cache-Control": "no-store"})
 
 
@@ -89,8 +91,8 @@ _NAMES = {"console": "web console", "whep": "WebRTC view"}
 
 def _redirect(to: str) -> Handler:
     async def run(request: web.Request) -> web.StreamResponse:
-        raise web.HTTPMovedPermanently(to + (f"?{request.query_string}"
-                                             if request.query_string else ""))
+        query = request.rel_url.raw_query_string  # as sent: a token's %, + and & intact
+        raise web.HTTPMovedPermanently(to + (f"?{query}" if query else ""))
 
     return run
 

@@ -49,6 +49,12 @@ class Console:
         self._preview = preview
         self._access = Access(token)
         self._page = resources.files(__package__).joinpath("page.html").read_text()
+        # Set when its daemon stops: open previews end (in a worker, whose HTTP port stays
+        # up, they would otherwise show a frozen picture of a channel gone elsewhere).
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
 
     ROUTES: Sequence[Route] = (
         ("GET", "/", "_index"),
@@ -97,7 +103,7 @@ class Console:
         await resp.prepare(request)
         last = -1
         try:
-            while True:
+            while not self._closed:
                 got = await self._frame(3.0)
                 if got is not None and got[0] != last:
                     last, jpg = got

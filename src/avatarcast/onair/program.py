@@ -155,7 +155,8 @@ class Program:
         the queue unfinished and `reply(True)` says so; if it was on air it is cut with the
         rest and `reply(False)`. `cleared` is called once the cut has gone to the encoder
         (CUT_CLEAR_TICKS after the cut's tick, on the pacer thread), or at once when nothing
-        is on air."""
+        is on air (read without the lock: a segment starting in the tick under way is cut
+        all the same, only without the wait)."""
         if cleared is not None and self._current is None:
             cleared()
             cleared = None
