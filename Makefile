@@ -10,7 +10,7 @@ test: dev-deps       ## install, start services, lint, type-check, run every tes
 	scripts/start-rabbitmq.sh
 	$(BIN)/ruff check src tests bench harness
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 unit: dev-deps       ## the tests that need no services
 	$(BIN)/pytest -q tests/test_units.py tests/test_program.py tests/test_layout.py
