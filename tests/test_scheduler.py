@@ -6,8 +6,9 @@ utterance with a reason; the stream keeps its cadence; the next message airs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,68 +125,28 @@ async def settle(broker: FakeBroker, msg_id: str, limit_s: float = 20) -> tuple[
     return broker.settled[msg_id]
 
 
-@pytest.mark.parametrize(
-    ("mode", "reason"),
-    [("raise", "the model blew up"), ("hang", "rendered nothing for 1 s"),
-     ("wrong_size", "frame of (10, 10) uint8"), ("too_few", "frames for")],
-)
-async def test_a_failing_animator_fails_one_utterance_not_the_stream(
-    tmp_path: Path, idle: IdleCycle, mode: str, reason: str
-) -> None:
-    machine = StateMachine()
-    knobs = Knobs()
-    face = FaceService(knobs, timeout_s=1.0)
-    await face.start(Avatar(idle))
-    looks = Looks(Settings(), Look("knobs", None, Avatar(idle), face))
-    speech = Speech(make_providers(SpeechSettings(providers=["espeak"]), "ffmpeg"),
-                    SpeechSettings(), RATE)
-    await speech.start()
-    broker = FakeBroker()
-    loop = asyncio.get_running_loop()
-    program = Program(idle, fps=FPS, spf=RATE // FPS, crossfade_frames=2, gap_frames=3,
-                      lead_frames=2, machine=machine,
-                      on_done=lambda seg: scheduler.segment_done(seg))
-    program.encoder_up(True)
-    handled = HandledIds(tmp_path / "handled.log", 100)
-    attempts = Attempts(tmp_path / "attempts.json")
-    scheduler = Scheduler(
-        program=program, speech=speech, looks=looks, consumer_ref=lambda: broker,
-        handled=handled, attempts=attempts, crash_limit=3, playout=PlayoutSettings(),
-        buffer_frames=60, sample_rate=RATE,
-        spawn=lambda coro: loop.call_soon_threadsafe(loop.create_task, coro),
-    )
-    sink = Sink()
-    pacer = Pacer(FrameClock(FPS), program, sink)
-    pacer.start()
-    worker = asyncio.create_task(scheduler.run())
-    scheduler.speech_ready.set()
-    try:
-        knobs.mode = mode
-        await scheduler.on_speak(Delivery(SpeakMessage(id="bad", text="Fail, please."),
-                                          Raw("bad")))  # type: ignore[arg-type]
-        how, why = await settle(broker, "bad")
-        assert how == "dead" and reason in why, why
-        knobs.mode = "ok"
-        await scheduler.on_speak(Delivery(SpeakMessage(id="good", text="Now it works."),
-                                          Raw("good")))  # type: ignore[arg-type]
-        assert (await settle(broker, "good"))[0] == "acked"
-        assert scheduler.history[-1]["outcome"] == "aired"
-        assert pacer.running and pacer.frames_dropped == 0
-    finally:
-        knobs.release.set()
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
-        pacer.stop()
-        await face.aclose()
-        await speech.aclose()
+@dataclass
+class Rig:
+    """The scheduler on air: real program, pacer and speech, a given animator."""
+
+    program: Program
+    scheduler: Scheduler
+    pacer: Pacer
+    broker: FakeBroker
+    speech: Speech
+
+    async def say(self, msg_id: str, text: str, interrupt: bool = False) -> None:
+        await self.scheduler.on_speak(Delivery(
+            SpeakMessage(id=msg_id, text=text, interrupt=interrupt),
+            Raw(msg_id)))  # type: ignore[arg-type]
 
 
-async def test_an_interrupt_is_synthesized_after_its_cut_went_to_the_encoder(
-    tmp_path: Path, idle: IdleCycle
-) -> None:
-    face = FaceService(StillAnimator(), timeout_s=5.0)
+@contextlib.asynccontextmanager
+async def on_air(tmp_path: Path, idle: IdleCycle, animator: StillAnimator,
+                 timeout_s: float) -> AsyncIterator[Rig]:
+    face = FaceService(animator, timeout_s=timeout_s)
     await face.start(Avatar(idle))
-    looks = Looks(Settings(), Look("still", None, Avatar(idle), face))
+    looks = Looks(Settings(), Look(animator.name, None, Avatar(idle), face))
     speech = Speech(make_providers(SpeechSettings(providers=["espeak"]), "ffmpeg"),
                     SpeechSettings(), RATE)
     await speech.start()
@@ -202,39 +163,68 @@ async def test_an_interrupt_is_synthesized_after_its_cut_went_to_the_encoder(
         playout=PlayoutSettings(), buffer_frames=60, sample_rate=RATE,
         spawn=lambda coro: loop.call_soon_threadsafe(loop.create_task, coro),
     )
-    # The tick the program was at when each text's synthesis began.
-    began: dict[str, int] = {}
-    synthesize = speech.synthesize
-
-    def noting(text: str, voice: str | None) -> Any:
-        began[text] = program.tick_no
-        return synthesize(text, voice)
-
-    speech.synthesize = noting  # type: ignore[method-assign]
     pacer = Pacer(FrameClock(FPS), program, Sink())
-    on_air = asyncio.Event()
-    pacer.on_first_frame = lambda seg, run, first: loop.call_soon_threadsafe(on_air.set)
     pacer.start()
     worker = asyncio.create_task(scheduler.run())
     scheduler.speech_ready.set()
     try:
-        long = "This sentence goes on for a good while, so that it is on air when cut. " * 3
-        await scheduler.on_speak(Delivery(SpeakMessage(id="old", text=long),
-                                          Raw("old")))  # type: ignore[arg-type]
-        async with asyncio.timeout(20):
-            await on_air.wait()
-        await asyncio.sleep(0.3)
-        await scheduler.on_speak(Delivery(
-            SpeakMessage(id="new", text="Breaking news.", interrupt=True),
-            Raw("new")))  # type: ignore[arg-type]
-        assert (await settle(broker, "new"))[0] == "acked"
-        old = next(e for e in scheduler.history if e["id"] == "old")
-        assert old["outcome"] == "interrupted"
-        # A tick after the cut's, not the 0.2 s bound (6 ticks) that holds when never told.
-        assert old["ended_at"] + 1 <= began["Breaking news."] <= old["ended_at"] + 3
+        yield Rig(program, scheduler, pacer, broker, speech)
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
         pacer.stop()
         await face.aclose()
         await speech.aclose()
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [("raise", "the model blew up"), ("hang", "rendered nothing for 1 s"),
+     ("wrong_size", "frame of (10, 10) uint8"), ("too_few", "frames for")],
+)
+async def test_a_failing_animator_fails_one_utterance_not_the_stream(
+    tmp_path: Path, idle: IdleCycle, mode: str, reason: str
+) -> None:
+    knobs = Knobs()
+    async with on_air(tmp_path, idle, knobs, timeout_s=1.0) as rig:
+        try:
+            knobs.mode = mode
+            await rig.say("bad", "Fail, please.")
+            how, why = await settle(rig.broker, "bad")
+            assert how == "dead" and reason in why, why
+            knobs.mode = "ok"
+            await rig.say("good", "Now it works.")
+            assert (await settle(rig.broker, "good"))[0] == "acked"
+            assert rig.scheduler.history[-1]["outcome"] == "aired"
+            assert rig.pacer.running and rig.pacer.frames_dropped == 0
+        finally:
+            knobs.release.set()
+
+
+async def test_an_interrupt_is_synthesized_after_its_cut_went_to_the_encoder(
+    tmp_path: Path, idle: IdleCycle
+) -> None:
+    async with on_air(tmp_path, idle, StillAnimator(), timeout_s=5.0) as rig:
+        # The tick the program was at when each text's synthesis began.
+        began: dict[str, int] = {}
+        synthesize = rig.speech.synthesize
+
+        def noting(text: str, voice: str | None) -> Any:
+            began[text] = rig.program.tick_no
+            return synthesize(text, voice)
+
+        rig.speech.synthesize = noting  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        aired = asyncio.Event()
+        rig.pacer.on_first_frame = lambda seg, run, first: loop.call_soon_threadsafe(aired.set)
+        long = "This sentence goes on for a good while, so that it is on air when cut. " * 3
+        await rig.say("old", long)
+        async with asyncio.timeout(20):
+            await aired.wait()
+        await asyncio.sleep(0.3)
+        await rig.say("new", "Breaking news.", interrupt=True)
+        assert (await settle(rig.broker, "new"))[0] == "acked"
+        old = next(e for e in rig.scheduler.history if e["id"] == "old")
+        assert old["outcome"] == "interrupted"
+        # A tick after the cut's, not the 0.2 s bound (6 ticks) that holds when never told.
+        assert old["ended_at"] + 1 <= began["Breaking news."] <= old["ended_at"] + 3

@@ -178,4 +178,4 @@ def test_the_workers_pages_want_the_token_and_keep_secrets() -> None:
     assert cookie[0] == 200 and json.loads(cookie[1])["channel"] == "a"
     assert head[0] == 200
     assert elsewhere[0] == 503 and "not run by this worker" in elsewhere[1]
-    console.close()
+    asyncio.run(console.aclose())

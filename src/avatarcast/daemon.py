@@ -13,7 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -41,9 +41,6 @@ from .speech.base import SpeechError
 from .speech.chain import Speech, make_providers
 from .webparts import Part, add_part
 from .webrtc.view import open_whep
-
-if TYPE_CHECKING:
-    from .webrtc.whep import Whep
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +137,6 @@ class Daemon:
         self.pacer.start()
         log.info("on air at %dx%d %d fps", s.video.width, s.video.height, s.video.fps)
         self.health: HealthServer | None = None
-        self.whep: Whep | None = None
         if s.health.enabled or self._web_parts:
             self._open_parts()
         if s.health.enabled:
@@ -171,11 +167,11 @@ class Daemon:
                                                 token=token)
                 log.info("web console at %s on the HTTP port%s", self._where(),
                          " (token required)" if token else "")
-        self.whep = open_whep(self.settings, self._loop, self._where())
-        if self.whep is not None:
-            self.pacer.taps.append(self.whep.tap)
-            self.whep.register(self.metrics.registry)
-            self.parts["whep"] = self.whep
+        whep = open_whep(self.settings, self._loop, self._where())
+        if whep is not None:
+            self.pacer.taps.append(whep.tap)
+            whep.register(self.metrics.registry)
+            self.parts["whep"] = whep
 
     def _where(self) -> str:
         """Where this daemon's parts are served: / or, in a worker, /ch/ID/."""
@@ -303,13 +299,10 @@ class Daemon:
             await self.events.aclose()
         if hasattr(self, "consumer"):
             await self.consumer.aclose()
-        console = self.parts.get("console")
-        if isinstance(console, Console):
-            console.close()
-        self.parts.clear()  # a worker serves this channel's pages no more
-        if getattr(self, "whep", None) is not None:
-            assert self.whep is not None
-            await self.whep.aclose()
+        # Open previews and WebRTC viewers end; a worker serves this channel's pages no more.
+        for part in self.parts.values():
+            await part.aclose()
+        self.parts.clear()
         if getattr(self, "health", None) is not None:
             assert self.health is not None
             await self.health.aclose()

@@ -11,12 +11,16 @@ from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Route = tuple[str, str, str]  # method, path, the part's handler name
+# Handlers served without the token check: a CORS preflight cannot carry one.
+UNGUARDED = frozenset({"_options"})
 
 
 class Part(Protocol):
     ROUTES: Sequence[Route]
 
     def handler(self, name: str) -> Handler: ...
+
+    async def aclose(self) -> None: ...
 
 
 def add_route(app: web.Application, method: str, path: str, handler: Handler) -> None:

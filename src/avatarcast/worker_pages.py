@@ -19,7 +19,7 @@ from .console.routes import Console
 from .daemon import Daemon
 from .infra.redact import global_redactor
 from .settings import HealthSettings
-from .webparts import Handler, Route, add_route
+from .webparts import UNGUARDED, Handler, Route, add_route
 from .webrtc.routes import WHEP_ROUTES
 
 PARTS: dict[str, tuple[Route, ...]] = {"console": tuple(Console.ROUTES),
@@ -49,7 +49,7 @@ class ChannelPages:
                 for method, path, name in routes:
                     forward = self._forward(cid, kind, name)
                     add_route(sub, method, path,
-                              forward if name == "_options" else guard(forward))
+                              forward if name in UNGUARDED else guard(forward))
             app.add_subapp(f"/ch/{cid}", sub)
 
     def _forward(self, cid: str, kind: str, name: str) -> Handler:

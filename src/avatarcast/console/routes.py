@@ -53,7 +53,7 @@ class Console:
         # up, they would otherwise show a frozen picture of a channel gone elsewhere).
         self._closed = False
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         self._closed = True
 
     ROUTES: Sequence[Route] = (

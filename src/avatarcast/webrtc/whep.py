@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from ..console.access import Access
 from ..settings import WebRTCSettings
-from ..webparts import Handler, add_part
+from ..webparts import UNGUARDED, Handler, add_part
 from .feed import ProgramFeed
 from .routes import WHEP_ROUTES
 from .tracks import ProgramAudio, ProgramVideo
@@ -85,7 +85,7 @@ class Whep:
     def handler(self, name: str) -> Handler:
         """A route's handler; all but the preflight (which cannot carry a token) guarded."""
         method: Handler = getattr(self, name)
-        if name == "_options":
+        if name in UNGUARDED:
             return method
         refusal = ("the WebRTC view needs the console's token: send Authorization: Bearer "
                    "TOKEN, or open /?token=... once")
