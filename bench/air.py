@@ -95,6 +95,9 @@ def interrupt_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
     the old speech has no pauses, so the first silence the client hears after the interrupt
     is the cut: it tells the last sample of the old speech from the first of the new."""
     cut, new, daemon_cut, outcomes = [], [], [], []
+    # The way to the cut in parts: publish -> the daemon has the message -> the cut's tick went
+    # to the encoder (wall clock) -> the client heard the old speech's last sound.
+    parts: dict[str, list[float]] = {"broker": [], "daemon": [], "pipeline": []}
     for i in range(n):
         base = f"int{i}-{time.monotonic_ns()}"
         t0 = s.say(f"{base}-long", HUM)
@@ -105,7 +108,7 @@ def interrupt_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
         last = audio.last_loud_before_quiet(t, quiet_s=CUT_GAP_S, timeout=15)
         heard = audio.first_loud_after(last + CUT_GAP_S, 15) if last is not None else None
         old = s.entry(f"{base}-long")
-        s.entry(f"{base}-urgent")
+        urgent = s.entry(f"{base}-urgent")
         s.wait_idle()
         outcomes.append(old["outcome"])
         if old.get("aired_at") is not None and old.get("ended_at") is not None:
@@ -113,10 +116,19 @@ def interrupt_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
             daemon_cut.append(old["aired_at"] + (old["ended_at"] - old["started_at"]) / FPS - t)
         if last is not None:
             cut.append(max(0.0, last - t))
+            off = old.get("off_air_at")
+            if off is not None and old["outcome"] == "interrupted":
+                parts["broker"].append(urgent["received_at"] - t)
+                parts["daemon"].append(off - urgent["received_at"])
+                parts["pipeline"].append(last - off)
         if heard is not None:
             new.append(heard - t)
         time.sleep(0.3)
     return {"interrupt_to_last_old_speech": stats(cut),
             "interrupt_to_first_new_speech": stats(new),
             "interrupt_to_cut_tick_daemon": stats(daemon_cut),
+            "parts": {k: stats(v) for k, v in parts.items()},
+            # Each cut's parts in ms, in order: where a slow one lost its time.
+            "cuts_ms": [[round(v[i] * 1000, 1) for v in parts.values()]
+                        for i in range(len(parts["pipeline"]))],
             "outcomes": {o: outcomes.count(o) for o in set(outcomes)}}

@@ -187,6 +187,10 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
         s = it["interrupt_to_cut_tick_daemon"]
         out.append(("  of which publish -> cut (daemon)", f"median {s.get('median')} ms, "
                     f"p95 {s.get('p95')} ms", "", ""))
+        if cut_parts := it.get("parts"):
+            split = ", ".join(f"{k} {v.get('median')}/{v.get('p95')}"
+                              for k, v in cut_parts.items())
+            out.append(("  split (median/p95, ms)", split, "", ""))
         s = it["interrupt_to_first_new_speech"]
         out.append(("interrupt -> first new speech (client)", f"median {s.get('median')} ms, "
                     f"p95 {s.get('p95')} ms, n={s['n']}", "", ""))

@@ -342,6 +342,7 @@ class Scheduler:
                 frames=len(seg.audio), started_at=seg.started_at, ended_at=seg.ended_at,
                 stream_run=seg.stream_run, stream_first=seg.stream_first,
                 stream_last=seg.stream_last, aired_at=seg.aired_wall,
+                off_air_at=seg.ended_wall if seg.aired_wall is not None else None,
             )
         self.history.append(entry)
         log.info("settled %s: %s", utt.id, outcome.value)

@@ -26,7 +26,9 @@ DoneCallback = Callable[[Segment], None]
 # An interrupt's own speech is synthesized once its cut has gone to the encoder: this many
 # ticks after the cut's. Synthesis takes both cores of a small machine for ~0.1 s; started at
 # the cut, it delayed FFmpeg's encoding of the cut and the old speech was heard for longer.
-CUT_CLEAR_TICKS = 1
+# The cut's tick and the next go out at once (pacer.CUT_BURST); the one after them comes at
+# its own time, when FFmpeg has had time to encode those two.
+CUT_CLEAR_TICKS = 2
 
 
 @dataclass

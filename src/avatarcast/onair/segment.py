@@ -114,6 +114,9 @@ class Segment:
     stream_first: int | None = None
     stream_last: int | None = None
     aired_wall: float | None = None  # time.time() when its first frame went to the encoder
+    # time.time() when it ended: its cut's tick (a skip, an interrupt), or its last frame
+    # written to the encoder.
+    ended_wall: float | None = None
     outcome: Outcome | None = None
     _done: threading.Event = field(default_factory=threading.Event)
 
@@ -161,6 +164,7 @@ class Segment:
             return False
         self.outcome = outcome
         self.ended_at = tick
+        self.ended_wall = time.time()
         self._done.set()
         return True
 
