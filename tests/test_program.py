@@ -6,7 +6,7 @@ import numpy as np
 
 from avatarcast.onair.frames import Frame
 from avatarcast.onair.idle import IdleCycle
-from avatarcast.onair.program import Program
+from avatarcast.onair.program import CUT_BURST, START_BURST, Program
 from avatarcast.onair.segment import Outcome, Segment
 from avatarcast.onair.state import StateMachine, StreamState
 
@@ -246,8 +246,6 @@ def test_an_interrupt_says_when_its_cut_has_gone_to_the_encoder() -> None:
     # next go at once, then one at its time), not while the encoder is taking the cut's
     # frames: on a small machine the two would share the cores, and the old speech would be
     # heard for longer.
-    from avatarcast.onair.pacer import CUT_BURST
-
     prog, _ = make()
     on_air = talking(prog, "a", 100, 0)
     prog.submit(on_air)
@@ -353,13 +351,40 @@ def test_early_silence_keeps_the_sample_count() -> None:
     assert sum(len(p) for p in first) == SPF + 2048  # never more than the lookahead ahead
 
 
-def test_a_cut_and_the_tick_after_it_go_out_at_once_never_more_than_two_frames_early() -> None:
-    """The AAC packets holding the end of the cut sound are timed at or after the cut's frame:
-    FFmpeg's muxer holds them until a later video frame arrives, so that frame goes too."""
+def test_a_segments_first_ticks_and_a_cuts_say_they_go_out_at_once() -> None:
+    """An AAC packet leaves FFmpeg once 4096 samples after its start have come in, and only
+    with a video frame timed after it: the start of a speech and the end of a cut sound
+    would otherwise wait two or three ticks in the encoder."""
+    prog, _ = make(xfade=2)
+    seg = talking(prog, "a", 100, 0)
+    prog.submit(seg)
+    n = 0
+    while (out := prog.tick(n)).segment is not seg:
+        assert out.rush == 0  # idle ticks go at their time
+        n += 1
+    assert out.rush == START_BURST - 1
+    assert all(prog.tick(n + k).rush == 0 for k in range(1, 10))  # then the clock again
+    prog.skip()
+    cut = prog.tick(n + 10)
+    assert seg.outcome is Outcome.SKIPPED and cut.rush == CUT_BURST - 1
+    assert prog.tick(n + 11).rush == 0
+    # A segment with fewer frames ready than the burst rushes only those.
+    short = talking(prog, "b", 2, 0)
+    short.sealed = False
+    short.heard_all = True
+    prog.submit(short)
+    n += 12
+    while (out := prog.tick(n)).segment is not short:
+        n += 1
+    assert out.rush == 1
+
+
+def test_the_pacer_sends_a_cut_and_a_start_in_bursts_never_more_than_three_frames_early(
+) -> None:
     import time as _time
 
     from avatarcast.onair.clock import FrameClock
-    from avatarcast.onair.pacer import CUT_BURST, Pacer
+    from avatarcast.onair.pacer import Pacer
 
     class Sink:
         generation = 1
@@ -367,11 +392,14 @@ def test_a_cut_and_the_tick_after_it_go_out_at_once_never_more_than_two_frames_e
         def __init__(self) -> None:
             self.leads: dict[int, int] = {}
             self.cut_at: int | None = None
+            self.start_at: int | None = None
 
         def submit(self, frame: Frame, audio: np.ndarray, receipt: object = None,
                    quiet_after: int = 0) -> bool:
             n = pacer.program.tick_no
             self.leads[n] = n - clock.frame_at(clock.now_ns())
+            if self.start_at is None and audio.any():
+                self.start_at = n
             if self.cut_at is None and quiet_after:
                 self.cut_at = n
             return True
@@ -387,6 +415,7 @@ def test_a_cut_and_the_tick_after_it_go_out_at_once_never_more_than_two_frames_e
         deadline = _time.monotonic() + 10
         while prog.on_air is not seg and _time.monotonic() < deadline:
             _time.sleep(0.01)
+        _time.sleep(0.3)
         for _ in range(3):  # cuts at any phase of the tick
             _time.sleep(0.011)
             prog.skip()
@@ -396,12 +425,14 @@ def test_a_cut_and_the_tick_after_it_go_out_at_once_never_more_than_two_frames_e
     finally:
         pacer.stop()
     assert done and done[0].outcome is Outcome.SKIPPED
-    assert CUT_BURST == 2 and sink.cut_at is not None
-    # The skip's tick did not wait for its time, nor did the one after it.
-    assert sink.leads[sink.cut_at] >= 1 and sink.leads[sink.cut_at + 1] >= 1
-    assert pacer.frames_early >= 2
-    assert max(sink.leads.values()) <= 2  # and no frame went out more than two ticks early
-    assert sink.leads[max(sink.leads)] <= 1  # then the clock again
+    start, cut, leads = sink.start_at, sink.cut_at, sink.leads
+    assert start is not None and cut is not None
+    # The speech's first ticks went before their time...
+    assert all(leads[start + k] >= 1 for k in range(1, START_BURST))
+    # ...and so did the skip's tick and the one after it.
+    assert all(leads[cut + k] >= 1 for k in range(CUT_BURST))
+    assert max(leads.values()) <= 3  # never more than three ticks early
+    assert leads[max(leads)] <= 1  # then the clock again
     assert pacer.frames_dropped == 0
 
 

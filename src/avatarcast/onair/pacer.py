@@ -18,11 +18,8 @@ from .segment import Segment
 
 log = logging.getLogger(__name__)
 
-# Frames sent at once when a cut is commanded: the cut's and the one after it. FFmpeg's muxer
-# holds every audio packet timed at or after the newest video frame until a later frame comes;
-# the packets holding the end of the cut sound (the fade, and the AAC frame it ends in) are
-# timed there, so without the second frame they waited for its tick: up to 66 ms more.
-CUT_BURST = 2
+# Never more than this many frames ahead of the clock (a cut's tick early, then a burst).
+MAX_AHEAD = 3
 
 
 class FrameSink(Protocol):
@@ -44,13 +41,13 @@ class Pacer:
         self.frames_dropped = 0
         self.ticks_late = 0
         self._stop = threading.Event()
-        # Set by the program when a cut is commanded (skip, interrupt, clear): the next
-        # CUT_BURST frames go out at once, up to that many ticks early, so that the cut leaves
-        # without waiting for the ticks (frames and samples are timed by their count, not by
-        # when they are sent).
+        # Set by the program when a cut is commanded (skip, interrupt, clear): the next frame
+        # goes out at once, up to one tick early, so that the cut leaves without waiting for
+        # the tick (frames and samples are timed by their count, not by when they are sent).
+        # The frames a tick says to rush (TickOutput.rush) follow it at once.
         self._wake = threading.Event()
         program.on_cut = self._wake.set
-        self._rush_to = -1  # the last frame of a cut's burst
+        self._rush_to = -1  # the last frame of a burst
         self.frames_early = 0
         self._thread: threading.Thread | None = None
         # In a fleet: is this worker still the channel's owner? Checked before every frame;
@@ -111,14 +108,14 @@ class Pacer:
 
     def _due(self, n: int) -> bool:
         """Wait until frame n is due, or until a cut is commanded while it is less than a tick
-        away (then it and the next CUT_BURST - 1 frames go now: never more than CUT_BURST
-        frames ahead of the clock). False once stopped."""
+        away, or while it is in a burst (then it goes now: never more than MAX_AHEAD frames
+        ahead of the clock). False once stopped."""
         tick_ns = 1_000_000_000 // self.clock.fps
         while not self._stop.is_set():
             delay_ns = self.clock.deadline_ns(n) - self.clock.now_ns()
             if delay_ns <= 0:
                 return True
-            if n <= self._rush_to:
+            if n <= self._rush_to and delay_ns <= MAX_AHEAD * tick_ns:
                 self.frames_early += 1
                 return True
             if self._wake.wait(delay_ns / 1e9):
@@ -126,13 +123,14 @@ class Pacer:
                 if self._stop.is_set():
                     return False
                 if self.clock.deadline_ns(n) - self.clock.now_ns() <= tick_ns:
-                    self._rush_to = n + CUT_BURST - 1
                     self.frames_early += 1
                     return True
         return False
 
     def _emit(self, n: int) -> None:
         out = self.program.tick(n)
+        if out.rush:
+            self._rush_to = max(self._rush_to, n + out.rush)
         run = self.sink.generation
         if run != self._run:
             self._run, self._stream_frame = run, 0

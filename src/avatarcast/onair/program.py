@@ -23,12 +23,20 @@ from .state import StateMachine, StreamState
 log = logging.getLogger(__name__)
 
 DoneCallback = Callable[[Segment], None]
+# Ticks sent to the encoder at once, ahead of the clock: at a cut (its tick and the next) and
+# at a speech's start (its first three). FFmpeg's AAC encoder lets a packet out once 4096
+# samples from its start have come in, and FFmpeg reads no audio past the newest video frame
+# nor muxes a packet timed after it: sent one per tick, the end of a cut sound waited up to
+# two more ticks in the encoder (heard 10 or 50-70 ms after its tick, by the AAC frame's
+# phase), and the start of a speech two or three.
+CUT_BURST = 2
+START_BURST = 3
 # An interrupt's own speech is synthesized once its cut has gone to the encoder: this many
-# ticks after the cut's. Synthesis takes both cores of a small machine for ~0.1 s; started at
-# the cut, it delayed FFmpeg's encoding of the cut and the old speech was heard for longer.
-# The cut's tick and the next go out at once (pacer.CUT_BURST); the one after them comes at
-# its own time, when FFmpeg has had time to encode those two.
-CUT_CLEAR_TICKS = 2
+# ticks after the cut's, the first tick after its burst, which comes at its own time when
+# FFmpeg has had time to encode the burst. Synthesis takes both cores of a small machine for
+# ~0.1 s; started with the cut, it delayed FFmpeg's encoding of the cut and the old speech was
+# heard for longer.
+CUT_CLEAR_TICKS = CUT_BURST
 
 
 @dataclass
@@ -56,6 +64,9 @@ class TickOutput:
     # Ticks after this one that are certain to be silent (the fade after a cut, the gap after
     # a segment): the encoder may send their silence early (see Encoder.submit).
     quiet_after: int = 0
+    # Ticks after this one that go to the encoder at once, without waiting for their time
+    # (CUT_BURST, START_BURST).
+    rush: int = 0
 
 
 @dataclass
@@ -358,6 +369,8 @@ class Program:
             return TickOutput(held, self._silence, seg)
         frame = seg.frames[k]
         out = TickOutput(frame, seg.audio[k], seg)
+        if k == 0:
+            out.rush = max(0, min(START_BURST, seg.available) - 1)
         self._pos = k + 1
         # Sent once, never again (a cut shows the last frame; an outage renders anew).
         seg.frames.drop_before(k)
@@ -410,7 +423,8 @@ class Program:
             audio[:k] = fade(f.tail[:k], 1.0, 0.0)
         if f.step >= f.length:
             self._fade = None
-        return TickOutput(frame, audio if audio is not None else self._silence)
+        return TickOutput(frame, audio if audio is not None else self._silence,
+                          rush=CUT_BURST - 1 if f.step == 1 else 0)
 
     def _finish(self, seg: Segment, outcome: Outcome, n: int) -> None:
         if seg.finish(outcome, n):
