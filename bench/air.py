@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from .probes import AudioWatch, MouthWatch
-from .session import FPS, Session
+from .session import Session
 
 SHORT = "Hello, I am live."
 # Six seconds of sound without a single pause (Piper's "lalala"), cut by a skip or an
@@ -94,7 +94,7 @@ def interrupt_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
     speech when the message arrives and airs the new one when its first frames are rendered;
     the old speech has no pauses, so the first silence the client hears after the interrupt
     is the cut: it tells the last sample of the old speech from the first of the new."""
-    cut, new, daemon_cut, outcomes = [], [], [], []
+    cut, new, outcomes = [], [], []
     # The way to the cut in parts: publish -> the daemon has the message -> the cut's tick went
     # to the encoder (wall clock) -> the client heard the old speech's last sound.
     parts: dict[str, list[float]] = {"broker": [], "daemon": [], "pipeline": []}
@@ -111,9 +111,6 @@ def interrupt_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
         urgent = s.entry(f"{base}-urgent")
         s.wait_idle()
         outcomes.append(old["outcome"])
-        if old.get("aired_at") is not None and old.get("ended_at") is not None:
-            # The wall time of the cut's tick: its first frame's, plus the frames since.
-            daemon_cut.append(old["aired_at"] + (old["ended_at"] - old["started_at"]) / FPS - t)
         if last is not None:
             cut.append(max(0.0, last - t))
             off = old.get("off_air_at")
@@ -126,7 +123,6 @@ def interrupt_latency(s: Session, audio: AudioWatch, n: int) -> dict[str, Any]:
         time.sleep(0.3)
     return {"interrupt_to_last_old_speech": stats(cut),
             "interrupt_to_first_new_speech": stats(new),
-            "interrupt_to_cut_tick_daemon": stats(daemon_cut),
             "parts": {k: stats(v) for k, v in parts.items()},
             # Each cut's parts in ms, in order: where a slow one lost its time.
             "cuts_ms": [[round(v[i] * 1000, 1) for v in parts.values()]

@@ -184,9 +184,6 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
         out.append(("interrupt -> last old speech (client)", f"median {s.get('median')} ms, "
                     f"p95 {s.get('p95')} ms, n={s['n']}", "p95 <= 100 ms",
                     report.verdict(s.get("p95", 1e9) <= 100) if s["n"] else "n/a"))
-        s = it["interrupt_to_cut_tick_daemon"]
-        out.append(("  of which publish -> cut (daemon)", f"median {s.get('median')} ms, "
-                    f"p95 {s.get('p95')} ms", "", ""))
         if cut_parts := it.get("parts"):
             split = ", ".join(f"{k} {v.get('median')}/{v.get('p95')}"
                               for k, v in cut_parts.items())

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from avatarcast.onair.encoder import Encoder
 from avatarcast.onair.frames import Frame
+from avatarcast.onair.program import CUT_BURST, START_BURST
 from avatarcast.settings import AudioSettings, OutputSettings, VideoSettings
 from harness.services import NginxRtmp
 
@@ -29,6 +30,8 @@ from .session import BITRATE_KBPS, FPS, PRESET, SIZES
 
 RATE = 48000
 EARLY = os.environ.get("AVATARCAST_BENCH_NO_EARLY_SILENCE") is None  # to compare without it
+# As the pacer: a stop's first ticks and a start's go at once (to compare without them).
+BURSTS = os.environ.get("AVATARCAST_BENCH_NO_BURSTS") is None
 TONE_HZ = 440
 LEVEL = 0.3  # of full scale
 
@@ -46,13 +49,16 @@ class _Feed:
         self.t0 = time.monotonic()
         self.n = 0
 
-    def ticks(self, count: int, loud: bool) -> float:
-        """`count` ticks of tone or silence; a quiet stretch is known to be quiet ahead, as the
-        program knows the fade and the gap after a cut (Encoder.submit's quiet_after)."""
+    def ticks(self, count: int, loud: bool, burst: int = 1) -> float:
+        """`count` ticks of tone or silence, the first `burst` of them at once (the pacer's
+        CUT_BURST and START_BURST); a quiet stretch is known to be quiet ahead, as the program
+        knows the fade and the gap after a cut (Encoder.submit's quiet_after)."""
         first = 0.0
         spf = len(self.quiet)
+        start = self.n
         for i in range(count):
-            target = self.t0 + self.n / FPS
+            due = start if BURSTS and self.n < start + burst else self.n
+            target = self.t0 + due / FPS
             while (wait := target - time.monotonic()) > 0:
                 time.sleep(min(wait, 0.005))
             if loud:
@@ -89,8 +95,8 @@ def measure(work: Path, size: str, cuts: int) -> dict[str, Any]:
             feed.ticks(5 * FPS, loud=False)  # the client's start-up (stream probing)
             for _ in range(cuts):
                 feed.ticks(random.randint(20, 40), loud=False)  # random phase against AAC
-                started = feed.ticks(random.randint(20, 30), loud=True)
-                stopped = feed.ticks(25, loud=False)
+                started = feed.ticks(random.randint(20, 30), loud=True, burst=START_BURST)
+                stopped = feed.ticks(25, loud=False, burst=CUT_BURST)
                 first = client.first_loud_after(started - 0.5, 2)
                 last = client.last_loud_before_quiet(stopped - 0.3, 0.2, 2)
                 if first is not None:

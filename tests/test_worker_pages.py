@@ -179,3 +179,65 @@ def test_the_workers_pages_want_the_token_and_keep_secrets() -> None:
     assert head[0] == 200
     assert elsewhere[0] == 503 and "not run by this worker" in elsewhere[1]
     asyncio.run(console.aclose())
+
+
+def test_a_channel_that_stops_ends_its_open_preview_and_answers_503_after() -> None:
+    """A viewer watching /ch/a/preview.mjpg while channel a stops (its daemon closes its page
+    parts, then leaves the worker's table): the stream ends instead of hanging on a console
+    that will never send again, and the next request says the channel is not on air."""
+    import http.client
+    import threading
+
+    port = free_port()
+    preview = PreviewTap(10, 30, 240)
+    console = Console(broker=BrokerSettings(url="amqp://guest:guest@127.0.0.1:1/"),
+                      status=lambda: {"channel": "a"}, preview=preview, token=None)
+    running = {"a": _Channel({"console": console})}
+    pages = ChannelPages(HealthSettings(), ["a"], running.get,  # type: ignore[arg-type]
+                         lambda: {"worker": "w1", "owned": ["a"], "capacity": 1,
+                                  "channels": {"a": {"state": "idle", "last_error": None}}})
+    frame = np.full((240 * 3 // 2, 320), 128, np.uint8)
+    pacing = threading.Event()
+
+    def pacer() -> None:  # the channel's pacer tap, 30 frames a second
+        n = 0
+        while not pacing.wait(1 / 30):
+            preview.offer(n, frame, np.zeros(1600, np.int16))
+            n += 1
+
+    seen: dict[str, Any] = {"frames": 0, "ended": False}
+    first = threading.Event()
+
+    def watch() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+        conn.request("GET", "/ch/a/preview.mjpg")
+        resp = conn.getresponse()
+        seen["status"] = resp.status
+        while chunk := resp.read1(65536):
+            seen["frames"] += chunk.count(b"--frame")
+            if seen["frames"]:
+                first.set()
+        seen["ended"] = True
+        conn.close()
+
+    async def run() -> tuple[int, str, dict[str, str]]:
+        server = HealthServer("127.0.0.1", port, lambda: {}, None, pages.add_routes)
+        await server.start()
+        tap = threading.Thread(target=pacer, daemon=True)
+        viewer = threading.Thread(target=watch, daemon=True)
+        tap.start()
+        viewer.start()
+        try:
+            assert await asyncio.to_thread(first.wait, 15), "no preview frame came"
+            await console.aclose()  # the channel's daemon closes its parts...
+            running.pop("a")  # ...and leaves the worker's table
+            await asyncio.to_thread(viewer.join, 15)
+            assert seen["ended"], "the preview stayed open after its channel stopped"
+            return await asyncio.to_thread(_call, port, "/ch/a/preview.mjpg")
+        finally:
+            pacing.set()
+            await server.aclose()
+
+    after = asyncio.run(run())
+    assert seen["status"] == 200
+    assert after[0] == 503 and "not on air" in after[1]  # still this worker's: restarting
