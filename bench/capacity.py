@@ -225,11 +225,14 @@ def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
 
 def carried(f: dict[str, Any]) -> str:
     """The channels carried; a run whose first step (above one channel) dropped frames only
-    says fewer than that."""
+    says fewer than that, and one whose last step dropped none (it stopped at
+    --max-channels) at least that."""
     steps = f.get("steps") or []
     first = steps[0]["channels"] if steps else 1
     if f["channels_carried"] == 0 and first > 1:
         return f"fewer than {first}"
+    if steps and f["channels_carried"] == steps[-1]["channels"]:
+        return f"at least {f['channels_carried']}"
     return str(f["channels_carried"])
 
 
