@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from avatarcast.onair.encoder import Encoder
 from avatarcast.onair.frames import Frame
-from avatarcast.onair.program import CUT_BURST, START_BURST
+from avatarcast.onair.tick import CUT_BURST, START_BURST
 from avatarcast.settings import AudioSettings, OutputSettings, VideoSettings
 from harness.services import NginxRtmp
 

@@ -6,9 +6,10 @@ import numpy as np
 
 from avatarcast.onair.frames import Frame
 from avatarcast.onair.idle import IdleCycle
-from avatarcast.onair.program import CUT_BURST, START_BURST, Program
+from avatarcast.onair.program import Program
 from avatarcast.onair.segment import Outcome, Segment
 from avatarcast.onair.state import StateMachine, StreamState
+from avatarcast.onair.tick import CUT_BURST, START_BURST
 
 W, H, SPF = 8, 4, 1600
 

@@ -31,8 +31,9 @@ from avatarcast.onair.clock import FrameClock
 from avatarcast.onair.frames import Frame
 from avatarcast.onair.idle import IdleCycle
 from avatarcast.onair.pacer import Pacer
-from avatarcast.onair.program import Program, Receipt
+from avatarcast.onair.program import Program
 from avatarcast.onair.state import StateMachine
+from avatarcast.onair.tick import Receipt
 from avatarcast.scheduler import Scheduler
 from avatarcast.settings import PlayoutSettings, Settings, SpeechSettings
 from avatarcast.speech.chain import Speech, make_providers

@@ -13,8 +13,9 @@ from ..infra.threads import start_thread
 from .audio import Pcm
 from .clock import FrameClock
 from .frames import Frame
-from .program import Program, Receipt
+from .program import Program
 from .segment import Segment
+from .tick import Receipt
 
 log = logging.getLogger(__name__)
 

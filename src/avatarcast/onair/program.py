@@ -19,54 +19,17 @@ from .frames import Frame, blend
 from .idle import IdleCycle
 from .segment import Outcome, Segment
 from .state import StateMachine, StreamState
+from .tick import CUT_BURST, START_BURST, Receipt, TickOutput
 
 log = logging.getLogger(__name__)
 
 DoneCallback = Callable[[Segment], None]
-# Ticks sent to the encoder at once, ahead of the clock: at a cut (its tick and the next) and
-# at a speech's start (its first three). FFmpeg's AAC encoder lets a packet out once 4096
-# samples from its start have come in, and FFmpeg reads no audio past the newest video frame
-# nor muxes a packet timed after it: sent one per tick, the end of a cut sound waited up to
-# two more ticks in the encoder (heard 10 or 50-70 ms after its tick, by the AAC frame's
-# phase), and the start of a speech two or three.
-CUT_BURST = 2
-START_BURST = 3
 # An interrupt's own speech is synthesized once its cut has gone to the encoder: this many
 # ticks after the cut's, the first tick after its burst, which comes at its own time when
 # FFmpeg has had time to encode the burst. Synthesis takes both cores of a small machine for
 # ~0.1 s; started with the cut, it delayed FFmpeg's encoding of the cut and the old speech was
 # heard for longer.
 CUT_CLEAR_TICKS = CUT_BURST
-
-
-@dataclass
-class Receipt:
-    """Travels with a segment's last frame; the encoder reports what became of it."""
-
-    program: Program
-    segment: Segment
-    tick: int
-
-    def written(self) -> None:
-        if self.segment.finish(Outcome.AIRED, self.tick):
-            self.program.notify_done(self.segment)
-
-    def dropped(self) -> None:
-        self.program.retry(self.segment)
-
-
-@dataclass
-class TickOutput:
-    frame: Frame
-    audio: Pcm
-    segment: Segment | None = None
-    receipt: Receipt | None = None
-    # Ticks after this one that are certain to be silent (the fade after a cut, the gap after
-    # a segment): the encoder may send their silence early (see Encoder.submit).
-    quiet_after: int = 0
-    # Ticks after this one that go to the encoder at once, without waiting for their time
-    # (CUT_BURST, START_BURST).
-    rush: int = 0
 
 
 @dataclass
