@@ -51,7 +51,7 @@ schema: deps         ## regenerate docs/messages.schema.json
 	$(BIN)/avatarcast schema > docs/messages.schema.json
 
 config-doc: deps     ## regenerate the configuration reference in README.md
-	$(BIN)/python -m avatarcast.configref --write README.md
+	$(BIN)/python -m avatarcast.app.cli.configref --write README.md
 
 deps:
 	scripts/install-deps.sh runtime

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from pydantic import SecretStr
 
+from avatarcast.media.frames import Frame
 from avatarcast.onair.encoder import Encoder
-from avatarcast.onair.frames import Frame
 from avatarcast.onair.tick import CUT_BURST, START_BURST
 from avatarcast.settings import AudioSettings, OutputSettings, VideoSettings
 from harness.services import NginxRtmp

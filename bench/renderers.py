@@ -18,15 +18,15 @@ import cv2
 import numpy as np
 
 from avatarcast.avatar.cache import BuildSettings
+from avatarcast.avatar.face.base import ANIMATOR_RATE
+from avatarcast.avatar.face.lite import LiteAnimator
+from avatarcast.avatar.face.mouthtrack import MouthTrack, Timeline
+from avatarcast.avatar.face.visemes import Phone, phones_from_alignment
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import for_output
-from avatarcast.captions.burn import Captioner
-from avatarcast.captions.words import Word
-from avatarcast.face.base import ANIMATOR_RATE
-from avatarcast.face.lite import LiteAnimator
-from avatarcast.face.mouthtrack import MouthTrack, Timeline
-from avatarcast.face.visemes import Phone, phones_from_alignment
-from avatarcast.onair.audio import resample
+from avatarcast.media.audio import resample
+from avatarcast.playout.captions.burn import Captioner
+from avatarcast.playout.captions.words import Word
 from avatarcast.settings import DEFAULT_IDLE_SOURCE, Settings
 from avatarcast.speech.base import SpeechError
 from avatarcast.speech.chain import Speech, make_providers
@@ -115,7 +115,7 @@ def lite_figures(speech: Speech16k) -> dict[str, Any]:
 def remote_fps(speech: Speech16k, runs: int = 3) -> dict[str, Any]:
     """Frames per second the remote animator gets at 720p from `avatarcast serve-face` (the
     lite animator) on this same machine: the wire format's cost, HTTP, patches and all."""
-    from avatarcast.face.remote import RemoteAnimator
+    from avatarcast.avatar.face.remote import RemoteAnimator
     from harness.services import free_port, stop_process, wait_port
 
     audio_16k, track = speech

@@ -18,8 +18,8 @@ from typing import Any
 
 import cv2
 
+from avatarcast.avatar.face.mouthtrack import LEAD_S
 from avatarcast.avatar.track import FaceTracker
-from avatarcast.face.mouthtrack import LEAD_S
 from harness.daemon import QueueNames, delete_queues
 from harness.services import NginxRtmp, ensure_rabbitmq
 from harness.speak import iter_frames, speak_and_record

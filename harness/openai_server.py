@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from avatarcast.onair.audio import resample
+from avatarcast.media.audio import resample
 
 from .services import free_port
 from .threadserver import ThreadedApp

@@ -20,13 +20,13 @@ import cv2
 import numpy as np
 
 from avatarcast.avatar.cache import BuildSettings
+from avatarcast.avatar.face.base import ANIMATOR_RATE
+from avatarcast.avatar.face.lite import LiteAnimator
+from avatarcast.avatar.face.mouthtrack import Timeline
+from avatarcast.avatar.face.visemes import phones_from_alignment
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import for_output
-from avatarcast.face.base import ANIMATOR_RATE
-from avatarcast.face.lite import LiteAnimator
-from avatarcast.face.mouthtrack import Timeline
-from avatarcast.face.visemes import phones_from_alignment
-from avatarcast.onair.audio import resample
+from avatarcast.media.audio import resample
 from avatarcast.settings import DEFAULT_IDLE_SOURCE, SpeechSettings
 from avatarcast.speech.base import Spoken
 from avatarcast.speech.chain import Speech, make_providers

@@ -57,7 +57,7 @@ def save_parser(models_dir: Path, winner: int | None = None, seed: int = 0) -> P
     With `winner`, the main head is rigged so that class wins at every pixel: its 3x3 block
     then outputs a constant 1 (BN scale 0, shift 1), and the 1x1 classifier weighs +1 for the
     winner and -1 for every other class."""
-    from avatarcast.face.musetalk.bisenet import BiSeNet
+    from avatarcast.avatar.face.musetalk.bisenet import BiSeNet
 
     torch.manual_seed(seed)
     net = BiSeNet()

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from avatarcast.broker.messages import AskMessage, MessageError, parse_message
-from avatarcast.llm.chat import ChatClient, LLMError
-from avatarcast.llm.sentences import sentences
 from avatarcast.settings import LLMSettings
+from avatarcast.speech.llm.chat import ChatClient, LLMError
+from avatarcast.speech.llm.sentences import sentences
 from harness.chat_server import ANSWER, KEY, ChatServer
 from harness.daemon import DaemonProc, QueueNames, publish
 from harness.events import EventTap

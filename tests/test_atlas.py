@@ -15,12 +15,12 @@ import pytest
 
 from avatarcast.avatar import mesh
 from avatarcast.avatar.cache import ATLAS_FILE, BuildSettings
+from avatarcast.avatar.face.atlas import MouthAtlas
+from avatarcast.avatar.face.lite import LiteAnimator
+from avatarcast.avatar.face.mouthtrack import MouthTrack
 from avatarcast.avatar.mouthframe import apply, similarity
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
-from avatarcast.face.atlas import MouthAtlas
-from avatarcast.face.lite import LiteAnimator
-from avatarcast.face.mouthtrack import MouthTrack
 
 from .faces import PORTRAIT
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avatarcast.captions.burn import Captioner
-from avatarcast.captions.record import AirRecord, vtt_time
-from avatarcast.captions.words import Script, Word, caption_lines, timed_words
-from avatarcast.face.visemes import VISEMES, Phone
+from avatarcast.avatar.face.visemes import VISEMES, Phone
+from avatarcast.playout.captions.burn import Captioner
+from avatarcast.playout.captions.record import AirRecord, vtt_time
+from avatarcast.playout.captions.words import Script, Word, caption_lines, timed_words
 from harness.daemon import QueueNames
 from harness.services import NginxRtmp
 from harness.speak import caption_band_changes, caption_lags, speak_and_record

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from avatarcast.channels import ChannelsError, channel_queues, load_channels
+from avatarcast.app.channels import ChannelsError, channel_queues, load_channels
 from avatarcast.settings import BrokerSettings, Settings
 
 GOOD = """

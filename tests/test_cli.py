@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from avatarcast.cli.exits import EXIT_UNAVAILABLE, EXIT_USAGE
+from avatarcast.app.cli.exits import EXIT_UNAVAILABLE, EXIT_USAGE
 
 
 def avatarcast(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

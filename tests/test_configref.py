@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avatarcast import configref
+from avatarcast.app.cli import configref
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
@@ -66,7 +66,7 @@ def test_write_without_markers_exits_1_with_one_line(tmp_path: Path) -> None:
     stripped = original.replace(configref.BEGIN, "").replace(configref.END, "")
     target.write_text(stripped, encoding="utf-8")
     proc = subprocess.run(
-        [sys.executable, "-m", "avatarcast.configref", "--write", str(target)],
+        [sys.executable, "-m", "avatarcast.app.cli.configref", "--write", str(target)],
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )
     assert proc.returncode == 1

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from avatarcast.avatar.track import FaceTracker
-from avatarcast.console.preview import PreviewTap
-from avatarcast.console.routes import Console, served
-from avatarcast.health import HealthServer
 from avatarcast.settings import BrokerSettings
+from avatarcast.web.console.preview import PreviewTap
+from avatarcast.web.console.routes import Console, served
+from avatarcast.web.port import HealthServer
 from harness.daemon import DaemonProc, QueueNames, Receiver
 from harness.events import EventTap
 from harness.services import NginxRtmp, free_port

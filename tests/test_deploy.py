@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from avatarcast.health import HealthServer
 from avatarcast.infra.rtmpcheck import handshake
 from avatarcast.settings import BrokerSettings, HealthSettings, OutputSettings
+from avatarcast.web.port import HealthServer
 from harness.services import free_port, stop_process, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent

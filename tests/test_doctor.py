@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from avatarcast.cli.exits import EXIT_OK, EXIT_UNAVAILABLE
+from avatarcast.app.cli.exits import EXIT_OK, EXIT_UNAVAILABLE
 from avatarcast.infra.rtmpcheck import RtmpCheckError, handshake
 from harness.chat_server import KEY as CHAT_KEY
 from harness.chat_server import ChatServer

@@ -14,15 +14,15 @@ import pytest
 import torch
 
 from avatarcast.avatar.cache import BuildSettings
+from avatarcast.avatar.face.mouthtrack import MouthTrack
+from avatarcast.avatar.face.musetalk.animator import MuseTalkAnimator
+from avatarcast.avatar.face.musetalk.bisenet import BiSeNet
+from avatarcast.avatar.face.musetalk.material import FILE, LANDMARKS, PARSED
+from avatarcast.avatar.face.musetalk.parsing import INPUT, FaceParser, mask_from_labels
+from avatarcast.avatar.face.musetalk.weights import WeightsError
 from avatarcast.avatar.masks import CROP
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
-from avatarcast.face.mouthtrack import MouthTrack
-from avatarcast.face.musetalk.animator import MuseTalkAnimator
-from avatarcast.face.musetalk.bisenet import BiSeNet
-from avatarcast.face.musetalk.material import FILE, LANDMARKS, PARSED
-from avatarcast.face.musetalk.parsing import INPUT, FaceParser, mask_from_labels
-from avatarcast.face.musetalk.weights import WeightsError
 from avatarcast.settings import FaceSettings
 from harness.services import ROOT
 

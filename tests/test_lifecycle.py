@@ -17,9 +17,9 @@ import aio_pika
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from avatarcast.cli.exits import EXIT_FAILED, EXIT_NOT_AIRED, EXIT_OK, EXIT_TIMED_OUT
-from avatarcast.lifecycle import Event, Lifecycle
-from avatarcast.metrics import Metrics, Snapshot
+from avatarcast.app.cli.exits import EXIT_FAILED, EXIT_NOT_AIRED, EXIT_OK, EXIT_TIMED_OUT
+from avatarcast.playout.lifecycle import Event, Lifecycle
+from avatarcast.web.metrics import Metrics, Snapshot
 from harness.daemon import AMQP, DaemonProc, QueueNames, drain, publish
 from harness.events import EventTap
 from harness.services import rabbitmqctl, wait_port

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from avatarcast.avatar.cache import BuildSettings
+from avatarcast.avatar.face.lipgeometry import LipGeometry
+from avatarcast.avatar.face.lite import LiteAnimator
+from avatarcast.avatar.face.mouth import MouthTuning, mouth_shapes
+from avatarcast.avatar.face.mouthtrack import from_audio
+from avatarcast.avatar.face.visemes import POSES
+from avatarcast.avatar.face.warp import REST, WarpTuning, warp
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
-from avatarcast.face.lipgeometry import LipGeometry
-from avatarcast.face.lite import LiteAnimator
-from avatarcast.face.mouth import MouthTuning, mouth_shapes
-from avatarcast.face.mouthtrack import from_audio
-from avatarcast.face.visemes import POSES
-from avatarcast.face.warp import REST, WarpTuning, warp
 
 from .faces import PORTRAIT, make_video, voiced
 
@@ -185,7 +185,7 @@ def test_lite_renders_the_cycle_indices_it_is_given(tmp_path: Path) -> None:
 
 
 def test_lite_needs_a_face() -> None:
-    from avatarcast.onair.idle import IdleCycle
+    from avatarcast.media.idle import IdleCycle
 
     with pytest.raises(ValueError, match="prepared avatar"):
         LiteAnimator(FPS).load(Avatar(IdleCycle([np.zeros((H * 3 // 2, W), np.uint8)])))

@@ -8,8 +8,8 @@ import itertools
 
 import numpy as np
 
-from avatarcast.face.mouthtrack import Timeline
-from avatarcast.face.visemes import VISEMES, phones_from_alignment
+from avatarcast.avatar.face.mouthtrack import Timeline
+from avatarcast.avatar.face.visemes import VISEMES, phones_from_alignment
 from avatarcast.settings import SpeechSettings
 from avatarcast.speech.base import rescale_alignment
 from avatarcast.speech.chain import Speech, make_providers

@@ -13,15 +13,15 @@ import pytest
 import torch
 
 from avatarcast.avatar.cache import BuildSettings
+from avatarcast.avatar.face.mouthtrack import MouthTrack
+from avatarcast.avatar.face.musetalk.animator import MuseTalkAnimator
+from avatarcast.avatar.face.musetalk.download import DownloadError, download
+from avatarcast.avatar.face.musetalk.features import frame_features, positional_encoding
+from avatarcast.avatar.face.musetalk.material import crop_face, crop_latents
+from avatarcast.avatar.face.musetalk.weights import WeightsError, load_models
+from avatarcast.avatar.face.select import choose
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
-from avatarcast.face.mouthtrack import MouthTrack
-from avatarcast.face.musetalk.animator import MuseTalkAnimator
-from avatarcast.face.musetalk.download import DownloadError, download
-from avatarcast.face.musetalk.features import frame_features, positional_encoding
-from avatarcast.face.musetalk.material import crop_face, crop_latents
-from avatarcast.face.musetalk.weights import WeightsError, load_models
-from avatarcast.face.select import choose
 from avatarcast.settings import FaceSettings
 from harness.services import ROOT
 

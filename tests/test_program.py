@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatarcast.onair.frames import Frame
-from avatarcast.onair.idle import IdleCycle
+from avatarcast.media.frames import Frame
+from avatarcast.media.idle import IdleCycle
 from avatarcast.onair.program import Program
 from avatarcast.onair.segment import Outcome, Segment
 from avatarcast.onair.state import StateMachine, StreamState

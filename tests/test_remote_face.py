@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from avatarcast.face.mouthtrack import MouthTrack
-from avatarcast.face.remote_wire import apply_patch, encode_patch, parse_body, request_body
+from avatarcast.avatar.face.mouthtrack import MouthTrack
+from avatarcast.avatar.face.remote_wire import apply_patch, encode_patch, parse_body, request_body
 from harness.daemon import DaemonProc, QueueNames, publish
 from harness.services import free_port, stop_process, wait_port
 from harness.threadserver import ThreadedApp
@@ -35,7 +35,7 @@ def test_patches_rebuild_the_frame_exactly() -> None:
     frame[101:150, 203:260] = 7  # luma
     frame[360 + 10 : 360 + 20, 30:50] = 9  # some chroma
     data = encode_patch(3, frame, idle)
-    from avatarcast.face.remote_wire import HEADER
+    from avatarcast.avatar.face.remote_wire import HEADER
 
     index, x, y, w, h = HEADER.unpack(data[: HEADER.size])
     assert index == 3 and w * h < 640 * 360 // 4 and x % 2 == y % 2 == 0

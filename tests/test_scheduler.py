@@ -16,25 +16,25 @@ from typing import Any
 import numpy as np
 import pytest
 
-from avatarcast import scheduler as scheduler_module
+from avatarcast.avatar.face.looks import Look, Looks
+from avatarcast.avatar.face.mouthtrack import MouthTrack
+from avatarcast.avatar.face.service import FaceService
+from avatarcast.avatar.face.still import StillAnimator
 from avatarcast.avatar.runtime import Avatar
 from avatarcast.broker.attempts import Attempts
 from avatarcast.broker.consumer import Delivery
 from avatarcast.broker.dedupe import HandledIds
 from avatarcast.broker.messages import SpeakMessage
-from avatarcast.face.looks import Look, Looks
-from avatarcast.face.mouthtrack import MouthTrack
-from avatarcast.face.service import FaceService
-from avatarcast.face.still import StillAnimator
-from avatarcast.onair.audio import Pcm
+from avatarcast.media.audio import Pcm
+from avatarcast.media.frames import Frame
+from avatarcast.media.idle import IdleCycle
 from avatarcast.onair.clock import FrameClock
-from avatarcast.onair.frames import Frame
-from avatarcast.onair.idle import IdleCycle
 from avatarcast.onair.pacer import Pacer
 from avatarcast.onair.program import Program
 from avatarcast.onair.state import StateMachine
 from avatarcast.onair.tick import Receipt
-from avatarcast.scheduler import Scheduler
+from avatarcast.playout import scheduler as scheduler_module
+from avatarcast.playout.scheduler import Scheduler
 from avatarcast.settings import PlayoutSettings, Settings, SpeechSettings
 from avatarcast.speech.chain import Speech, make_providers
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from avatarcast.infra.redact import RedactingFormatter, Redactor
-from avatarcast.onair.audio import FrameSlicer, resample, samples_per_frame
+from avatarcast.media.audio import FrameSlicer, resample, samples_per_frame
 from avatarcast.onair.clock import NS_PER_S, FrameClock
 from avatarcast.onair.state import TRANSITIONS, IllegalTransition, StateMachine, StreamState
 from avatarcast.settings import SettingsError, load_settings

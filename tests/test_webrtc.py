@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from avatarcast.health import HealthServer
 from avatarcast.settings import Settings, WebRTCSettings
-from avatarcast.webrtc.feed import scaled
-from avatarcast.webrtc.view import open_whep
+from avatarcast.web.port import HealthServer
+from avatarcast.web.webrtc.feed import scaled
+from avatarcast.web.webrtc.view import open_whep
 from harness.daemon import DaemonProc, QueueNames, Receiver, publish
 from harness.events import EventTap
 from harness.services import NginxRtmp, free_port
@@ -245,7 +245,7 @@ def test_the_view_follows_the_consoles_access_rule() -> None:
 def test_the_view_is_off_without_aiortc(monkeypatch: pytest.MonkeyPatch,
                                         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setitem(sys.modules, "aiortc", None)  # import aiortc fails, as if missing
-    monkeypatch.delitem(sys.modules, "avatarcast.webrtc.whep", raising=False)
+    monkeypatch.delitem(sys.modules, "avatarcast.web.webrtc.whep", raising=False)
 
     async def run() -> object:
         return open_whep(Settings(), asyncio.get_running_loop())
@@ -268,7 +268,7 @@ def test_the_feed_costs_a_comparison_until_someone_watches() -> None:
     frame = np.zeros((360 * 3 // 2, 640), np.uint8)
     audio = np.ones(1600, np.int16)
     # Unwatched, the tap never touches the loop (a closed one would raise if it did).
-    from avatarcast.webrtc.feed import ProgramFeed
+    from avatarcast.web.webrtc.feed import ProgramFeed
 
     closed = asyncio.new_event_loop()
     closed.close()

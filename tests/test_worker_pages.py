@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from avatarcast.console.preview import PreviewTap
-from avatarcast.console.routes import Console
-from avatarcast.health import HealthServer
+from avatarcast.app.worker_pages import ChannelPages
 from avatarcast.settings import BrokerSettings, HealthSettings
-from avatarcast.worker_pages import ChannelPages
+from avatarcast.web.console.preview import PreviewTap
+from avatarcast.web.console.routes import Console
+from avatarcast.web.port import HealthServer
 from harness.daemon import (
     DaemonProc,
     QueueNames,

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from ..onair.frames import Frame
+from ..media.frames import Frame
 from .mouthframe import HALF_WIDTH_PX, MouthFrame, fit_frame, lip_measures
 from .source import decode, fit, probe_size
 from .track import FaceTracker, NoFaceError, fill_gaps, smooth

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from ..onair.idle import load_idle
+from ..media.idle import load_idle
 from ..settings import AvatarSettings, VideoSettings
 from .cache import BuildSettings
 from .runtime import Avatar, for_output

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..onair.frames import Frame
+from ..media.frames import Frame
 from . import mesh
 
 Array = npt.NDArray[np.float32]

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ..onair.frames import Frame
-from ..onair.idle import PAD_RGB, IdleCycle
+from ..media.frames import Frame
+from ..media.idle import PAD_RGB, IdleCycle
 from .prepare import PreparedAvatar
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..infra.errors import UserError
-from ..onair.idle import IMAGE_SUFFIXES
+from ..media.idle import IMAGE_SUFFIXES
 
 Image = npt.NDArray[np.uint8]
 

@@ -17,7 +17,7 @@ from collections import deque
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
-from ..lifecycle import Event
+from ..playout.lifecycle import Event
 from ..settings import BrokerSettings
 from .failures import BROKER_ERRORS, close_robust, describe
 

@@ -13,7 +13,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-from ..lifecycle import TERMINAL
+from ..playout.lifecycle import TERMINAL
 from ..settings import BrokerSettings
 from .events import declare_events
 from .failures import BROKER_ERRORS, describe

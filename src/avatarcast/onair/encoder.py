@@ -32,11 +32,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 
 from ..infra.redact import global_redactor
 from ..infra.threads import start_thread
+from ..media.audio import Pcm
+from ..media.frames import Frame
 from ..settings import AudioSettings, OutputSettings, VideoSettings
-from .audio import Pcm
 from .fanout import Fanout, Preamble, Relay
 from .ffmpeg_args import Target, build_args, log_line, relay_args, targets
-from .frames import Frame
 from .reconnect import Address, backoff
 
 log = logging.getLogger(__name__)

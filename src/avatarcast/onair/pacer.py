@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..infra.threads import start_thread
-from .audio import Pcm
+from ..media.audio import Pcm
+from ..media.frames import Frame
 from .clock import FrameClock
-from .frames import Frame
 from .program import Program
 from .segment import Segment
 from .tick import Receipt

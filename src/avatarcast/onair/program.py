@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import Pcm, fade, silence
-from .frames import Frame, blend
-from .idle import IdleCycle
+from ..media.audio import Pcm, fade, silence
+from ..media.frames import Frame, blend
+from ..media.idle import IdleCycle
 from .segment import Outcome, Segment
 from .state import StateMachine, StreamState
 from .tick import CUT_BURST, START_BURST, Receipt, TickOutput

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .audio import Pcm
-from .frames import Frame
-from .idle import IdleCycle
+from ..media.audio import Pcm
+from ..media.frames import Frame
+from ..media.idle import IdleCycle
 
 
 class Outcome(enum.Enum):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .audio import Pcm
-from .frames import Frame
+from ..media.audio import Pcm
+from ..media.frames import Frame
 from .segment import Outcome, Segment
 
 # Ticks sent to the encoder at once, ahead of the clock: at a cut (its tick and the next) and

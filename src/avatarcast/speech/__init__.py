@@ -1,1 +1,2 @@
-"""Speech synthesis: providers behind one Protocol, and the fallback chain that uses them."""
+"""What the avatar says and how it sounds: speech providers behind one Protocol, the fallback
+chain that uses them, and the LLM that answers `ask` messages (llm/)."""

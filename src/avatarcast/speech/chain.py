@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from ..onair.audio import Pcm, resample
+from ..media.audio import Pcm, resample
 from ..settings import SpeechSettings
 from .base import SpeechChunk, SpeechError, Spoken, Synthesizer, rescale_alignment
 from .onset import trim_lead_in

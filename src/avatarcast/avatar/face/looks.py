@@ -1,0 +1,183 @@
+"""The avatars the stream can show, each loaded with the animator that talks for it: the
+default, the ones that messages name, and what a `set` control switches to.
+
+A look is loaded once and kept while it is among the `avatar.keep_loaded` most recently
+used; the default and a look that is rendering are never unloaded. A look that cannot load
+(an avatar that is not prepared, an animator that cannot run here) is refused with the
+reason, and the stream goes on with what it had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ...infra.errors import UserError
+from ...media.idle import IdleCycle
+from ...settings import Settings
+from ..loader import auto_id, load_avatar, load_prepared
+from ..runtime import Avatar
+from .select import choose, needs_face
+from .service import FaceService, make_animator
+
+log = logging.getLogger(__name__)
+
+
+class LookError(UserError):
+    """An avatar or animator the stream cannot switch to; the text says why."""
+
+
+@dataclass(eq=False)
+class Look:
+    animator: str
+    avatar_id: str | None  # None: the configured idle source, without a prepared id
+    avatar: Avatar
+    face: FaceService
+    busy: int = 0  # utterances rendering with it
+
+    @property
+    def idle(self) -> IdleCycle:
+        return self.avatar.idle
+
+
+Key = tuple[str, str | None]
+
+
+class Looks:
+    """Owned by the event loop."""
+
+    def __init__(self, settings: Settings, default: Look | None = None) -> None:
+        self._s = settings
+        self._loaded: OrderedDict[Key, Look] = OrderedDict()
+        self._lock = asyncio.Lock()
+        self._configured_animator = default.animator if default is not None else "lite"
+        if default is not None:
+            self._loaded[self._key(default)] = default
+            self.default = default
+
+    @staticmethod
+    def _key(look: Look) -> Key:
+        return look.animator, look.avatar_id
+
+    def avatar_name(self, look: Look) -> str:
+        return look.avatar_id or auto_id(self._s.avatar)
+
+    async def start(self) -> Look:
+        """Load the configured avatar (preparing it if its cache is stale); its animator loads
+        in `start_animator`, once the stream is on air."""
+        animator, why = await asyncio.to_thread(choose, self._s.face)
+        log.info("face animator: %s (%s)", animator, why)
+        self._configured_animator = animator
+        self.default = await self._load(animator, self._s.avatar.id, startup=True)
+        self._loaded[self._key(self.default)] = self.default
+        return self.default
+
+    async def start_animator(self) -> None:
+        await self.default.face.start(self.default.avatar)
+
+    async def get(self, avatar: str | None = None) -> Look:
+        """The look for a message: its avatar (None: the default's) with the default animator."""
+        d = self.default
+        return await self._get(d.animator, avatar if avatar is not None else d.avatar_id)
+
+    async def switch(self, changes: dict[str, str | None]) -> Look:
+        """Make a new default from `changes` (avatar and/or animator; None: the configured
+        one). Raises LookError, leaving the default as it was."""
+        d = self.default
+        animator = d.animator
+        if "animator" in changes:
+            animator = await self._animator(changes["animator"])
+        avatar_id = d.avatar_id
+        if "avatar" in changes:
+            avatar_id = changes["avatar"] or self._s.avatar.id
+        look = await self._get(animator, avatar_id)
+        if look is not d:
+            self.default = look
+            log.info("default look now: avatar %s with the %s animator",
+                     self.avatar_name(look), look.animator)
+        return look
+
+    async def _animator(self, name: str | None) -> str:
+        if name is None:
+            return self._configured_animator
+        if name == "auto":
+            chosen, why = await asyncio.to_thread(
+                choose, self._s.face.model_copy(update={"animator": "auto"}))
+            log.info("animator auto: %s (%s)", chosen, why)
+            return chosen
+        if name == "remote" and not self._s.face.remote_url:
+            raise LookError("the remote animator needs face.remote_url "
+                            "(AVATARCAST_FACE__REMOTE_URL)")
+        return name
+
+    async def _get(self, animator: str, avatar_id: str | None) -> Look:
+        key: Key = (animator, avatar_id)
+        async with self._lock:  # one load at a time: two messages for one avatar load it once
+            look = self._loaded.get(key)
+            if look is None:
+                look = await self._load(animator, avatar_id)
+                self._loaded[key] = look
+                await self._unload_beyond(self._s.avatar.keep_loaded)
+            self._loaded.move_to_end(key)
+            return look
+
+    async def _load(self, animator: str, avatar_id: str | None, startup: bool = False) -> Look:
+        s = self._s
+        what = f"avatar {avatar_id or auto_id(s.avatar)!r} with the {animator} animator"
+        try:
+            if (avatar := self._loaded_avatar(animator, avatar_id)) is not None:
+                pass  # another animator's look has it: one copy of its frames, one picture
+            elif startup or avatar_id is None:
+                settings = s.avatar.model_copy(update={"id": avatar_id})
+                avatar = await asyncio.to_thread(
+                    load_avatar, settings, s.video, needs_face(animator), animator == "musetalk",
+                    s.output.ffmpeg_path)
+            else:
+                avatar = await asyncio.to_thread(
+                    load_prepared, avatar_id, s.avatar, s.video, animator == "musetalk")
+        except UserError as exc:
+            if startup:
+                raise
+            raise LookError(str(exc)) from None
+        face = FaceService(make_animator(animator, s.face, s.video.fps),
+                           timeout_s=s.face.timeout_s)
+        if startup:
+            return Look(animator, avatar_id, avatar, face)
+        try:
+            await face.start(avatar)
+        except Exception as exc:
+            await face.aclose()
+            raise LookError(f"cannot load {what}: {exc}") from None
+        log.info("loaded %s", what)
+        return Look(animator, avatar_id, avatar, face)
+
+    def _loaded_avatar(self, animator: str, avatar_id: str | None) -> Avatar | None:
+        for look in self._loaded.values():
+            a = look.avatar
+            if (look.avatar_id == avatar_id and (a.faces is not None or not needs_face(animator))
+                    and (a.rgb is not None or animator != "musetalk")):
+                return a
+        return None
+
+    async def _unload_beyond(self, keep: int) -> None:
+        for key in list(self._loaded):
+            if len(self._loaded) <= keep:
+                return
+            look = self._loaded[key]
+            if look is self.default or look.busy:
+                continue
+            del self._loaded[key]
+            await look.face.aclose()
+            log.info("unloaded avatar %s (%s animator): least recently used",
+                     self.avatar_name(look), look.animator)
+
+    @property
+    def loaded(self) -> list[str]:
+        return [f"{self.avatar_name(look)}/{look.animator}" for look in self._loaded.values()]
+
+    async def aclose(self) -> None:
+        for look in self._loaded.values():
+            await look.face.aclose()
+        self._loaded.clear()

@@ -1,0 +1,147 @@
+"""The remote animator: a face server (`avatarcast serve-face`, on a GPU box for instance)
+renders the frames; this side sends the speech and the mouth track and pastes the rectangles
+it gets back into its own idle frames (remote_wire.py).
+
+A service that cannot be reached, refuses, answers nothing for `face.remote_timeout_s` or
+renders slower than real time never stalls the stream: what it has not rendered is rendered
+here by the lite animator, for that stretch of speech, and the next one asks the service again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+
+from ...infra.httpretry import server_says
+from ...media.audio import Pcm
+from ...media.frames import Frame
+from .. import cache
+from ..runtime import Avatar
+from .base import ANIMATOR_RATE
+from .lite import LiteAnimator
+from .mouthtrack import MouthTrack
+from .remote_wire import CONTENT_TYPE, HEADER, apply_patch, request_body
+
+log = logging.getLogger(__name__)
+
+BATCH = 8
+_GRACE_S = 2.0  # how long a service may run behind real time before it is given up
+
+
+class RemoteError(Exception):
+    pass
+
+
+class RemoteAnimator:
+    name = "remote"
+    batch = BATCH
+
+    def __init__(self, url: str, fps: int, timeout_s: float) -> None:
+        self._url = url.rstrip("/") + "/v1/render"
+        self._fps = fps
+        self._timeout = timeout_s
+        self._fallback = LiteAnimator(fps)
+        self._avatar: Avatar | None = None
+        self._id = ""
+        self._sha = ""
+        self.frames_remote = 0
+        self.frames_local = 0
+
+    def load(self, avatar: Avatar) -> None:
+        manifest = cache.read_manifest(avatar.directory) if avatar.directory else None
+        if manifest is None:
+            raise ValueError("the remote animator needs a prepared avatar")
+        self._id = str(manifest["id"])
+        self._sha = str(manifest.get("source", {}).get("sha256", ""))
+        self._avatar = avatar
+        self._fallback.load(avatar)
+
+    def render(
+        self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
+    ) -> Iterator[list[Frame]]:
+        if self._avatar is None:
+            raise RuntimeError("RemoteAnimator.render before load")
+        n = len(cycle_indices)
+        done = 0
+        try:
+            for batch in self._remote(audio_16k, list(cycle_indices), mouth):
+                done += len(batch)
+                self.frames_remote += len(batch)
+                yield batch
+        except RemoteError as exc:
+            log.warning("remote face: %s; the lite animator renders frames %d..%d", exc,
+                        done, n - 1)
+        if done < n:
+            self.frames_local += n - done
+            start = round(done * ANIMATOR_RATE / self._fps)  # 533.3 samples a frame at 30
+            yield from self._fallback.render(audio_16k[start:], cycle_indices[done:],
+                                             _tail(mouth, done))
+
+    def _remote(self, audio_16k: Pcm, cycle: list[int], mouth: MouthTrack
+                ) -> Iterator[list[Frame]]:
+        import httpx
+
+        assert self._avatar is not None
+        frames = self._avatar.idle.frames
+        rows, width = frames[0].shape
+        body = request_body(self._id, self._sha, width, rows * 2 // 3, self._fps, cycle,
+                            audio_16k, mouth)
+        timeout = httpx.Timeout(self._timeout, connect=min(2.0, self._timeout))
+        started = time.monotonic()
+        batch: list[Frame] = []
+        failed: RemoteError | None = None
+        try:
+            with httpx.stream("POST", self._url, json=body, timeout=timeout) as resp:
+                if resp.status_code != 200:
+                    raise RemoteError(f"{self._url} answered HTTP {resp.status_code}: "
+                                      f"{server_says(resp.read())}")
+                if resp.headers.get("Content-Type", "").split(";")[0] != CONTENT_TYPE:
+                    raise RemoteError(f"{self._url} did not answer with {CONTENT_TYPE}")
+                reader = _Reader(resp.iter_bytes())
+                for k, c in enumerate(cycle):
+                    index, x, y, w, h = HEADER.unpack(reader.take(HEADER.size))
+                    if index != k:
+                        raise RemoteError(f"frame {index} arrived where {k} was due")
+                    try:
+                        batch.append(apply_patch(frames[c], x, y, w, h,
+                                                 reader.take(w * h * 3 // 2)))
+                    except ValueError as exc:
+                        raise RemoteError(str(exc)) from None
+                    if len(batch) == BATCH:
+                        yield batch
+                        batch = []
+                    # Slower than the stream for longer than a moment: give the rest to lite.
+                    if time.monotonic() - started > _GRACE_S + (k + 1) / self._fps:
+                        raise RemoteError(f"rendering slower than real time ({k + 1} frames "
+                                          f"in {time.monotonic() - started:.1f} s)")
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            failed = RemoteError(f"{self._url}: {type(exc).__name__}")
+        except RemoteError as exc:
+            failed = exc
+        if batch:
+            yield batch  # what arrived is used, before any fallback
+        if failed is not None:
+            raise failed
+
+
+class _Reader:
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = bytearray()
+
+    def take(self, n: int) -> bytes:
+        while len(self._buf) < n:
+            try:
+                self._buf += next(self._chunks)
+            except StopIteration:
+                raise RemoteError("the answer ended before its last frame") from None
+        out, self._buf = bytes(self._buf[:n]), self._buf[n:]
+        return out
+
+
+def _tail(mouth: MouthTrack, start: int) -> MouthTrack:
+    return MouthTrack(mouth.jaw[start:], mouth.spread[start:], mouth.press[start:],
+                      mouth.tuck[start:], mouth.viseme[start:])
+
+

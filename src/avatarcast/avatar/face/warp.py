@@ -1,0 +1,270 @@
+"""The still-image mouth: the idle frame's own lips, teeth and jaw moved by a pose, on yuv420p.
+
+Geometry lives in a face-aligned frame per cycle frame (lipgeometry.py): u along the mouth (in
+mouth half-widths), v down the face in pixels from the line between the lips. Each column of
+the mouth is drawn from top to bottom in layers, each mapped back to where it comes from:
+
+* above the upper lip's inner edge: skin and upper lip, stretched down when the lips press;
+* between the lips: the upper teeth, which stay with the upper jaw; below them the gap the jaw
+  opens, the only part that is painted (a dark mouth cavity, with soft edges, the tongue's
+  colour towards the bottom when the mouth is wide open); below the gap the lower teeth,
+  moved down with the jaw;
+* below the lower lip's inner edge: lower lip, chin and jaw, dropped with the jaw and fading
+  out towards the neck and the ears; the lower lip rises to the upper teeth for f/v and both
+  lips meet for m/b/p.
+
+Rounded and wide shapes narrow or stretch the mouth sideways. Every displacement falls to zero
+inside the region worked on, so there is no seam at its edge; a pose at rest returns the frame
+itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from ...media.frames import Frame
+from .lipgeometry import LipGeometry, smoothstep
+from .visemes import Pose
+
+Array = npt.NDArray[np.float32]
+REST = Pose(0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class WarpTuning:
+    jaw_drop: float = 0.5  # gap between the teeth at full opening, in mouth half-widths
+    width_gain: float = 0.12  # how far the corners move out at full spread (of half-width)
+    round_gain: float = 0.3  # how far they move in when fully rounded
+    round_height: float = 0.25  # rounded mouths open this much taller for the same jaw
+    cavity_y: float = 26.0  # luma at the back of the mouth
+    tongue_y: float = 70.0  # luma of the tongue, seen when the mouth is open wide
+    teeth_y: float = 196.0  # luma of painted teeth, for a portrait that shows none
+
+
+@dataclass
+class _Layers:
+    map_x: Array
+    map_y: Array
+    cavity: Array  # 0..1: how much of the pixel is the painted gap
+    depth: Array  # 0 at the top of the gap .. 1 at its bottom
+    teeth: Array  # 0..1: painted upper teeth (portraits that show none)
+    shade: Array
+    seam: Array  # 0..1: the shadow where pressed lips meet
+
+
+@dataclass
+class _Static:
+    """What does not depend on the pose, per pixel of one cycle frame's region."""
+
+    u: Array
+    v: Array
+    mid: Array  # the line between the lips, and its slope along u
+    slope: Array
+    c: Array  # inner upper, inner lower, outer upper, outer lower lip; teeth split
+    e: Array
+    b: Array
+    f: Array
+    s: Array
+    near: Array  # how much the mouth's sideways move reaches here
+    side: Array  # how much of the jaw's drop reaches this column
+    lipline: Array
+    row_vmin: Array  # the range of v along each row of the region
+    row_vmax: Array
+
+
+def _static(g: LipGeometry, step: int) -> _Static:
+    cached = g.static.get(step)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    x0, y0, x1, y1 = g.roi
+    x, y = _grid(x0, y0, x1, y1, step)
+    m0, m1 = float(g.m[0]), float(g.m[1])
+    ex0, ex1, ey0, ey1 = (float(k) for k in (*g.ex, *g.ey))
+    dx, dy = x - m0, y - m1
+    u = ((dx * ex0 + dy * ex1) / g.a).astype(np.float32)
+    mid = np.interp(u, g.lip_u, g.lip_v).astype(np.float32)
+    eps = 0.01
+    slope = ((np.interp(u + eps, g.lip_u, g.lip_v) - mid) / eps).astype(np.float32)
+    v = (dx * ey0 + dy * ey1 - mid).astype(np.float32)
+    above = 1.0 - smoothstep((-v - 0.2 * g.a) / (0.6 * g.a))
+    below = 1.0 - smoothstep((v - 0.3 * g.a) / g.a)
+    # Only the mouth moves sideways: nothing beyond 1.7 half-widths (the cheeks stay).
+    near = np.where(v < 0, above, below) * (1.0 - smoothstep((np.abs(u) - 0.8) / 0.9))
+    out = _Static(
+        u, v, mid, slope, g.at(g.inner_upper, u), g.at(g.inner_lower, u),
+        g.at(g.outer_upper, u), g.at(g.outer_lower, u), g.at(g.split, u),
+        near.astype(np.float32), (1.0 - smoothstep((np.abs(u) - 1.3) / 1.5)),
+        np.clip(1.0 - (np.abs(u) / 1.05) ** 4, 0.0, 1.0).astype(np.float32),
+        v.min(axis=1), v.max(axis=1),
+    )
+    if g.keep_static:
+        g.static[step] = out
+    return out
+
+
+def _layers(g: LipGeometry, step: int, pose: Pose, t: WarpTuning) -> _Layers:
+    st = _static(g, step)
+    px = float(step)
+    u, v, c, e, b, f, s = st.u, st.v, st.c, st.e, st.b, st.f, st.s
+
+    spread = pose.spread
+    # Where the opening ends along the mouth: short of the corners, which stay closed, and
+    # shorter still when the lips round.
+    cw = 0.88 + 0.25 * min(spread, 0.0) + 0.05 * max(spread, 0.0)
+    wide = np.clip(1.0 - (u * (1.0 / cw)) ** 2, 0.0, 1.0) ** 1.1
+    jaw_px = pose.jaw * t.jaw_drop * g.a * (1.0 + t.round_height * max(0.0, -spread))
+    d = jaw_px * wide  # how far the lower teeth and lip drop in this column
+    chin_drop = jaw_px * st.side
+
+    meet = c + 0.5 * (e - c)
+    c2 = c + pose.press * (meet - c)
+    tucked = s - 0.35 * (s - c)  # the lower lip up over the upper teeth's edge
+    e2 = np.maximum(e + d + pose.press * (meet - e) + pose.tuck * (tucked - e), c2)
+    # Lips move whole: pressing or tucking slides them over the teeth, keeping their
+    # thickness; the skin above and the chin below stretch to follow.
+    b2 = b + (c2 - c)
+    f2 = f + (e2 - e)
+    reach = np.maximum(3.0 * np.abs(c2 - c), g.reach)
+
+    src = v.copy()
+    upper = v < c2
+    lower = v >= e2
+    # Upper chain: [b - reach, b2, c2] <- [b - reach, b, c], the lip's inner edge taken from a
+    # little inside the lip when the lips close (its very edge is blurred into the teeth).
+    if pose.press > 0:
+        c_src = c - (0.15 * pose.press) * (c - b)
+        top = b - reach
+        src[upper] = _chain(v[upper], [top[upper], b2[upper], c2[upper]],
+                            [top[upper], b[upper], c_src[upper]])
+    # Lower chain: [e2, f2, chin + drop, end] <- [e, f, chin, end]; below `end` nothing moves.
+    chin = np.maximum(g.chin, f + 1.0)[lower]
+    end = chin + chin_drop[lower] + g.neck
+    e_src = e + (0.15 * min(1.0, pose.press + pose.tuck)) * (f - e)
+    src[lower] = _chain(v[lower], [e2[lower], f2[lower], chin + chin_drop[lower], end],
+                        [e_src[lower], f[lower], chin, end])
+    # Between the lips: upper teeth stay, lower teeth drop, the gap between them is painted.
+    # Only the rows that hold the lips are looked at.
+    rows = np.flatnonzero((st.row_vmax >= float(c2.min()) - 2)
+                          & (st.row_vmin <= float(e2.max()) + 2))
+    cavity = np.zeros_like(v)
+    depth = np.zeros_like(v)
+    teeth = np.zeros_like(v)
+    seam = np.zeros_like(v)
+    shade = np.ones_like(v)
+    if len(rows):
+        band = slice(int(rows[0]), int(rows[-1]) + 1)
+        bv, bu, bs, bd = v[band], u[band], s[band], d[band]
+        bc2, be2 = c2[band], e2[band]
+        inside = (bv >= bc2) & (bv < be2)
+        gap_top = np.maximum(bc2, bs)
+        gap_bottom = bs + bd
+        lower_teeth = inside & (bv >= gap_bottom)
+        src[band][lower_teeth] -= bd[lower_teeth]
+        height = np.maximum(gap_bottom - gap_top, 1e-3)
+        edge = np.minimum(np.minimum(bv - gap_top, gap_bottom - bv),
+                          np.minimum(bv - bc2, be2 - bv))
+        # Soft against teeth and lips alike; a gap of a pixel or two is a shadow between the
+        # teeth, not a black line.
+        cav = np.clip(edge * (1.0 / px) + 0.5, 0.0, 1.0) * smoothstep(height / (0.12 * g.a))
+        cav[~inside | (gap_bottom <= gap_top)] = 0.0
+        cavity[band] = cav
+        depth[band] = np.clip((bv - gap_top) / height, 0.0, 1.0)
+        if not g.shows_teeth:  # a closed-mouth portrait: suggest the upper teeth in the gap
+            size = np.minimum(0.3 * height, 0.12 * g.a)
+            tt = np.clip((size - (bv - gap_top)) / (1.5 * px), 0.0, 1.0)
+            tt *= np.clip((0.7 * cw - np.abs(bu)) * g.a / (1.5 * px), 0.0, 1.0)
+            teeth[band] = tt * cav
+        shade[band] = 0.55 + 0.45 * wide[band]
+        # Lips that meet show the line between them, a soft shadow, corner to corner.
+        if pose.press > 0:
+            touching = pose.press * np.clip(1.0 - (be2 - bc2) / (0.1 * g.a), 0.0, 1.0)
+            sigma = max(0.8 * px, 0.04 * g.a)
+            seam[band] = touching * np.exp(-(((bv - bc2) / sigma) ** 2)) * st.lipline[band]
+
+    # Sideways: corners in for rounded shapes, out for wide ones, fading away from the mouth.
+    gain = t.width_gain if spread > 0 else t.round_gain
+    shift = (gain * spread * pose_strength(pose) - 0.08 * pose.jaw) * st.near
+    du_lip = -u * shift  # us - u
+    du = (u + du_lip) * g.a
+    dv = src + st.mid + st.slope * du_lip
+    m0, m1 = float(g.m[0]), float(g.m[1])
+    ex0, ex1, ey0, ey1 = (float(k) for k in (*g.ex, *g.ey))
+    map_x = (m0 + du * ex0 + dv * ey0).astype(np.float32)
+    map_y = (m1 + du * ex1 + dv * ey1).astype(np.float32)
+    return _Layers(map_x, map_y, cavity, depth, teeth, shade, seam)
+
+
+def pose_strength(pose: Pose) -> float:
+    """How much of the spread shows: none when the lips are shut, all when open or moving."""
+    return float(min(1.0, 0.35 + pose.jaw * 2.0))
+
+
+def _chain(v: Array, out_knots: list[npt.NDArray[np.floating[Any]]],
+           src_knots: list[npt.NDArray[np.floating[Any]]]) -> Array:
+    """Piecewise-linear map from output v to source v through per-pixel knots (increasing);
+    identity outside them."""
+    res = v.copy()
+    for k in range(len(out_knots) - 1):
+        o0, o1 = out_knots[k], out_knots[k + 1]
+        s0, s1 = src_knots[k], src_knots[k + 1]
+        sel = (v >= o0) & (v < o1)
+        span = np.maximum(o1 - o0, 1e-4)
+        res[sel] = (s0 + (v - o0) * (s1 - s0) / span)[sel]
+    return res
+
+
+def _grid(x0: int, y0: int, x1: int, y1: int, step: int) -> tuple[Array, Array]:
+    # Pixel centres in luma coordinates; a chroma sample covers 2x2 luma pixels.
+    off = 0.5 * (step - 1)
+    xs = np.arange(x0, x1, step, dtype=np.float32) + off
+    ys = np.arange(y0, y1, step, dtype=np.float32) + off
+    gx, gy = np.meshgrid(xs, ys)
+    return gx, gy
+
+
+def is_rest(pose: Pose) -> bool:
+    return pose.jaw < 1e-3 and pose.press < 1e-3 and pose.tuck < 1e-3 and abs(pose.spread) < 1e-3
+
+
+def warp(frame: Frame, g: LipGeometry, pose: Pose, t: WarpTuning) -> Frame:
+    """The frame with its mouth in `pose`. The frame itself, unchanged and shared, at rest."""
+    if is_rest(pose):
+        return frame
+    h = frame.shape[0] * 2 // 3
+    w = frame.shape[1]
+    x0, y0, x1, y1 = g.roi
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return frame
+    out = frame.copy()
+    lay = _layers(g, 1, pose, t)
+    luma = cv2.remap(frame[:h], lay.map_x, lay.map_y, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    open_wide = min(1.0, pose.jaw / 0.6)
+    gap_y = t.cavity_y + (t.tongue_y - t.cavity_y) * open_wide * lay.depth**2
+    paint = gap_y * lay.shade
+    paint = paint + (t.teeth_y * (0.8 + 0.2 * lay.shade) - paint) * lay.teeth
+    luma *= 1.0 - 0.5 * lay.seam
+    out[y0:y1, x0:x1] = np.round(luma + (paint - luma) * lay.cavity).astype(np.uint8)
+
+    cx0, cy0, cx1, cy1 = x0 // 2, y0 // 2, x1 // 2, y1 // 2
+    lay = _layers(g, 2, pose, t)
+    mx, my = (lay.map_x - 0.5) / 2, (lay.map_y - 0.5) / 2
+    quarter = h * w // 4
+    planes = out.reshape(-1)[h * w :]
+    src = frame.reshape(-1)[h * w :]
+    for k in range(2):
+        plane = src[k * quarter : (k + 1) * quarter].reshape(h // 2, w // 2)
+        chroma = cv2.remap(plane, mx, my, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        lip = g.lip_chroma[k]
+        cavity_c = 128.0 + (lip - 128.0) * (0.55 + 0.35 * lay.depth)
+        paint = cavity_c + (128.0 - cavity_c) * lay.teeth
+        dst = planes[k * quarter : (k + 1) * quarter].reshape(h // 2, w // 2)
+        dst[cy0:cy1, cx0:cx1] = np.round(chroma + (paint - chroma) * lay.cavity).astype(
+            np.uint8)
+    return out

@@ -1,0 +1,407 @@
+"""From delivered messages to segments on air and back to acks.
+
+Speak messages wait in an ordered backlog; one worker synthesizes and renders them one at a
+time, at most `render_ahead` beyond the one on air. An `interrupt` cuts what is on air the
+moment it arrives, jumps the backlog and preempts the worker: a message whose rendering it
+stops goes back to the backlog unless it was already on air. When the program reports a
+segment's outcome, its message is acked, dead-lettered or requeued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from ..avatar.face.looks import LookError, Looks
+from ..broker.attempts import Attempts
+from ..broker.consumer import Delivery
+from ..broker.dedupe import HandledIds
+from ..broker.messages import ControlMessage
+from ..infra.logfmt import message_id
+from ..onair.program import Program
+from ..onair.segment import Outcome, Segment
+from ..settings import CaptionSettings, PlayoutSettings
+from ..speech.chain import Speech
+from ..speech.llm.chat import ChatClient
+from .captions.record import AirRecord
+from .lifecycle import Lifecycle, event_for
+from .rendering import Renderer, Utterance
+
+log = logging.getLogger(__name__)
+
+# Longest an interrupt's synthesis waits for its cut to reach the encoder (a tick, normally).
+CUT_WAIT_S = 0.2
+
+
+class Broker(Protocol):
+    """What the scheduler needs of RabbitMQ (the Consumer): settling deliveries."""
+
+    async def ack(self, raw: Any) -> None: ...
+    async def requeue(self, raw: Any) -> None: ...
+    async def dead_letter(self, raw: Any, reason: str) -> bool: ...
+    async def purge_speak(self) -> int: ...
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        program: Program,
+        speech: Speech,
+        looks: Looks,
+        consumer_ref: Callable[[], Broker],
+        handled: HandledIds,
+        attempts: Attempts,
+        crash_limit: int,
+        playout: PlayoutSettings,
+        buffer_frames: int,
+        sample_rate: int,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        captions: CaptionSettings | None = None,
+        lifecycle: Lifecycle | None = None,
+        llm: ChatClient | None = None,
+    ) -> None:
+        captions = captions or CaptionSettings()
+        self.lifecycle = lifecycle or Lifecycle(program.fps, lambda: (0, 0))
+        self._program = program
+        self._looks = looks
+        self._speech = speech
+        self._switching = asyncio.Lock()
+        self._consumer = consumer_ref
+        self._handled = handled
+        self._attempts = attempts
+        self._crash_limit = crash_limit
+        self._playout = playout
+        self._renderer = Renderer(
+            program=program, speech=speech, looks=looks, sample_rate=sample_rate,
+            min_unsealed=playout.min_buffer_ms * program.fps // 1000,
+            buffer_frames=buffer_frames, captions=captions, llm=llm,
+        )
+        self._air_record = AirRecord(
+            transcript=captions.transcript_path, vtt=captions.vtt_path,
+            sample_rate=sample_rate, fps=program.fps, max_chars=captions.max_chars,
+        )
+        self._spawn = spawn
+        self._backlog: deque[Utterance] = deque()
+        self._inflight: dict[str, Utterance] = {}
+        self._wake = asyncio.Event()
+        self._settled = asyncio.Event()
+        self.speech_ready = asyncio.Event()
+        self.paused = False
+        self.history: deque[dict[str, Any]] = deque(maxlen=50)
+        self.rendering: Utterance | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- arrivals ------------------------------------------------------------------------
+
+    async def on_speak(self, d: Delivery) -> None:
+        msg = d.message
+        message_id.set(msg.id)  # this delivery's task: its log lines carry the id
+        consumer = self._consumer()
+        if msg.id in self._handled:
+            log.info("duplicate delivery of %s (already handled): acked, not aired", msg.id)
+            await consumer.ack(d.raw)
+            self.lifecycle.emit("duplicate", msg.id, reason="already handled: not aired again")
+            return
+        if (same := self._inflight.get(msg.id)) is not None:
+            if same.delivery.replaced_by(d):
+                # Redelivered after a reconnect: the work in hand carries on and is settled
+                # on the channel that can still ack it.
+                log.info("%s redelivered on a new channel; it settles there", msg.id)
+                same.delivery = d
+            else:
+                log.info("duplicate delivery of %s (in flight): acked, not aired", msg.id)
+                await consumer.ack(d.raw)
+            return
+        if (deaths := self._attempts.deaths(msg.id)) >= self._crash_limit:
+            reason = (f"the daemon died {deaths} times while handling this message "
+                      f"(broker.crash_limit={self._crash_limit}); not retried")
+            if await consumer.dead_letter(d.raw, reason):
+                self._attempts.end(msg.id)
+                self.lifecycle.emit("failed", msg.id, reason=reason)
+            return
+        utt = Utterance(d)
+        self._inflight[msg.id] = utt
+        log.info("queued %s (%d chars%s)", msg.id, len(msg.text),
+                 ", interrupt" if msg.interrupt else "")
+        self.lifecycle.emit("accepted", msg.id, received_at=utt.received,
+                            interrupt=msg.interrupt, chars=len(msg.text))
+        if msg.interrupt:
+            self._interrupt(utt)
+        else:
+            self._backlog.append(utt)
+        self._wake.set()
+
+    def _interrupt(self, utt: Utterance) -> None:
+        """Cut what is on air now, not when the interrupting speech is ready, and free the
+        worker for it."""
+        utt.holding = True
+        self._backlog.appendleft(utt)
+        loop = asyncio.get_running_loop()
+        cut_out = utt.cut_out = asyncio.Event()
+
+        def cleared() -> None:  # on the pacer thread, or here
+            loop.call_soon_threadsafe(cut_out.set)
+
+        busy, task = self.rendering, self._task
+        if busy is None or task is None or task.done() or busy.cancelled is not None:
+            self._program.interrupt(cleared=cleared)
+            return
+        task.cancel()
+        log.info("%s: rendering stopped for interrupt %s", busy.id, utt.id)
+        seg = busy.segment
+        if seg is None:
+            self._program.interrupt(cleared=cleared)
+            self._back_to_backlog(busy)
+            return
+
+        def reply(taken: bool) -> None:  # on the pacer thread
+            if taken:
+                self._spawn(self._taken_back(busy))
+
+        self._program.interrupt(take_back=seg, reply=reply, cleared=cleared)
+
+    async def _taken_back(self, utt: Utterance) -> None:
+        self._back_to_backlog(utt)
+
+    def _back_to_backlog(self, utt: Utterance, front: bool = False) -> None:
+        """A message whose rendering an interrupt stopped before it aired waits again, behind
+        the interrupting messages; one cut by an encoder outage goes first (`front`). Either
+        is rendered from the start."""
+        if self._inflight.get(utt.id) is not utt:
+            return  # settled meanwhile (a clear, a shutdown)
+        utt.segment = None
+        utt.marks.clear()
+        utt.timings.clear()
+        i = 0
+        while not front and i < len(self._backlog) and self._backlog[i].urgent:
+            i += 1
+        self._backlog.insert(i, utt)
+        if utt.urgent and not utt.holding:
+            utt.holding = True
+            self._program.hold()
+        log.info("%s back in the backlog (%d ahead of it)", utt.id, i)
+        self._wake.set()
+
+    async def on_control(self, msg: ControlMessage) -> str | None:
+        """Act on a control message; the reason to dead-letter it, or None when done."""
+        log.info("control: %s", msg.command)
+        if msg.command == "set":
+            return await self._set(msg.changes())
+        if msg.command == "skip":
+            self._program.skip()
+        elif msg.command == "clear":
+            self._program.clear()
+            while self._backlog:
+                self._settle_now(self._backlog.popleft(), Outcome.CLEARED)
+            if self.rendering is not None:
+                self.rendering.cancelled = Outcome.CLEARED
+            purged = await self._consumer().purge_speak()
+            log.info("cleared the backlog (%d more purged from the queue)", purged)
+        else:
+            self.paused = msg.command == "pause"
+            self._program.pause(self.paused)
+        self._wake.set()
+        return None
+
+    async def _set(self, changes: dict[str, str | None]) -> str | None:
+        """A new default avatar, animator and/or voice, from the next utterance on: all of it
+        or, when a part cannot be had, none of it."""
+        async with self._switching:
+            voice = changes.get("voice")
+            if voice is not None and (why := await self._speech.try_voice(voice)) is not None:
+                return f"set: voice {voice!r} cannot speak: {why}"
+            if "avatar" in changes or "animator" in changes:
+                try:
+                    look = await self._looks.switch(changes)
+                except LookError as exc:
+                    return f"set: {exc}"
+                self._program.set_default(look.idle)
+            if "voice" in changes:
+                self._speech.voice = changes["voice"]
+            log.info("set: %s", ", ".join(f"{k} {v or '(as configured)'}"
+                                          for k, v in changes.items()))
+            return None
+
+    # -- the render worker ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.speech_ready.wait()
+        while True:
+            utt = await self._next()
+            self.rendering = utt
+            self._attempts.begin(utt.id)
+            self.lifecycle.emit("rendering", utt.id)
+            task = asyncio.create_task(self._render(utt), name=f"render-{utt.id}")
+            self._task = task
+            try:
+                # Not `await task`: a preempted render ends cancelled, the worker goes on.
+                await asyncio.wait({task})
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            finally:
+                self.rendering = None
+                self._task = None
+            if not task.cancelled():
+                task.result()
+
+    async def _next(self) -> Utterance:
+        while True:
+            if self._backlog:
+                head = self._backlog[0]
+                room = self._program.pending_count <= self._playout.render_ahead
+                if head.urgent or room:
+                    return self._backlog.popleft()
+            self._wake.clear()
+            # Also woken by a timeout: the program frees room from its own thread.
+            # (asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel.)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await self._wake.wait()
+
+    async def _render(self, utt: Utterance) -> None:
+        message_id.set(utt.id)
+        if (cut_out := utt.cut_out) is not None:
+            # Its synthesis waits for the cut to reach the encoder (see CUT_CLEAR_TICKS); a
+            # stopped pacer never says so, hence the bound.
+            utt.cut_out = None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CUT_WAIT_S):
+                    await cut_out.wait()
+        if (outcome := await self._renderer.render(utt)) is not None:
+            self._settle_now(utt, outcome)
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def segment_done(self, seg: Segment) -> None:
+        """From the pacer or an encoder thread: hand over to the loop."""
+        utt = seg.tag
+        assert isinstance(utt, Utterance) and seg.outcome is not None
+        self._spawn(self._settle(utt, seg.outcome))
+
+    def _settle_now(self, utt: Utterance, outcome: Outcome) -> None:
+        self._spawn(self._settle(utt, outcome))
+
+    async def _settle(self, utt: Utterance, outcome: Outcome) -> None:
+        message_id.set(utt.id)
+        if outcome is Outcome.RETRY:
+            if utt.segment is not None:
+                utt.segment.release()
+            self._back_to_backlog(utt, front=True)
+            return
+        if utt.holding:
+            utt.holding = False
+            self._program.release_hold()
+        consumer = self._consumer()
+        raw = utt.delivery.raw
+        if outcome.handled:
+            self._handled.add(utt.id)
+            await consumer.ack(raw)
+        elif outcome is Outcome.FAILED:
+            if await consumer.dead_letter(raw, utt.error or "rendering failed"):
+                # Copied with its reason: a redelivery (the ack may miss a dead channel) is
+                # acked, not failed and copied again.
+                self._handled.add(utt.id)
+        else:
+            await consumer.requeue(raw)
+        self._attempts.end(utt.id)
+        self._inflight.pop(utt.id, None)
+        self._record(utt, outcome)
+        self._tell(utt, outcome)
+        seg = utt.segment
+        if self._air_record.enabled and seg is not None and seg.stream_first is not None:
+            aired = (seg.stream_last or seg.stream_first) - seg.stream_first + 1
+            await asyncio.to_thread(self._air_record.aired, utt.id, seg.stream_run or 0,
+                                    seg.stream_first, aired * self._program.spf, utt.script)
+        if utt.segment is not None:
+            utt.segment.release()
+            utt.segment = None
+        self._wake.set()
+        self._settled.set()
+
+    def _record(self, utt: Utterance, outcome: Outcome) -> None:
+        seg = utt.segment
+        entry: dict[str, Any] = {
+            "id": utt.id,
+            "outcome": outcome.value,
+            "received_at": utt.received,
+            "settled_at": time.time(),
+            **{k: round(v, 4) for k, v in utt.timings.items()},
+            **utt.marks,
+        }
+        if utt.error:
+            entry["error"] = utt.error
+        if seg is not None:
+            entry.update(
+                frames=len(seg.audio), started_at=seg.started_at, ended_at=seg.ended_at,
+                stream_run=seg.stream_run, stream_first=seg.stream_first,
+                stream_last=seg.stream_last, aired_at=seg.aired_wall,
+                off_air_at=seg.ended_wall if seg.aired_wall is not None else None,
+            )
+        self.history.append(entry)
+        log.info("settled %s: %s", utt.id, outcome.value)
+
+    def _tell(self, utt: Utterance, outcome: Outcome) -> None:
+        name = event_for(outcome)
+        if name is None:
+            return
+        seg = utt.segment
+        at = None
+        fields: dict[str, Any] = {}
+        if seg is not None and seg.stream_first is not None:
+            at = (seg.stream_run or 0, seg.stream_last or seg.stream_first)
+            fields.update(first_frame=seg.stream_first, last_frame=seg.stream_last,
+                          frames=(seg.stream_last or seg.stream_first) - seg.stream_first + 1)
+        reason = {Outcome.CLEARED: "cleared", Outcome.SKIPPED: "skip",
+                  Outcome.INTERRUPTED: "interrupted by a newer message",
+                  Outcome.FAILED: utt.error or "rendering failed",
+                  Outcome.REQUEUED: "shutdown: back in the queue"}.get(outcome)
+        if utt.answer:
+            fields["answer"] = utt.answer
+        self.lifecycle.emit(name, utt.id, at_frame=at, reason=reason,
+                            **{k: round(v, 4) for k, v in utt.timings.items()}, **fields)
+
+    def rendering_status(self) -> dict[str, Any] | None:
+        """The message the worker is rendering and how many of its frames are done."""
+        busy = self.rendering
+        if busy is None:
+            return None
+        seg = busy.segment
+        return {"id": busy.id, "frames": len(seg.frames) if seg is not None else 0}
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def wait_settled(self) -> None:
+        while self._inflight:
+            self._settled.clear()
+            await self._settled.wait()
+
+    def requeue_waiting(self) -> None:
+        """Shutdown: everything not on air goes back to RabbitMQ."""
+        while self._backlog:
+            self._settle_now(self._backlog.popleft(), Outcome.REQUEUED)
+        on_air = self._program.on_air
+        busy = self.rendering
+        if busy is not None and (busy.segment is None or busy.segment is not on_air):
+            busy.cancelled = Outcome.REQUEUED
+        for utt in list(self._inflight.values()):
+            if utt.segment is not None and utt.segment is not on_air:
+                self._program.withdraw(utt.segment, Outcome.REQUEUED)
+
+    def requeue_all(self) -> None:
+        self.requeue_waiting()
+        if self.rendering is not None:
+            self.rendering.cancelled = Outcome.REQUEUED
+        for utt in list(self._inflight.values()):
+            if utt.segment is not None:
+                self._program.withdraw(utt.segment, Outcome.REQUEUED)
