@@ -13,7 +13,8 @@ test: dev-deps       ## install, start services, lint, type-check, run every tes
 	$(BIN)/pytest -q --durations=15
 
 unit: dev-deps       ## the tests that need no services
-	$(BIN)/pytest -q tests/test_units.py tests/test_program.py tests/test_layout.py
+	$(BIN)/pytest -q tests/test_settings.py tests/media tests/onair/test_state.py tests/onair/test_clock.py \
+	  tests/onair/test_program.py tests/infra/test_redact.py tests/test_layout.py
 
 MINUTES ?= 60
 

@@ -23,7 +23,7 @@ from harness.daemon import DaemonProc, QueueNames, publish
 from harness.services import free_port, stop_process, wait_port
 from harness.threadserver import ThreadedApp
 
-from .faces import PORTRAIT
+from ...faces import PORTRAIT
 
 TEXT = "Good evening from the face server, and welcome to the show."
 

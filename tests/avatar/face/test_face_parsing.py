@@ -26,8 +26,8 @@ from avatarcast.avatar.runtime import Avatar, for_output
 from avatarcast.settings import FaceSettings
 from harness.services import ROOT
 
-from .faces import PORTRAIT, make_video, voiced
-from .musetalk_tiny import build_tiny_musetalk, save_parser
+from ...faces import PORTRAIT, make_video, voiced
+from ...musetalk_tiny import build_tiny_musetalk, save_parser
 
 FPS = 30
 W, H = 320, 240

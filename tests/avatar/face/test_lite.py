@@ -17,7 +17,7 @@ from avatarcast.avatar.face.warp import REST, WarpTuning, warp
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
 
-from .faces import PORTRAIT, make_video, voiced
+from ...faces import PORTRAIT, make_video, voiced
 
 FPS = 30
 W, H = 640, 360

@@ -32,9 +32,9 @@ from harness.daemon import (
     write_channels,
 )
 from harness.services import NginxRtmp, free_port
-from tests.test_console import _call, _say
-from tests.test_webrtc import _call as _whep_call
-from tests.test_webrtc import _offer
+from tests.web.test_console import _call, _say
+from tests.web.test_webrtc import _call as _whep_call
+from tests.web.test_webrtc import _offer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

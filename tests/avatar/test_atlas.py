@@ -22,7 +22,7 @@ from avatarcast.avatar.mouthframe import apply, similarity
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
 
-from .faces import PORTRAIT
+from ..faces import PORTRAIT
 
 FPS = 30
 W, H = 640, 360

@@ -84,7 +84,7 @@ def test_a_track_requested_in_pieces_equals_the_whole() -> None:
 
 
 def test_without_timings_the_track_comes_from_the_sound() -> None:
-    from .faces import voiced
+    from ...faces import voiced
 
     audio = voiced(1.0)
     n = len(audio) * FPS // 16000

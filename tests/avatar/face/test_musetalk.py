@@ -25,8 +25,8 @@ from avatarcast.avatar.runtime import Avatar, for_output
 from avatarcast.settings import FaceSettings
 from harness.services import ROOT
 
-from .faces import FACELESS, make_video, voiced
-from .musetalk_tiny import build_tiny_musetalk
+from ...faces import FACELESS, make_video, voiced
+from ...musetalk_tiny import build_tiny_musetalk
 
 FPS = 30
 W, H = 320, 240

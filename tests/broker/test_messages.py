@@ -120,7 +120,7 @@ def test_longest_text_and_plain_whitespace_are_accepted() -> None:
 
 
 def test_published_schema_is_current() -> None:
-    doc = Path(__file__).parent.parent / "docs" / "messages.schema.json"
+    doc = Path(__file__).parent.parent.parent / "docs" / "messages.schema.json"
     assert json.loads(doc.read_text()) == json_schema(), "regenerate: avatarcast schema"
 
 

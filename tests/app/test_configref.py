@@ -11,7 +11,7 @@ import pytest
 
 from avatarcast.app.cli import configref
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 README = ROOT / "README.md"
 
 

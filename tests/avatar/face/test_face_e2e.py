@@ -118,7 +118,7 @@ def test_the_mouth_moves_with_speech_only(
 def test_musetalk_on_tiny_weights_through_the_stream(
     tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
 ) -> None:
-    from .musetalk_tiny import build_tiny_musetalk
+    from ...musetalk_tiny import build_tiny_musetalk
 
     models = build_tiny_musetalk(tmp_path / "models")
     daemon, st, recording = _speak_once(tmp_path, queues, rtmp_server, {

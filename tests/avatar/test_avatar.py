@@ -18,7 +18,7 @@ from avatarcast.avatar.runtime import for_output
 from avatarcast.avatar.track import NoFaceError, fill_gaps
 from harness.services import ROOT
 
-from .faces import FACELESS, PORTRAIT, make_video
+from ..faces import FACELESS, PORTRAIT, make_video
 
 SETTINGS = BuildSettings(fps=30, max_frames=600, max_side=1920)
 

@@ -1,0 +1,59 @@
+"""Redaction: stream keys, passwords and SRT passphrases never reach a log line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from avatarcast.infra.redact import RedactingFormatter, Redactor
+
+
+def test_stream_keys_and_passwords_never_reach_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    url = "rtmp://a.rtmp.youtube.com/live2/abcd-efgh-ijkl-mnop"
+    amqp = "amqp://user:hunter2hunter2@broker:5672/"
+    redact = Redactor([url, amqp])
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter(redact, logging.Formatter("%(message)s")))
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "push %s via %s failed: %s",
+                               (url, amqp, "key abcd-efgh-ijkl-mnop rejected"), None)
+    text = handler.format(record)
+    assert "abcd-efgh-ijkl-mnop" not in text and "hunter2hunter2" not in text
+    assert "rtmp://a.rtmp.youtube.com/live2/***" in text and "amqp://user:***@broker" in text
+
+
+def test_srt_passphrases_are_masked() -> None:
+    srt = "srt://ingest.example:9000?passphrase=longsecret-42&streamid=live"
+    line = f"ffmpeg -f mpegts {srt}: Connection refused"
+    for redact in (Redactor([srt]), Redactor()):  # registered, and by pattern alone
+        text = redact(line)
+        assert "longsecret-42" not in text and "srt://ingest.example:9000?***" in text
+
+
+def test_unknown_rtmp_urls_are_masked_by_pattern() -> None:
+    redact = Redactor()
+    text = redact("[f=flv:onfail=ignore]rtmp://x.example/app/KEY-1234|[f=flv]rec.flv")
+    assert "KEY-1234" not in text and "rec.flv" in text
+
+
+def test_env_example_documents_every_setting() -> None:
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    from avatarcast.settings import Settings
+
+    text = (Path(__file__).parent.parent / ".env.dev.example").read_text()
+
+    def names(model: type[BaseModel], prefix: str) -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                out += names(ann, f"{prefix}{name.upper()}__")
+            else:
+                out.append(prefix + name.upper())
+        return out
+
+    missing = [n for n in names(Settings, "AVATARCAST_") if n + "=" not in text]
+    assert not missing, f"undocumented settings: {missing}"
