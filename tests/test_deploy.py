@@ -18,7 +18,7 @@ import yaml
 
 from avatarcast.infra.rtmpcheck import handshake
 from avatarcast.settings import BrokerSettings, HealthSettings, OutputSettings
-from avatarcast.web.port import HealthServer
+from avatarcast.web.port import HttpPort
 from harness.services import free_port, stop_process, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def test_the_healthcheck_passes_on_air_and_fails_otherwise() -> None:
     status = {"encoder_alive": True, "broker_connected": True}
 
     async def probe() -> tuple[int, int]:
-        server = HealthServer("127.0.0.1", port, lambda: dict(status))
+        server = HttpPort("127.0.0.1", port, lambda: dict(status))
         await server.start()
         try:
             ok = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", code],

@@ -21,7 +21,7 @@ from avatarcast.app.worker_pages import ChannelPages
 from avatarcast.settings import BrokerSettings, HealthSettings
 from avatarcast.web.console.preview import PreviewTap
 from avatarcast.web.console.routes import Console
-from avatarcast.web.port import HealthServer
+from avatarcast.web.port import HttpPort
 from harness.daemon import (
     DaemonProc,
     QueueNames,
@@ -154,7 +154,7 @@ def test_the_workers_pages_want_the_token_and_keep_secrets() -> None:
     pages = ChannelPages(health, ["a", "b"], running.get, status)  # type: ignore[arg-type]
 
     async def run() -> list[tuple[int, str, dict[str, str]]]:
-        server = HealthServer("127.0.0.1", port, lambda: {}, None, pages.add_routes)
+        server = HttpPort("127.0.0.1", port, lambda: {}, None, pages.add_routes)
         await server.start()
         bearer = {"Authorization": f"Bearer {token}"}
         try:
@@ -221,7 +221,7 @@ def test_a_channel_that_stops_ends_its_open_preview_and_answers_503_after() -> N
         conn.close()
 
     async def run() -> tuple[int, str, dict[str, str]]:
-        server = HealthServer("127.0.0.1", port, lambda: {}, None, pages.add_routes)
+        server = HttpPort("127.0.0.1", port, lambda: {}, None, pages.add_routes)
         await server.start()
         tap = threading.Thread(target=pacer, daemon=True)
         viewer = threading.Thread(target=watch, daemon=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import numpy as np
 
 from avatarcast.media.frames import Frame
@@ -18,12 +21,14 @@ def idle_cycle(n: int) -> IdleCycle:
     return IdleCycle([np.full((H * 3 // 2, W), 10 * i, dtype=np.uint8) for i in range(n)])
 
 
-def make(n_idle: int = 5, xfade: int = 4, gap: int = 0) -> tuple[Program, list[Segment]]:
+def make(n_idle: int = 5, xfade: int = 4, gap: int = 0,
+         on_cut: Callable[[], None] | None = None) -> tuple[Program, list[Segment]]:
     done: list[Segment] = []
     prog = Program(
         idle_cycle(n_idle), fps=30, spf=SPF, crossfade_frames=xfade, gap_frames=gap,
-        lead_frames=2, machine=StateMachine(), on_done=done.append,
+        lead_frames=2, machine=StateMachine(), on_cut=on_cut,
     )
+    prog.subscribe(done.append)
     prog.encoder_up(True)
     return prog, done
 
@@ -284,13 +289,13 @@ def test_a_segment_of_another_avatar_cuts_in_hard_and_its_idle_stays_until_the_q
         seg.frames.append(f)
     seg.sealed = True
     prog.submit(seg)
-    prog.preparing = 1  # the next message is still being synthesized
+    prog.preparing()  # the next message is still being synthesized
     outs = {n: prog.tick(n) for n in range(1, planned + 12)}
     for k in range(6):  # no crossfade from one person to another: a cut on the frame
         assert outs[planned + k].frame[0, 0] == 1 and outs[planned + k].segment is seg
     for n in range(planned + 6, planned + 12):  # then the other avatar's own idle
         assert np.array_equal(outs[n].frame, other.frame(n)), n
-    prog.preparing = 0  # nothing more to say: back to the stream's avatar, on a frame
+    prog.prepared()  # nothing more to say: back to the stream's avatar, on a frame
     n = planned + 12
     assert np.array_equal(prog.tick(n).frame, prog.idle.frame(n))
 
@@ -405,10 +410,11 @@ def test_the_pacer_sends_a_cut_and_a_start_in_bursts_never_more_than_three_frame
                 self.cut_at = n
             return True
 
-    prog, done = make(n_idle=5, xfade=4)
+    wake = threading.Event()  # a cut commanded wakes the pacer
+    prog, done = make(n_idle=5, xfade=4, on_cut=wake.set)
     clock = FrameClock(30)
     sink = Sink()
-    pacer = Pacer(clock, prog, sink)
+    pacer = Pacer(clock, prog, sink, wake=wake)
     seg = talking(prog, "long", 300, prog.plan_start())
     prog.submit(seg)
     pacer.start()

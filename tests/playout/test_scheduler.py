@@ -16,27 +16,25 @@ from typing import Any
 import numpy as np
 import pytest
 
+from avatarcast.app.build import build
 from avatarcast.avatar.face.looks import Look, Looks
 from avatarcast.avatar.face.mouthtrack import MouthTrack
 from avatarcast.avatar.face.service import FaceService
 from avatarcast.avatar.face.still import StillAnimator
 from avatarcast.avatar.runtime import Avatar
-from avatarcast.broker.attempts import Attempts
 from avatarcast.broker.consumer import Delivery
-from avatarcast.broker.dedupe import HandledIds
 from avatarcast.broker.messages import SpeakMessage
+from avatarcast.infra.tasks import Tasks
 from avatarcast.media.audio import Pcm
 from avatarcast.media.frames import Frame
 from avatarcast.media.idle import IdleCycle
-from avatarcast.onair.clock import FrameClock
 from avatarcast.onair.pacer import Pacer
 from avatarcast.onair.program import Program
-from avatarcast.onair.state import StateMachine
 from avatarcast.onair.tick import Receipt
 from avatarcast.playout import scheduler as scheduler_module
 from avatarcast.playout.scheduler import Scheduler
-from avatarcast.settings import PlayoutSettings, Settings, SpeechSettings
-from avatarcast.speech.chain import Speech, make_providers
+from avatarcast.settings import PlayoutSettings, Settings, SpeechSettings, VideoSettings
+from avatarcast.speech.chain import Speech
 
 FPS, RATE, W, H = 30, 48_000, 64, 48
 
@@ -146,37 +144,32 @@ class Rig:
 @contextlib.asynccontextmanager
 async def on_air(tmp_path: Path, idle: IdleCycle, animator: StillAnimator,
                  timeout_s: float) -> AsyncIterator[Rig]:
+    """The channel as the daemon builds it (app/build.py), with a fake broker and sink."""
+    settings = Settings(
+        state_dir=tmp_path, video=VideoSettings(width=W, height=64, fps=FPS),
+        playout=PlayoutSettings(crossfade_frames=2, gap_ms=100, lead_frames=2),
+        speech=SpeechSettings(providers=["espeak"]),
+    )
     face = FaceService(animator, timeout_s=timeout_s)
     await face.start(Avatar(idle))
-    looks = Looks(Settings(), Look(animator.name, None, Avatar(idle), face))
-    speech = Speech(make_providers(SpeechSettings(providers=["espeak"]), "ffmpeg"),
-                    SpeechSettings(), RATE)
-    await speech.start()
+    looks = Looks(settings, Look(animator.name, None, Avatar(idle), face))
     broker = FakeBroker()
-    loop = asyncio.get_running_loop()
-    program = Program(idle, fps=FPS, spf=RATE // FPS, crossfade_frames=2, gap_frames=3,
-                      lead_frames=2, machine=StateMachine(),
-                      on_done=lambda seg: scheduler.segment_done(seg))
-    program.encoder_up(True)
-    scheduler = Scheduler(
-        program=program, speech=speech, looks=looks, consumer_ref=lambda: broker,
-        handled=HandledIds(tmp_path / "handled.log", 100),
-        attempts=Attempts(tmp_path / "attempts.json"), crash_limit=3,
-        playout=PlayoutSettings(), buffer_frames=60, sample_rate=RATE,
-        spawn=lambda coro: loop.call_soon_threadsafe(loop.create_task, coro),
-    )
-    pacer = Pacer(FrameClock(FPS), program, Sink())
-    pacer.start()
-    worker = asyncio.create_task(scheduler.run())
-    scheduler.speech_ready.set()
+    tasks = Tasks()
+    ch = build(settings, looks=looks, tasks=tasks, status=dict, broker=broker, sink=Sink())
+    await ch.speech.start()
+    ch.program.encoder_up(True)
+    ch.pacer.start()
+    worker = asyncio.create_task(ch.scheduler.run())
+    ch.scheduler.speech_ready.set()
     try:
-        yield Rig(program, scheduler, pacer, broker, speech)
+        yield Rig(ch.program, ch.scheduler, ch.pacer, broker, ch.speech)
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
-        pacer.stop()
+        ch.pacer.stop()
+        await tasks.aclose()
         await face.aclose()
-        await speech.aclose()
+        await ch.speech.aclose()
 
 
 @pytest.mark.parametrize(
@@ -218,9 +211,9 @@ async def test_an_interrupt_is_synthesized_after_its_cut_went_to_the_encoder(
             return synthesize(text, voice)
 
         rig.speech.synthesize = noting  # type: ignore[method-assign]
-        loop = asyncio.get_running_loop()
         aired = asyncio.Event()
-        rig.pacer.on_first_frame = lambda seg, run, first: loop.call_soon_threadsafe(aired.set)
+        rig.scheduler.lifecycle.subscribe(
+            lambda event: aired.set() if event.name == "on_air" else None)
         long = "This sentence goes on for a good while, so that it is on air when cut. " * 3
         await rig.say("old", long)
         async with asyncio.timeout(20):

@@ -21,7 +21,7 @@ from avatarcast.avatar.track import FaceTracker
 from avatarcast.settings import BrokerSettings
 from avatarcast.web.console.preview import PreviewTap
 from avatarcast.web.console.routes import Console, served
-from avatarcast.web.port import HealthServer
+from avatarcast.web.port import HttpPort
 from harness.daemon import DaemonProc, QueueNames, Receiver
 from harness.events import EventTap
 from harness.services import NginxRtmp, free_port
@@ -129,7 +129,7 @@ def test_the_console_wants_its_token_and_json() -> None:
                       status=lambda: {"state": "idle"}, preview=preview, token="s3cret-token")
 
     async def run() -> list[tuple[int, str, dict[str, str]]]:
-        server = HealthServer("127.0.0.1", port, lambda: {}, None, console.add_routes)
+        server = HttpPort("127.0.0.1", port, lambda: {}, None, console.add_routes)
         await server.start()
         try:
             bearer = {"Authorization": "Bearer s3cret-token"}

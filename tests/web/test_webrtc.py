@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from avatarcast.settings import Settings, WebRTCSettings
-from avatarcast.web.port import HealthServer
+from avatarcast.web.port import HttpPort
 from avatarcast.web.webrtc.feed import scaled
 from avatarcast.web.webrtc.view import open_whep
 from harness.daemon import DaemonProc, QueueNames, Receiver, publish
@@ -163,7 +163,7 @@ def test_the_whep_endpoint_answers_over_http() -> None:
         whep = open_whep(Settings(webrtc=WebRTCSettings(max_viewers=1),
                                   health={"token": "s3cret"}), loop)
         assert whep is not None
-        server = HealthServer("127.0.0.1", port, lambda: {}, None, whep.add_routes)
+        server = HttpPort("127.0.0.1", port, lambda: {}, None, whep.add_routes)
         await server.start()
         clients: list[Any] = []
 

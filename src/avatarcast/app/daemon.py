@@ -1,14 +1,15 @@
-"""The daemon: builds the components, starts them in order, and tears them down in reverse.
+"""The daemon of one channel: builds its parts (build.py), starts them in order, each start
+followed by its close on an exit stack, and closes them in reverse.
 
 Signal handlers only set a flag. Shutdown stops consuming, lets the utterance on air finish
 within the grace period (past it, the message is requeued), then ends the stream cleanly.
+Owned by the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import signal
 import time
@@ -18,29 +19,14 @@ from typing import Any
 from aiohttp import web
 
 from ..avatar.face.looks import Looks
-from ..broker.attempts import Attempts
 from ..broker.consumer import Consumer
-from ..broker.dedupe import HandledIds
-from ..broker.events import EventPublisher
-from ..onair.clock import FrameClock
+from ..infra.tasks import Tasks
 from ..onair.encoder import Encoder
-from ..onair.pacer import Pacer
-from ..onair.program import Program
-from ..onair.segment import Segment
-from ..onair.state import StateMachine
-from ..playout.lifecycle import Lifecycle
-from ..playout.scheduler import Scheduler
 from ..settings import Settings
 from ..speech.base import SpeechError
-from ..speech.chain import Speech, make_providers
-from ..speech.llm.chat import ChatClient
-from ..web.console.access import guarded
-from ..web.console.preview import PreviewTap
-from ..web.console.routes import Console
-from ..web.metrics import Metrics, Snapshot
 from ..web.parts import Part, add_part
-from ..web.port import HealthServer
-from ..web.webrtc.view import open_whep
+from ..web.port import HttpPort
+from .build import Channel, build
 
 log = logging.getLogger(__name__)
 
@@ -53,170 +39,127 @@ class Daemon:
         # A worker's channel: no HTTP port of its own, but a console and a WebRTC view for
         # the worker to serve under /ch/ID/ (`parts`).
         self._web_parts = web_parts
-        self.parts: dict[str, Part] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = Tasks(on_death=self._task_died)
+        self._stack = contextlib.AsyncExitStack()
         self._stop = asyncio.Event()
         self._closed = False
         self.started_at = time.time()
         self.last_error: str | None = None
         self.exit_code = 0
         self.running = False  # started and not closed: status() and the metrics answer
+        self.channel: Channel | None = None
 
-    # -- task ownership ------------------------------------------------------------------
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self.last_error = f"{task.get_name()}: {exc}"
-            log.error("task %s died", task.get_name(), exc_info=exc)
-
-    def spawn_threadsafe(self, coro: Coroutine[Any, Any, Any]) -> None:
-        self._loop.call_soon_threadsafe(self.spawn, coro)
+    def _task_died(self, name: str, exc: BaseException) -> None:
+        self.last_error = f"{name}: {exc}"
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        s = self.settings
-        self._loop = asyncio.get_running_loop()
-        self.looks = Looks(s)
-        idle = (await self.looks.start()).idle
-        self.machine = StateMachine()
-        self.speech = Speech(
-            make_providers(s.speech, s.output.ffmpeg_path,
-                           s.speech.cache_dir or s.state_dir / "voices"),
-            s.speech, s.audio.sample_rate,
-        )
-        self.handled = HandledIds(s.state_dir / "handled-ids.log", s.broker.dedupe_capacity)
-        self.handled.load()
-        self.attempts = Attempts(s.state_dir / "attempts.json")
-        self.attempts.load()
-        spf = s.audio.sample_rate // s.video.fps
-        self.program = Program(
-            idle, fps=s.video.fps, spf=spf, crossfade_frames=s.playout.crossfade_frames,
-            gap_frames=s.playout.gap_ms * s.video.fps // 1000,
-            lead_frames=s.playout.lead_frames, machine=self.machine,
-            on_done=lambda seg: self.scheduler.segment_done(seg),
-        )
-        self.lifecycle = Lifecycle(s.video.fps, lambda: self.pacer.position())
-        self.metrics = Metrics(self._snapshot)
-        self.events = EventPublisher(s.broker, s.channel)
-        self.lifecycle.subscribe(self.metrics.observe)
-        self.lifecycle.subscribe(self.events.send)
-        self.queue_ready: int | None = None
-        self.llm: ChatClient | None = None
-        if s.llm.base_url is not None:
-            self.llm = ChatClient(s.llm, attempts=s.speech.retry_attempts)
-            await self.llm.start()
-        self.scheduler = Scheduler(
-            program=self.program, speech=self.speech, looks=self.looks,
-            consumer_ref=lambda: self.consumer, handled=self.handled, attempts=self.attempts,
-            crash_limit=s.broker.crash_limit, playout=s.playout,
-            buffer_frames=s.playout.buffer_frames(s.video),
-            sample_rate=s.audio.sample_rate, spawn=self.spawn_threadsafe, captions=s.captions,
-            lifecycle=self.lifecycle, llm=self.llm,
-        )
-        self.consumer = Consumer(
-            s.broker, self.scheduler.on_speak, self.scheduler.on_control,
-            on_rejected=self._rejected,
-        )
-        self.encoder = Encoder(s.video, s.audio, s.output, on_state=self.program.encoder_up)
-        self.pacer = Pacer(FrameClock(s.video.fps), self.program, self.encoder)
-        self.pacer.fence = self._fence
-        self.pacer.on_first_frame = self._first_frame
+        s, stack = self.settings, self._stack
+        stack.push_async_callback(self.tasks.aclose)  # the very last: whatever still runs
+        looks = Looks(s)
+        stack.push_async_callback(looks.aclose)
+        await looks.start()
+        ch = self.channel = build(s, looks=looks, tasks=self.tasks, status=self.status,
+                                  fence=self._fence, where=self._where())
+        consumer, encoder = _real(ch)
+        stack.push_async_callback(ch.speech.aclose)  # loaded by a task, below
+        if ch.llm is not None:
+            stack.push_async_callback(ch.llm.aclose)
+            await ch.llm.start()
+        stack.push_async_callback(ch.events.aclose)
+        self._background(ch.events.run(), "events")
+        # The last settlements' events go out before their sender is stopped.
+        stack.push_async_callback(ch.events.flush, 2.0)
         # On air first: idle and silence need nothing else.
-        self.encoder.start()
-        await asyncio.to_thread(self.encoder.wait_up, 2.0)
-        self.pacer.start()
+        stack.push_async_callback(asyncio.to_thread, encoder.close)
+        encoder.start()
+        await asyncio.to_thread(encoder.wait_up, 2.0)
+        stack.push_async_callback(self._end_stream)
+        ch.pacer.start()
         log.info("on air at %dx%d %d fps", s.video.width, s.video.height, s.video.fps)
-        self.health: HealthServer | None = None
-        if s.health.enabled or self._web_parts:
-            self._open_parts()
-        if s.health.enabled:
-            self.health = HealthServer(s.health.host, s.health.port, self.status,
-                                       self.metrics.exposition, self._add_parts)
-            await self.health.start()
-        await self.looks.start_animator()
-        self.spawn(self._load_speech(), "speech-load")
-        self.spawn(self.scheduler.run(), "render-worker")
-        self.spawn(self.consumer.start(), "consumer-start")
-        self.spawn(self._watch(), "watchdog")
-        self.spawn(self.events.run(), "events")
-        self.spawn(self._poll_queue(), "queue-depth")
+        await self._serve_parts(ch.parts)
+        await looks.start_animator()
+        # The broker's connection outlives the tasks that use it (their settlements ack on
+        # it); the tasks still settling get their time before it closes.
+        stack.push_async_callback(consumer.aclose)
+        stack.push_async_callback(self.tasks.drain, 5.0)
+        self._background(self._load_speech(), "speech-load")
+        self._background(ch.scheduler.run(), "render-worker")
+        self._background(self._watch(), "watchdog")
+        if ch.depth is not None:
+            self._background(ch.depth.run(), "queue-depth")
+        self._background(consumer.start(ch.scheduler), "consumer-start")
         self.running = True
 
-    def _open_parts(self) -> None:
-        """The console and the WebRTC view, each where its settings and access rule allow
-        (a line says why one is off), fed by the pacer's taps."""
-        h = self.settings.health
-        if h.console:
-            serve, token = guarded(h, "web console")
-            if serve:
-                preview = PreviewTap(h.preview_fps, self.settings.video.fps,
-                                     self.settings.video.height)
-                self.pacer.taps.append(preview.offer)
-                self.parts["console"] = Console(broker=self.settings.broker,
-                                                status=self.status, preview=preview,
-                                                token=token)
-                log.info("web console at %s on the HTTP port%s", self._where(),
-                         " (token required)" if token else "")
-        whep = open_whep(self.settings, self._loop, self._where())
-        if whep is not None:
-            self.pacer.taps.append(whep.tap)
-            whep.register(self.metrics.registry)
-            self.parts["whep"] = whep
+    def _background(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """A task for as long as the daemon runs: cancelled when the close gets back here."""
+        task = self.tasks.spawn(coro, name, lasting=True)
+        self._stack.push_async_callback(self.tasks.stop, task)
 
-    def _where(self) -> str:
-        """Where this daemon's parts are served: / or, in a worker, /ch/ID/."""
-        return f"/ch/{self.settings.channel}/" if self._web_parts else "/"
+    async def _serve_parts(self, parts: dict[str, Part]) -> None:
+        """The console and the WebRTC view: on this daemon's HTTP port, or (in a worker) on
+        the worker's, which serves them while they are in `parts`."""
+        h = self.settings.health
+        if h.enabled and not self._web_parts:
+            http = HttpPort(h.host, h.port, self.status, self.channel_metrics,
+                            self._add_parts)
+            self._stack.push_async_callback(http.aclose)
+            await http.start()
+        # At close: open previews and WebRTC viewers end first, then the pages go.
+        self._stack.callback(parts.clear)
+        for part in parts.values():
+            self._stack.push_async_callback(part.aclose)
+
+    def _where(self) -> str | None:
+        """Where this daemon's parts are served: / or, in a worker, /ch/ID/ (None: nowhere)."""
+        if self._web_parts:
+            return f"/ch/{self.settings.channel}/"
+        return "/" if self.settings.health.enabled else None
+
+    @property
+    def parts(self) -> dict[str, Part]:
+        return self.channel.parts if self.channel is not None else {}
 
     def _add_parts(self, app: web.Application) -> None:
         for part in self.parts.values():
             add_part(app, part)
 
-    def _rejected(self, msg_id: str, reason: str) -> None:
-        """A message dead-lettered before it was understood (bad body, wrong queue)."""
-        self.lifecycle.emit("failed", msg_id, reason=reason)
+    def channel_metrics(self) -> bytes:
+        assert self.channel is not None
+        return self.channel.metrics.exposition()
 
-    def _first_frame(self, seg: Segment, run: int, frame: int) -> None:
-        """On the pacer thread: a segment's first frame went to the encoder."""
-        self._loop.call_soon_threadsafe(
-            lambda: self.lifecycle.emit("on_air", seg.id, at_frame=(run, frame)))
-
-    async def _poll_queue(self) -> None:
-        """How many messages wait in RabbitMQ, for /metrics (a passive declare every 5 s)."""
-        while True:
-            self.queue_ready = await self.consumer.queue_depth()
-            await asyncio.sleep(5.0)
+    async def _end_stream(self) -> None:
+        assert self.channel is not None
+        ch = self.channel
+        ch.pacer.stop()
+        log.info("stream ended: frames sent %d, dropped %d, late %d", ch.pacer.frames_sent,
+                 ch.pacer.frames_dropped, ch.figures.frames_late)
 
     async def _load_speech(self) -> None:
+        assert self.channel is not None
         try:
-            await self.speech.start()
+            await self.channel.speech.start()
         except SpeechError as exc:
             self.last_error = str(exc)
             log.critical("%s", exc)
             self.exit_code = 3
             self._stop.set()
             return
-        self.scheduler.speech_ready.set()
+        self.channel.scheduler.speech_ready.set()
 
     async def _watch(self) -> None:
+        assert self.channel is not None
+        pacer, encoder = self.channel.pacer, _real(self.channel)[1]
         while True:
             await asyncio.sleep(0.5)
-            if not self.pacer.running:
-                self.last_error = f"pacer stopped: {self.pacer.error}"
+            if not pacer.running:
+                self.last_error = f"pacer stopped: {pacer.error}"
                 log.critical("%s", self.last_error)
                 self.exit_code = 1
                 self._stop.set()
                 # Nothing feeds the encoder any more: end the stream now, not after the grace.
-                await asyncio.to_thread(self.encoder.close)
+                await asyncio.to_thread(encoder.close)
                 return
 
     def request_stop(self) -> None:
@@ -228,8 +171,8 @@ class Daemon:
         """Stop publishing at once (a fleet worker lost this channel's lease), then stop:
         what was taken from the queue goes back to it for the channel's next owner."""
         self.last_error = reason
-        if hasattr(self, "pacer"):
-            self.pacer.stop(timeout=0)  # on the event loop: signal it, never wait for it
+        if self.channel is not None:
+            self.channel.pacer.stop(timeout=0)  # on the event loop: signal it, never wait
         self.request_stop()
 
     async def run(self, handle_signals: bool = True) -> int:
@@ -249,114 +192,71 @@ class Daemon:
 
     async def shutdown(self) -> None:
         """Stop taking work, let the utterance on air finish, requeue the rest."""
+        assert self.channel is not None
+        ch = self.channel
         # Without its pacer nothing on air can finish: no grace then.
-        grace = self.settings.shutdown.grace_s if self.pacer.running else 0.0
-        await self.consumer.stop_consuming()
-        self.scheduler.requeue_waiting()
+        grace = self.settings.shutdown.grace_s if ch.pacer.running else 0.0
+        await _real(ch)[0].stop_consuming()
+        ch.scheduler.requeue_waiting()
         if not await self._wait_settled(grace):
             log.warning("grace period of %.0f s over; requeueing what is on air", grace)
-            self.scheduler.requeue_all()
+            ch.scheduler.requeue_all()
             await self._wait_settled(5.0)
 
     async def _wait_settled(self, limit_s: float) -> bool:
+        assert self.channel is not None
+        scheduler = self.channel.scheduler
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(limit_s):
-                await self.scheduler.wait_settled()
-        return not self.scheduler.inflight
+                await scheduler.wait_settled()
+        return not scheduler.inflight
 
     async def aclose(self) -> None:
+        """Close what was started, in reverse (idempotent)."""
         if self._closed:
             return
         self._closed = True
         self.running = False
-        for task in list(self._tasks):
-            if task.get_name() in ("render-worker", "watchdog", "consumer-start", "speech-load",
-                                   "queue-depth"):
-                task.cancel()
-        if hasattr(self, "events"):
-            # The last settlements' events go out before their sender is stopped.
-            await self.events.flush(2.0)
-            for task in list(self._tasks):
-                if task.get_name() == "events":
-                    task.cancel()
-        if self._tasks:
-            _, stuck = await asyncio.wait(list(self._tasks), timeout=5.0)
-            for task in stuck:
-                stack = io.StringIO()
-                task.print_stack(file=stack)
-                log.error("task %s did not finish; cancelling it:\n%s", task.get_name(),
-                          stack.getvalue())
-                task.cancel()
-        if hasattr(self, "pacer"):
-            self.pacer.stop()
-            await asyncio.to_thread(self.encoder.close)
-            log.info(
-                "stream ended: frames sent %d, dropped %d, late %d",
-                self.pacer.frames_sent, self.pacer.frames_dropped,
-                self.pacer.ticks_late + self.program.frames_late,
-            )
-        if hasattr(self, "events"):
-            await self.events.aclose()
-        if hasattr(self, "consumer"):
-            await self.consumer.aclose()
-        # Open previews and WebRTC viewers end; a worker serves this channel's pages no more.
-        for part in self.parts.values():
-            await part.aclose()
-        self.parts.clear()
-        if getattr(self, "health", None) is not None:
-            assert self.health is not None
-            await self.health.aclose()
-        if getattr(self, "llm", None) is not None:
-            assert self.llm is not None
-            await self.llm.aclose()
-        if hasattr(self, "speech"):
-            await self.speech.aclose()
-        if hasattr(self, "looks"):
-            await self.looks.aclose()
+        await self._stack.aclose()
         log.info("stopped")
 
     # -- status --------------------------------------------------------------------------
 
-    def _snapshot(self) -> Snapshot:
-        p, e = self.pacer, self.encoder
-        return Snapshot(
-            state=self.machine.state.value, frames_sent=p.frames_sent,
-            frames_late=p.ticks_late + self.program.frames_late,
-            frames_held=self.program.frames_late,
-            frames_dropped=p.frames_dropped, encoder_alive=e.alive,
-            encoder_restarts=e.restarts, encoder_uptime_s=e.uptime_s, encoder_pid=e.pid,
-            broker_connected=self.consumer.connected, backlog=self.scheduler.inflight,
-            queue_ready=self.queue_ready, dead_lettered=self.consumer.dead_lettered,
-            events_dropped=self.events.dropped,
-            outputs_up={o["name"]: bool(o["live"]) for o in e.outputs()},
-        )
-
     def status(self) -> dict[str, Any]:
-        p, e = self.pacer, self.encoder
+        assert self.channel is not None
+        ch = self.channel
+        sch, looks = ch.scheduler, ch.looks
+        consumer, encoder = _real(ch)
         return {
             "channel": self.settings.channel,
-            "state": self.machine.state.value,
-            "encoder_alive": e.alive,
-            "encoder_restarts": e.restarts,
-            "outputs": e.outputs(),
-            "broker_connected": self.consumer.connected,
-            "frames_sent": p.frames_sent,
-            "frames_dropped": p.frames_dropped,
-            "frames_late": p.ticks_late + self.program.frames_late,
+            "state": ch.machine.state.value,
+            "encoder_alive": encoder.alive,
+            "encoder_restarts": encoder.restarts,
+            "outputs": encoder.outputs(),
+            "broker_connected": consumer.connected,
+            "frames_sent": ch.pacer.frames_sent,
+            "frames_dropped": ch.pacer.frames_dropped,
+            "frames_late": ch.figures.frames_late,
             # Of those, frames held (with silence) because the animator fell behind air.
-            "frames_held": self.program.frames_late,
-            "paused": self.scheduler.paused,
-            "queued": self.scheduler.inflight,
-            "on_air": on_air.id if (on_air := self.program.on_air) is not None else None,
-            "rendering": self.scheduler.rendering_status(),
-            "dead_lettered": self.consumer.dead_lettered,
-            "speech_providers": self.speech.providers,
-            "speech_ready": self.scheduler.speech_ready.is_set(),
-            "animator": self.looks.default.animator,
-            "avatar": self.looks.avatar_name(self.looks.default),
-            "voice": self.speech.voice,
-            "avatars_loaded": self.looks.loaded,
-            "last_error": self.last_error or e.last_error,
+            "frames_held": ch.program.frames_late,
+            "paused": sch.paused,
+            "queued": sch.inflight,
+            "on_air": on_air.id if (on_air := ch.program.on_air) is not None else None,
+            "rendering": sch.rendering_status(),
+            "dead_lettered": consumer.dead_lettered,
+            "speech_providers": ch.speech.providers,
+            "speech_ready": sch.speech_ready.is_set(),
+            "animator": looks.default.animator,
+            "avatar": looks.avatar_name(looks.default),
+            "voice": ch.speech.voice,
+            "avatars_loaded": looks.loaded,
+            "last_error": self.last_error or encoder.last_error,
             "uptime_s": round(time.time() - self.started_at, 1),
-            "recent": list(self.scheduler.history),
+            "recent": list(sch.history),
         }
+
+
+def _real(ch: Channel) -> tuple[Consumer, Encoder]:
+    """The daemon's channel talks to the real RabbitMQ and FFmpeg (build makes them)."""
+    assert ch.consumer is not None and ch.encoder is not None
+    return ch.consumer, ch.encoder

@@ -30,7 +30,7 @@ from ..broker.failures import BROKER_ERRORS, describe
 from ..infra.errors import Unavailable, UserError
 from ..infra.logfmt import channel_id
 from ..settings import Settings
-from ..web.port import HealthServer
+from ..web.port import HttpPort
 from .daemon import Daemon
 from .lease import LeaseLost, Leases, lease_queue
 from .worker_pages import ChannelPages
@@ -67,10 +67,10 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         h = self._base.health
-        http: HealthServer | None = None
+        http: HttpPort | None = None
         if h.enabled:
             pages = ChannelPages(h, list(self._channels), self._daemons.get, self.status)
-            http = HealthServer(h.host, h.port, self.status, self.exposition, pages.add_routes)
+            http = HttpPort(h.host, h.port, self.status, self.exposition, pages.add_routes)
             await http.start()
         log.info("worker %s: up to %d of %d channel(s): %s", self._leases.worker,
                  self._capacity, len(self._channels), ", ".join(self._channels))
@@ -232,9 +232,9 @@ class _ChannelMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Metric] = {}
         for cid, daemon in list(self._daemons.items()):
-            if not daemon.running:
+            if not daemon.running or daemon.channel is None:
                 continue
-            for metric in daemon.metrics.registry.collect():
+            for metric in daemon.channel.metrics.registry.collect():
                 if metric.name.startswith("process_"):
                     continue
                 merged = families.get(metric.name)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import aio_pika
 from aio_pika.abc import (
@@ -49,19 +50,24 @@ class Delivery:
         return mine is None or mine is not _channel(other.raw)
 
 
-SpeakHandler = Callable[[Delivery], Awaitable[None]]
-# Acts on a control message; returns the reason to dead-letter it, or None when it was done.
-ControlHandler = Callable[[ControlMessage], Awaitable[str | None]]
+class Handler(Protocol):
+    """Where the consumer delivers (the scheduler)."""
+
+    async def on_speak(self, d: Delivery) -> None: ...
+
+    async def on_control(self, msg: ControlMessage) -> str | None:
+        """Act on a control message; the reason to dead-letter it, or None when it was done."""
 
 
 class Consumer:
+    """Owned by the event loop. Built before what it delivers to (which settles through it:
+    the `Broker` of playout/settle.py), and given that at `start`."""
+
     def __init__(
-        self, settings: BrokerSettings, on_speak: SpeakHandler, on_control: ControlHandler,
-        on_rejected: Callable[[str, str], None] | None = None,
+        self, settings: BrokerSettings, on_rejected: Callable[[str, str], None] | None = None,
     ) -> None:
         self._s = settings
-        self._on_speak = on_speak
-        self._on_control = on_control
+        self._handler: Handler | None = None
         # A message dead-lettered before it was understood (its id, the reason).
         self._on_rejected = on_rejected
         self._conn: AbstractRobustConnection | None = None
@@ -81,8 +87,10 @@ class Consumer:
         return (conn is not None and not conn.is_closed and conn.connected.is_set()
                 and bool(self._tags))
 
-    async def start(self) -> None:
-        """Connect, retrying until the broker answers; the stream stays on air meanwhile."""
+    async def start(self, handler: Handler) -> None:
+        """Connect, retrying until the broker answers (the stream stays on air meanwhile), and
+        deliver to `handler`."""
+        self._handler = handler
         while True:
             try:
                 self._conn = await aio_pika.connect_robust(
@@ -131,13 +139,15 @@ class Consumer:
     async def _got_speak(self, raw: AbstractIncomingMessage) -> None:
         msg = await self._decode(raw, speak=True)
         if msg is not None and not isinstance(msg, ControlMessage):
-            await self._on_speak(Delivery(msg, raw))
+            assert self._handler is not None  # consuming starts once it is given
+            await self._handler.on_speak(Delivery(msg, raw))
 
     async def _got_control(self, raw: AbstractIncomingMessage) -> None:
         msg = await self._decode(raw, speak=False)
         if isinstance(msg, ControlMessage):
             # (Each delivery runs in its own task: a slow `set` holds no skip back.)
-            if (reason := await self._on_control(msg)) is not None:
+            assert self._handler is not None
+            if (reason := await self._handler.on_control(msg)) is not None:
                 await self._reject(raw, reason)
             else:
                 await self.ack(raw)

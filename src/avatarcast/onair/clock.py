@@ -33,3 +33,26 @@ class FrameClock:
 
     def now_ns(self) -> int:
         return self._now_ns()
+
+
+class StreamPosition:
+    """Where the stream is: the encoder run and how many frames that run has taken. Written
+    by the pacer thread after each frame it sends, read from any thread (a lifecycle event's
+    place on the stream's clock); a read may see a tick under way."""
+
+    def __init__(self) -> None:
+        self._now = (-1, 0)
+
+    def now(self) -> tuple[int, int]:
+        return self._now
+
+    def advance(self, run: int) -> int:
+        """The frame that a run's next frame will be (a new run starts at 0)."""
+        last, frame = self._now
+        if run != last:
+            self._now = (run, 0)
+            return 0
+        return frame
+
+    def sent(self, run: int, frame: int) -> None:
+        self._now = (run, frame + 1)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ..infra.threads import start_thread
 from ..media.audio import Pcm
 from ..media.frames import Frame
-from .clock import FrameClock
+from .clock import FrameClock, StreamPosition
 from .program import Program
 from .segment import Segment
 from .tick import Receipt
@@ -31,7 +30,31 @@ class FrameSink(Protocol):
 
 
 class Pacer:
-    def __init__(self, clock: FrameClock, program: Program, sink: FrameSink) -> None:
+    """Owns the pacer thread; `start` and `stop` are called from the event loop.
+
+    `wake` is set by the program when a cut is commanded (skip, interrupt, clear): the next
+    frame goes out at once, up to one tick early, so that the cut leaves without waiting for
+    the tick (frames and samples are timed by their count, not by when they are sent). The
+    frames a tick says to rush (TickOutput.rush) follow it at once. `fence` (a fleet
+    worker's): is this worker still the channel's owner? Checked before every frame; once it
+    says no, the pacer stops (nothing more is published on the stream). `on_first_frame` is
+    called on this thread when a segment's first frame went to the encoder (with the encoder
+    run and its frame number): keep it short, hand work to another thread. `taps` see every
+    tick sent, on this thread: (frame number, frame, its audio); the console's preview and the
+    WebRTC view keep what they need, while unwatched a comparison."""
+
+    def __init__(
+        self,
+        clock: FrameClock,
+        program: Program,
+        sink: FrameSink,
+        *,
+        position: StreamPosition | None = None,
+        wake: threading.Event | None = None,
+        fence: Callable[[], bool] | None = None,
+        on_first_frame: Callable[[Segment, int, int], None] | None = None,
+        taps: Sequence[Callable[[int, Frame, Pcm], None]] = (),
+    ) -> None:
         self.clock = clock
         self.program = program
         self.sink = sink
@@ -42,32 +65,15 @@ class Pacer:
         self.frames_dropped = 0
         self.ticks_late = 0
         self._stop = threading.Event()
-        # Set by the program when a cut is commanded (skip, interrupt, clear): the next frame
-        # goes out at once, up to one tick early, so that the cut leaves without waiting for
-        # the tick (frames and samples are timed by their count, not by when they are sent).
-        # The frames a tick says to rush (TickOutput.rush) follow it at once.
-        self._wake = threading.Event()
-        program.on_cut = self._wake.set
+        self._wake = wake if wake is not None else threading.Event()
         self._rush_to = -1  # the last frame of a burst
         self.frames_early = 0
         self._thread: threading.Thread | None = None
-        # In a fleet: is this worker still the channel's owner? Checked before every frame;
-        # once it says no, the pacer stops (nothing more is published on the stream).
-        self.fence: Callable[[], bool] | None = None
-        self._run = -1
-        self._stream_frame = 0
+        self._fence = fence
+        self.position = position if position is not None else StreamPosition()
         self.error: BaseException | None = None
-        # Called on this thread when a segment's first frame went to the encoder (with the
-        # encoder run and its frame number): keep it short, hand work to another thread.
-        self.on_first_frame: Callable[[Segment, int, int], None] | None = None
-        # See every tick sent, on this thread: (frame number, frame, its audio). The console's
-        # preview and the WebRTC view keep what they need; while unwatched, a comparison.
-        self.taps: list[Callable[[int, Frame, Pcm], None]] = []
-
-    def position(self) -> tuple[int, int]:
-        """The stream's clock: the encoder run and the number of frames it has taken (read
-        from any thread; a tick may be under way)."""
-        return self._run, self._stream_frame
+        self._on_first_frame = on_first_frame
+        self._taps = tuple(taps)
 
     def start(self) -> None:
         self._thread = start_thread(self._loop, name="pacer", daemon=True)
@@ -96,7 +102,7 @@ class Pacer:
                     n += behind
                 elif behind >= 1:
                     self.ticks_late += 1
-                if self.fence is not None and not self.fence():
+                if self._fence is not None and not self._fence():
                     self.error = RuntimeError("the channel's lease was not confirmed in time")
                     log.error("off air: %s", self.error)
                     return
@@ -133,21 +139,16 @@ class Pacer:
         if out.rush:
             self._rush_to = max(self._rush_to, n + out.rush)
         run = self.sink.generation
-        if run != self._run:
-            self._run, self._stream_frame = run, 0
+        frame = self.position.advance(run)
         if self.sink.submit(out.frame, out.audio, out.receipt, out.quiet_after * len(out.audio)):
             self.frames_sent += 1
-            for tap in self.taps:
+            for tap in self._taps:
                 tap(n, out.frame, out.audio)
             seg = out.segment
-            if seg is not None:
-                if seg.stream_first is None or seg.stream_run != run:
-                    seg.stream_run, seg.stream_first = run, self._stream_frame
-                    seg.aired_wall = time.time()
-                    if self.on_first_frame is not None:
-                        self.on_first_frame(seg, run, self._stream_frame)
-                seg.stream_last = self._stream_frame
-            self._stream_frame += 1
+            if (seg is not None and seg.placed(run, frame)
+                    and self._on_first_frame is not None):
+                self._on_first_frame(seg, run, frame)
+            self.position.sent(run, frame)
             return
         self.frames_dropped += 1
         if out.receipt is not None:

@@ -1,7 +1,9 @@
 """What is on air, frame by frame: idle, a speech segment, or a crossfade between them.
 
 Only the pacer thread calls `tick`; every other thread talks to the program through commands
-that are applied at the start of the next tick, so controls act within one frame.
+that are applied at the start of the next tick, so controls act within one frame. What became
+of a segment (its Outcome) goes out to the program's subscribers, from the pacer thread or
+from an encoder writer thread (a receipt): they hand it over to their own thread.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from ..media.audio import Pcm, fade, silence
 from ..media.frames import Frame, blend
 from ..media.idle import IdleCycle
 from .segment import Outcome, Segment
-from .state import StateMachine, StreamState
+from .state import Seen, StateMachine
 from .tick import CUT_BURST, START_BURST, Receipt, TickOutput
 
 log = logging.getLogger(__name__)
 
-DoneCallback = Callable[[Segment], None]
+OutcomeListener = Callable[[Segment], None]
 # An interrupt's own speech is synthesized once its cut has gone to the encoder: this many
 # ticks after the cut's, the first tick after its burst, which comes at its own time when
 # FFmpeg has had time to encode the burst. Synthesis takes both cores of a small machine for
@@ -51,7 +53,7 @@ class Program:
         gap_frames: int,
         lead_frames: int,
         machine: StateMachine,
-        on_done: DoneCallback,
+        on_cut: Callable[[], None] | None = None,
     ) -> None:
         self.idle = idle  # the stream's default avatar, between segments
         # What is on screen between segments: the default, or the avatar of the segment that
@@ -68,7 +70,7 @@ class Program:
         self.gap = gap_frames
         self.lead = lead_frames
         self.machine = machine
-        self._on_done = on_done
+        self._listeners: list[OutcomeListener] = []
         self._lock = threading.Lock()
         self._commands: deque[Callable[[int], None]] = deque()
         self._pending: deque[Segment] = deque()
@@ -82,21 +84,42 @@ class Program:
         # Interrupting messages that arrived and are not queued yet: nothing else starts.
         self._holds = 0
         self._replan = False
-        self._encoder_up = False  # until the encoder says it is up: nothing airs into a void
-        self.preparing = 0  # utterances being synthesized, owned by the daemon's loop
+        self._preparing = 0  # utterances being synthesized (preparing / prepared commands)
         self.tick_no = 0
         self.frames_late = 0
         # Called (from any thread) when a cut is commanded; the pacer then ticks at once.
-        self.on_cut: Callable[[], None] | None = None
+        self._on_cut = on_cut
         # (tick, callback): told that a cut has gone to the encoder, from that tick on.
         self._after_cut: deque[tuple[int, Callable[[], None]]] = deque()
+
+    def subscribe(self, listener: OutcomeListener) -> None:
+        """Tell `listener` each segment's outcome once it is set (on the pacer thread or an
+        encoder writer thread: it must hand the news over to its own thread)."""
+        self._listeners.append(listener)
 
     # -- commands, from any thread -------------------------------------------------------
 
     def _command(self, fn: Callable[[int], None], cut: bool = False) -> None:
         self._commands.append(fn)
-        if cut and self.on_cut is not None and self._current is not None:
-            self.on_cut()
+        if cut and self._on_cut is not None and self._current is not None:
+            self._on_cut()
+
+    def preparing(self) -> None:
+        """An utterance is being synthesized: the stream is PROCESSING, and another avatar's
+        idle stays on screen until it airs."""
+
+        def run(n: int) -> None:
+            self._preparing += 1
+
+        self._command(run)
+
+    def prepared(self) -> None:
+        """Its synthesis ended (aired or not)."""
+
+        def run(n: int) -> None:
+            self._preparing -= 1
+
+        self._command(run)
 
     def submit(self, seg: Segment, front: bool = False, release_hold: bool = False) -> None:
         """Queue a segment (`front`: ahead of the others). `release_hold` lets go of the hold
@@ -227,7 +250,7 @@ class Program:
 
     def encoder_up(self, up: bool) -> None:
         def run(n: int) -> None:
-            self._encoder_up = up
+            self.machine.encoder(up)
             if not up and self._current is not None:
                 # Talking into an outage would lose the rest: cut now, air it again later.
                 log.warning("segment %s cut by the encoder outage; it will air again",
@@ -237,7 +260,8 @@ class Program:
         self._command(run)
 
     def notify_done(self, seg: Segment) -> None:
-        self._on_done(seg)
+        for listener in self._listeners:
+            listener(seg)
 
     def plan_start(self) -> int:
         """The tick a segment submitted now would start at if all goes to plan."""
@@ -284,7 +308,7 @@ class Program:
             return out
 
     def _maybe_start(self, n: int) -> None:
-        if self._paused or not self._encoder_up or self.machine.state is StreamState.ERROR:
+        if self._paused or not self.machine.may_start():
             return
         if not self._pending or n < self._free_at:
             return
@@ -302,7 +326,7 @@ class Program:
         self._pending.popleft()
         self._current = seg
         self._pos = 0
-        seg.started_at = n
+        seg.begin(n)
         idle = seg.idle or self.idle
         # Another avatar than the one on screen: a cut on the frame, never a blend of two faces.
         self._hard_in = idle is not self._shown
@@ -317,7 +341,7 @@ class Program:
         queued or being prepared and the gap after the last segment is over."""
         if self._shown is self.idle or n < self._free_at:
             return
-        if self._pending or self.preparing > 0 or self._holds:
+        if self._pending or self._preparing > 0 or self._holds:
             return
         self._shown = self.idle
 
@@ -393,22 +417,13 @@ class Program:
         if seg.finish(outcome, n):
             log.info("segment %s %s at frame %d", seg.id, outcome.value, n,
                      extra={"msg_id": seg.id})
-            self._on_done(seg)
+            self.notify_done(seg)
 
     def _update_state(self, out: TickOutput) -> None:
-        if not self._encoder_up:
-            new = StreamState.ERROR
-        elif self._fade is not None:
-            new = StreamState.TRANSITIONING
-        elif out.segment is not None:
-            fading = self._talk_weight(self._pos - 1, out.segment.total) is not None
-            new = StreamState.TRANSITIONING if fading else StreamState.TALKING
-        elif self._pending or self.preparing > 0 or self._holds:
-            new = StreamState.PROCESSING
-        else:
-            new = StreamState.IDLE
-        if self.machine.state is StreamState.ERROR and new in (
-            StreamState.TALKING, StreamState.TRANSITIONING
-        ):
-            new = StreamState.PROCESSING
-        self.machine.transition(new)
+        """What this tick showed, for the state machine to judge."""
+        seg = out.segment
+        fading = self._fade is not None or (
+            seg is not None and self._talk_weight(self._pos - 1, seg.total) is not None)
+        self.machine.step(Seen(
+            talking=seg is not None, fading=fading,
+            waiting=bool(self._pending or self._preparing > 0 or self._holds)))

@@ -1,5 +1,10 @@
 """A speech segment: per-frame audio and the talking frames rendered for it, filled by the
-renderer while the program airs it."""
+renderer while the program airs it.
+
+Each field has one writer, through a method that says which thread calls it: the renderer
+(event loop) appends and seals; the program (pacer thread) starts it; the pacer places its
+frames on the encoder's run; its outcome is set once, by the program or by the encoder's
+receipt (a writer thread), whichever comes first."""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from ..media.idle import IdleCycle
 
 
 class Outcome(enum.Enum):
+    """What became of a segment; what it means for its message is playout/settle.py's table."""
+
     AIRED = "aired"  # every frame reached the encoder
     SKIPPED = "skipped"
     CLEARED = "cleared"
@@ -26,11 +33,6 @@ class Outcome(enum.Enum):
     REQUEUED = "requeued"  # shutdown grace ran out; RabbitMQ will redeliver it
     # Cut by an encoder outage: its first frames are gone, so it is rendered and aired again.
     RETRY = "retry"
-
-    @property
-    def handled(self) -> bool:
-        """The message is done with (acked); it must not air again if redelivered."""
-        return self in (Outcome.AIRED, Outcome.SKIPPED, Outcome.CLEARED, Outcome.INTERRUPTED)
 
 
 T = TypeVar("T")
@@ -157,6 +159,39 @@ class Segment:
         # from now; the last frame is the tightest.
         needed = known - render_fps * (known - 1) / fps
         return rendered >= math.ceil(needed)
+
+    # -- the renderer's (event loop) --------------------------------------------------------
+
+    def add_audio(self, audio: Iterable[Pcm], *, heard_all: bool = False) -> None:
+        """Per-frame audio; `heard_all`: the speech ended, its audio is complete before its
+        frames are."""
+        self.audio.extend(audio)
+        self.heard_all = heard_all
+
+    def add_frames(self, frames: Iterable[Frame]) -> None:
+        self.frames.extend(frames)
+
+    def seal(self) -> None:
+        """Nothing more will be added: its length is known."""
+        self.sealed = True
+
+    # -- the program's and the pacer's (pacer thread) ---------------------------------------
+
+    def begin(self, tick: int) -> None:
+        """Its first frame airs at this tick."""
+        self.started_at = tick
+
+    def placed(self, run: int, frame: int) -> bool:
+        """Its next frame was taken by the encoder as frame `frame` of run `run`; True for its
+        first frame in that run (the moment it went on air)."""
+        first = self.stream_first is None or self.stream_run != run
+        if first:
+            self.stream_run, self.stream_first = run, frame
+            self.aired_wall = time.time()
+        self.stream_last = frame
+        return first
+
+    # -- its outcome (pacer or encoder writer thread) -----------------------------------------
 
     def finish(self, outcome: Outcome, tick: int | None) -> bool:
         """Set the outcome once; False if it was already set."""

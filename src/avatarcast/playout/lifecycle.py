@@ -25,24 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..infra.redact import global_redactor
-from ..onair.segment import Outcome
 
 log = logging.getLogger(__name__)
 
 EVENTS = ("accepted", "duplicate", "rendering", "on_air", "finished", "skipped",
           "interrupted", "failed", "requeued")
 TERMINAL = ("duplicate", "finished", "skipped", "interrupted", "failed")
-
-_FOR_OUTCOME = {
-    Outcome.AIRED: "finished", Outcome.SKIPPED: "skipped", Outcome.CLEARED: "skipped",
-    Outcome.INTERRUPTED: "interrupted", Outcome.FAILED: "failed",
-    Outcome.REQUEUED: "requeued",
-}
-
-
-def event_for(outcome: Outcome) -> str | None:
-    """The event a settled outcome is told as (a retry is no news: it airs again)."""
-    return _FOR_OUTCOME.get(outcome)
 
 
 @dataclass(frozen=True)

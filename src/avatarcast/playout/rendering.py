@@ -58,6 +58,18 @@ class Utterance:
         return self.delivery.message.id
 
 
+@dataclass(frozen=True)
+class RenderEnd:
+    """How a render ended: the outcome to settle its message with now (None: the program
+    reports its segment's outcome), and the error it failed with, if it did."""
+
+    outcome: Outcome | None
+    error: str | None = None
+
+
+_PROGRAM_REPORTS = RenderEnd(None)
+
+
 class Renderer:
     def __init__(
         self, *, program: Program, speech: Speech, looks: Looks, sample_rate: int,
@@ -74,9 +86,8 @@ class Renderer:
         self._buffer_frames = buffer_frames
         self._captions = captions
 
-    async def render(self, utt: Utterance) -> Outcome | None:
-        """Render `utt` into its segment. None when the program will report the segment's
-        outcome; otherwise the outcome to settle the message with now (no segment aired)."""
+    async def render(self, utt: Utterance) -> RenderEnd:
+        """Render `utt` into its segment; how it ended (the scheduler settles it)."""
         msg = utt.delivery.message
         try:
             look = await self._looks.get(msg.avatar)
@@ -89,7 +100,7 @@ class Renderer:
         finally:
             look.busy -= 1
 
-    async def _render(self, utt: Utterance, look: Look) -> Outcome | None:
+    async def _render(self, utt: Utterance, look: Look) -> RenderEnd:
         msg = utt.delivery.message
         slicer = FrameSlicer(self._spf)
         timeline = Timeline(self._spf, self._program.fps)
@@ -97,7 +108,7 @@ class Renderer:
         utt.script = Script()
         spoken_samples = 0
         seg: Segment | None = None
-        self._program.preparing += 1
+        self._program.preparing()
         t0 = time.perf_counter()
         utt.marks["render_started_at"] = time.time()
         try:
@@ -115,9 +126,9 @@ class Renderer:
                         seg = Segment(msg.id, self._program.plan_start(), tag=utt,
                                       urgent=utt.urgent, idle=look.idle,
                                       render_fps=lambda: look.face.render_fps,
-                                      rendering_since=time.monotonic())
-                        seg.min_unsealed = self._min_unsealed
-                        seg.max_buffered = self._buffer_frames
+                                      rendering_since=time.monotonic(),
+                                      min_unsealed=self._min_unsealed,
+                                      max_buffered=self._buffer_frames)
                         utt.segment = seg
                         self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)
                         utt.holding = False
@@ -132,7 +143,7 @@ class Renderer:
                 if not len(seg.audio):
                     # Chunks that resampled to nothing: a segment of no frames never airs.
                     raise SpeechError("speech produced no audio", retryable=False)
-                seg.sealed = True
+                seg.seal()
                 utt.timings["render_s"] = time.perf_counter() - t0
                 utt.timings["speech_rtf"] = synth_s / max(spoken_samples / self._rate, 1e-3)
         except (SpeechError, RuntimeError, ValueError, OSError) as exc:
@@ -144,14 +155,14 @@ class Renderer:
             return self._fail(utt, seg,
                               f"rendering failed (internal error {type(exc).__name__}: {exc})")
         finally:
-            self._program.preparing -= 1
+            self._program.prepared()
         if seg is None:
-            if utt.cancelled is None:
-                utt.error = "speech produced no audio"
-            return utt.cancelled or Outcome.FAILED
+            if utt.cancelled is not None:
+                return RenderEnd(utt.cancelled)
+            return RenderEnd(Outcome.FAILED, "speech produced no audio")
         if utt.cancelled is not None:
             self._program.withdraw(seg, utt.cancelled)
-        return None  # sealed, or already cut by the program, which reports its outcome
+        return _PROGRAM_REPORTS  # sealed, or already cut by the program
 
     def _speech_of(self, utt: Utterance) -> AsyncGenerator[Spoken, None]:
         msg = utt.delivery.message
@@ -179,12 +190,12 @@ class Renderer:
                 raise
             log.warning("%s: the answer broke off (%s); what was said stands", msg.id, exc)
 
-    def _fail(self, utt: Utterance, seg: Segment | None, error: str) -> Outcome | None:
-        utt.error = error[:1000]
+    def _fail(self, utt: Utterance, seg: Segment | None, error: str) -> RenderEnd:
+        """Failed: settled now, or withdrawn (the program reports it) when it has a segment."""
         if seg is None:
-            return Outcome.FAILED
+            return RenderEnd(Outcome.FAILED, error)
         self._program.withdraw(seg, Outcome.FAILED)
-        return None
+        return RenderEnd(None, error)
 
     def _captioner(self) -> Captioner | None:
         if not self._captions.burn_in:
@@ -222,15 +233,14 @@ class Renderer:
         )
         mouth = await asyncio.to_thread(timeline.track, first, len(audio), audio_16k,
                                         ANIMATOR_RATE)
-        seg.audio.extend(audio)
-        seg.heard_all = heard_all  # its audio is complete before its frames are
+        seg.add_audio(audio, heard_all=heard_all)
         async with aclosing(look.face.render(audio_16k, indices, mouth)) as batches:
             async for batch in batches:
                 if seg.done:  # cut while rendering: the rest would never air
                     break
                 if captioner is not None:
                     batch = await asyncio.to_thread(captioner.draw_all, batch, len(seg.frames))
-                seg.frames.extend(batch)
+                seg.add_frames(batch)
                 utt.marks.setdefault("frames_first_at", time.time())
                 await self._room(utt, seg)
 

@@ -1,10 +1,13 @@
-"""From delivered messages to segments on air and back to acks.
+"""From delivered messages to segments on air: admission, the backlog and the render worker.
 
 Speak messages wait in an ordered backlog; one worker synthesizes and renders them one at a
 time, at most `render_ahead` beyond the one on air. An `interrupt` cuts what is on air the
 moment it arrives, jumps the backlog and preempts the worker: a message whose rendering it
-stops goes back to the backlog unless it was already on air. When the program reports a
-segment's outcome, its message is acked, dead-lettered or requeued.
+stops goes back to the backlog unless it was already on air. The scheduler subscribes to the
+program's outcomes and hops to its event loop with them; settle.py says what each means for
+the message (ack, dead-letter, requeue) and does it.
+
+Owned by the event loop; the program's threads reach it through `call_soon_threadsafe` only.
 """
 
 from __future__ import annotations
@@ -12,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
-from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 from ..avatar.face.looks import LookError, Looks
 from ..broker.attempts import Attempts
@@ -23,28 +24,21 @@ from ..broker.consumer import Delivery
 from ..broker.dedupe import HandledIds
 from ..broker.messages import ControlMessage
 from ..infra.logfmt import message_id
+from ..infra.tasks import Tasks
 from ..onair.program import Program
 from ..onair.segment import Outcome, Segment
 from ..settings import CaptionSettings, PlayoutSettings
 from ..speech.chain import Speech
 from ..speech.llm.chat import ChatClient
 from .captions.record import AirRecord
-from .lifecycle import Lifecycle, event_for
+from .lifecycle import Lifecycle
 from .rendering import Renderer, Utterance
+from .settle import Broker, Settlement
 
 log = logging.getLogger(__name__)
 
 # Longest an interrupt's synthesis waits for its cut to reach the encoder (a tick, normally).
 CUT_WAIT_S = 0.2
-
-
-class Broker(Protocol):
-    """What the scheduler needs of RabbitMQ (the Consumer): settling deliveries."""
-
-    async def ack(self, raw: Any) -> None: ...
-    async def requeue(self, raw: Any) -> None: ...
-    async def dead_letter(self, raw: Any, reason: str) -> bool: ...
-    async def purge_speak(self) -> int: ...
 
 
 class Scheduler:
@@ -54,25 +48,26 @@ class Scheduler:
         program: Program,
         speech: Speech,
         looks: Looks,
-        consumer_ref: Callable[[], Broker],
+        broker: Broker,
         handled: HandledIds,
         attempts: Attempts,
         crash_limit: int,
         playout: PlayoutSettings,
         buffer_frames: int,
         sample_rate: int,
-        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        tasks: Tasks,
+        lifecycle: Lifecycle,
         captions: CaptionSettings | None = None,
-        lifecycle: Lifecycle | None = None,
         llm: ChatClient | None = None,
     ) -> None:
         captions = captions or CaptionSettings()
-        self.lifecycle = lifecycle or Lifecycle(program.fps, lambda: (0, 0))
+        self._loop = asyncio.get_running_loop()
+        self.lifecycle = lifecycle
         self._program = program
         self._looks = looks
         self._speech = speech
         self._switching = asyncio.Lock()
-        self._consumer = consumer_ref
+        self._broker = broker
         self._handled = handled
         self._attempts = attempts
         self._crash_limit = crash_limit
@@ -82,30 +77,38 @@ class Scheduler:
             min_unsealed=playout.min_buffer_ms * program.fps // 1000,
             buffer_frames=buffer_frames, captions=captions, llm=llm,
         )
-        self._air_record = AirRecord(
-            transcript=captions.transcript_path, vtt=captions.vtt_path,
-            sample_rate=sample_rate, fps=program.fps, max_chars=captions.max_chars,
+        self._settlement = Settlement(
+            broker=broker, handled=handled, attempts=attempts, lifecycle=lifecycle,
+            air_record=AirRecord(
+                transcript=captions.transcript_path, vtt=captions.vtt_path,
+                sample_rate=sample_rate, fps=program.fps, max_chars=captions.max_chars,
+            ),
+            spf=program.spf,
         )
-        self._spawn = spawn
+        self._tasks = tasks
         self._backlog: deque[Utterance] = deque()
         self._inflight: dict[str, Utterance] = {}
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
         self.speech_ready = asyncio.Event()
         self.paused = False
-        self.history: deque[dict[str, Any]] = deque(maxlen=50)
         self.rendering: Utterance | None = None
         self._task: asyncio.Task[None] | None = None
+        program.subscribe(self._from_program)
+
+    @property
+    def history(self) -> deque[dict[str, Any]]:
+        """The last utterances settled, with their outcome and where they landed."""
+        return self._settlement.history
 
     # -- arrivals ------------------------------------------------------------------------
 
     async def on_speak(self, d: Delivery) -> None:
         msg = d.message
         message_id.set(msg.id)  # this delivery's task: its log lines carry the id
-        consumer = self._consumer()
         if msg.id in self._handled:
             log.info("duplicate delivery of %s (already handled): acked, not aired", msg.id)
-            await consumer.ack(d.raw)
+            await self._broker.ack(d.raw)
             self.lifecycle.emit("duplicate", msg.id, reason="already handled: not aired again")
             return
         if (same := self._inflight.get(msg.id)) is not None:
@@ -116,12 +119,12 @@ class Scheduler:
                 same.delivery = d
             else:
                 log.info("duplicate delivery of %s (in flight): acked, not aired", msg.id)
-                await consumer.ack(d.raw)
+                await self._broker.ack(d.raw)
             return
         if (deaths := self._attempts.deaths(msg.id)) >= self._crash_limit:
             reason = (f"the daemon died {deaths} times while handling this message "
                       f"(broker.crash_limit={self._crash_limit}); not retried")
-            if await consumer.dead_letter(d.raw, reason):
+            if await self._broker.dead_letter(d.raw, reason):
                 self._attempts.end(msg.id)
                 self.lifecycle.emit("failed", msg.id, reason=reason)
             return
@@ -162,12 +165,9 @@ class Scheduler:
 
         def reply(taken: bool) -> None:  # on the pacer thread
             if taken:
-                self._spawn(self._taken_back(busy))
+                self._loop.call_soon_threadsafe(self._back_to_backlog, busy)
 
         self._program.interrupt(take_back=seg, reply=reply, cleared=cleared)
-
-    async def _taken_back(self, utt: Utterance) -> None:
-        self._back_to_backlog(utt)
 
     def _back_to_backlog(self, utt: Utterance, front: bool = False) -> None:
         """A message whose rendering an interrupt stopped before it aired waits again, behind
@@ -201,7 +201,7 @@ class Scheduler:
                 self._settle_now(self._backlog.popleft(), Outcome.CLEARED)
             if self.rendering is not None:
                 self.rendering.cancelled = Outcome.CLEARED
-            purged = await self._consumer().purge_speak()
+            purged = await self._broker.purge_speak()
             log.info("cleared the backlog (%d more purged from the queue)", purged)
         else:
             self.paused = msg.command == "pause"
@@ -274,19 +274,27 @@ class Scheduler:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CUT_WAIT_S):
                     await cut_out.wait()
-        if (outcome := await self._renderer.render(utt)) is not None:
-            self._settle_now(utt, outcome)
+        end = await self._renderer.render(utt)
+        if end.error is not None:
+            utt.error = end.error[:1000]
+        if end.outcome is not None:
+            self._settle_now(utt, end.outcome)
 
     # -- outcomes ------------------------------------------------------------------------
 
-    def segment_done(self, seg: Segment) -> None:
-        """From the pacer or an encoder thread: hand over to the loop."""
+    def _from_program(self, seg: Segment) -> None:
+        """A segment's outcome, from the pacer or an encoder writer thread: to the loop."""
         utt = seg.tag
         assert isinstance(utt, Utterance) and seg.outcome is not None
-        self._spawn(self._settle(utt, seg.outcome))
+        self._loop.call_soon_threadsafe(self._settle_now, utt, seg.outcome)
+
+    def segment_on_air(self, seg: Segment, run: int, frame: int) -> None:
+        """On the pacer thread: a segment's first frame went to the encoder."""
+        self._loop.call_soon_threadsafe(
+            lambda: self.lifecycle.emit("on_air", seg.id, at_frame=(run, frame)))
 
     def _settle_now(self, utt: Utterance, outcome: Outcome) -> None:
-        self._spawn(self._settle(utt, outcome))
+        self._tasks.spawn(self._settle(utt, outcome), f"settle-{utt.id}")
 
     async def _settle(self, utt: Utterance, outcome: Outcome) -> None:
         message_id.set(utt.id)
@@ -298,74 +306,11 @@ class Scheduler:
         if utt.holding:
             utt.holding = False
             self._program.release_hold()
-        consumer = self._consumer()
-        raw = utt.delivery.raw
-        if outcome.handled:
-            self._handled.add(utt.id)
-            await consumer.ack(raw)
-        elif outcome is Outcome.FAILED:
-            if await consumer.dead_letter(raw, utt.error or "rendering failed"):
-                # Copied with its reason: a redelivery (the ack may miss a dead channel) is
-                # acked, not failed and copied again.
-                self._handled.add(utt.id)
-        else:
-            await consumer.requeue(raw)
-        self._attempts.end(utt.id)
+        await self._settlement.settle(utt, outcome)
         self._inflight.pop(utt.id, None)
-        self._record(utt, outcome)
-        self._tell(utt, outcome)
-        seg = utt.segment
-        if self._air_record.enabled and seg is not None and seg.stream_first is not None:
-            aired = (seg.stream_last or seg.stream_first) - seg.stream_first + 1
-            await asyncio.to_thread(self._air_record.aired, utt.id, seg.stream_run or 0,
-                                    seg.stream_first, aired * self._program.spf, utt.script)
-        if utt.segment is not None:
-            utt.segment.release()
-            utt.segment = None
+        await self._settlement.report(utt, outcome)
         self._wake.set()
         self._settled.set()
-
-    def _record(self, utt: Utterance, outcome: Outcome) -> None:
-        seg = utt.segment
-        entry: dict[str, Any] = {
-            "id": utt.id,
-            "outcome": outcome.value,
-            "received_at": utt.received,
-            "settled_at": time.time(),
-            **{k: round(v, 4) for k, v in utt.timings.items()},
-            **utt.marks,
-        }
-        if utt.error:
-            entry["error"] = utt.error
-        if seg is not None:
-            entry.update(
-                frames=len(seg.audio), started_at=seg.started_at, ended_at=seg.ended_at,
-                stream_run=seg.stream_run, stream_first=seg.stream_first,
-                stream_last=seg.stream_last, aired_at=seg.aired_wall,
-                off_air_at=seg.ended_wall if seg.aired_wall is not None else None,
-            )
-        self.history.append(entry)
-        log.info("settled %s: %s", utt.id, outcome.value)
-
-    def _tell(self, utt: Utterance, outcome: Outcome) -> None:
-        name = event_for(outcome)
-        if name is None:
-            return
-        seg = utt.segment
-        at = None
-        fields: dict[str, Any] = {}
-        if seg is not None and seg.stream_first is not None:
-            at = (seg.stream_run or 0, seg.stream_last or seg.stream_first)
-            fields.update(first_frame=seg.stream_first, last_frame=seg.stream_last,
-                          frames=(seg.stream_last or seg.stream_first) - seg.stream_first + 1)
-        reason = {Outcome.CLEARED: "cleared", Outcome.SKIPPED: "skip",
-                  Outcome.INTERRUPTED: "interrupted by a newer message",
-                  Outcome.FAILED: utt.error or "rendering failed",
-                  Outcome.REQUEUED: "shutdown: back in the queue"}.get(outcome)
-        if utt.answer:
-            fields["answer"] = utt.answer
-        self.lifecycle.emit(name, utt.id, at_frame=at, reason=reason,
-                            **{k: round(v, 4) for k, v in utt.timings.items()}, **fields)
 
     def rendering_status(self) -> dict[str, Any] | None:
         """The message the worker is rendering and how many of its frames are done."""

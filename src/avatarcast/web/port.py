@@ -1,5 +1,6 @@
-"""The daemon's HTTP surface: GET /healthz answers 200 while on air and connected, else 503;
-GET /metrics is the Prometheus exposition; the web console adds its own routes (console/)."""
+"""The HTTP port of a daemon or a worker: GET /healthz answers 200 while on air and connected,
+else 503; GET /metrics is the Prometheus exposition; the parts served on it (the console, the
+WebRTC view, a worker's channel pages) add their own routes. Owned by the event loop."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .metrics import CONTENT_TYPE
 log = logging.getLogger(__name__)
 
 
-class HealthServer:
+class HttpPort:
     def __init__(self, host: str, port: int, status: Callable[[], dict[str, Any]],
                  metrics: Callable[[], bytes] | None = None,
                  more_routes: Callable[[web.Application], None] | None = None) -> None:

@@ -31,6 +31,10 @@ class FaceAnimator(Protocol):
         span exactly len(cycle_indices) frames. Blocking, run on the animator's thread."""
         ...
 
+    async def aclose(self) -> None:
+        """Let go of what `load` took (per-avatar data, the fallback's, models kept for this
+        animator alone); from the event loop, once its thread takes no more work. Idempotent."""
+
 
 def growing_batches(frames: Iterable[Frame], most: int) -> Iterator[list[Frame]]:
     """`frames` in batches of 1, 2, 4 … up to `most`: the first frame of a text goes to the

@@ -38,6 +38,11 @@ class LiteAnimator:
         self._geometry: list[LipGeometry] = []
         self._atlas: MouthAtlas | None = None
 
+    async def aclose(self) -> None:
+        self._avatar = None
+        self._atlas = None
+        self._geometry = []
+
     def load(self, avatar: Avatar) -> None:
         if avatar.faces is None:
             raise ValueError("the lite animator needs a prepared avatar (face landmarks)")

@@ -57,6 +57,10 @@ class RemoteAnimator:
         self._avatar = avatar
         self._fallback.load(avatar)
 
+    async def aclose(self) -> None:
+        self._avatar = None
+        await self._fallback.aclose()
+
     def render(
         self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
     ) -> Iterator[list[Frame]]:

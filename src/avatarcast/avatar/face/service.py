@@ -124,3 +124,4 @@ class FaceService:
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        await self.animator.aclose()

@@ -22,6 +22,9 @@ class StillAnimator:
     def load(self, avatar: Avatar) -> None:
         self._idle = avatar.idle
 
+    async def aclose(self) -> None:
+        self._idle = None
+
     def render(
         self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
     ) -> Iterator[list[Frame]]:

@@ -87,6 +87,12 @@ class MuseTalkAnimator:
         log.info("musetalk: %d cycle frames ready, batch %d, blend mask from %s",
                  len(self._material.latents), self.batch, self._material.mask_source)
 
+    async def aclose(self) -> None:
+        # The weights are shared by every avatar (shared_models): only this avatar's go.
+        self._models = None
+        self._material = None
+        self._avatar = None
+
     def render(
         self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
     ) -> Iterator[list[Frame]]:

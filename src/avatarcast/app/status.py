@@ -1,0 +1,71 @@
+"""What a channel says about itself: its live figures (for /metrics and /healthz), read from
+the parts when asked, and how many messages wait in RabbitMQ (polled). Owned by the event
+loop; the figures written by the pacer thread are read as they are at that moment."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from ..broker.consumer import Consumer
+from ..broker.events import EventPublisher
+from ..onair.encoder import Encoder
+from ..onair.pacer import Pacer
+from ..onair.program import Program
+from ..onair.state import StateMachine
+from ..playout.scheduler import Scheduler
+from ..web.metrics import Snapshot
+
+QUEUE_POLL_S = 5.0
+
+
+class QueueDepth:
+    """How many messages wait in RabbitMQ's speak queue, for /metrics (a passive declare
+    every QUEUE_POLL_S; None while the broker cannot be asked)."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self.ready: int | None = None
+
+    async def run(self) -> None:
+        while True:
+            self.ready = await self._consumer.queue_depth()
+            await asyncio.sleep(QUEUE_POLL_S)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The parts a channel's live figures are read from."""
+
+    machine: StateMachine
+    program: Program
+    pacer: Pacer
+    scheduler: Scheduler
+    events: EventPublisher
+    consumer: Consumer | None
+    encoder: Encoder | None
+    depth: QueueDepth | None
+
+    @property
+    def frames_late(self) -> int:
+        return self.pacer.ticks_late + self.program.frames_late
+
+    def snapshot(self) -> Snapshot:
+        p, e, c = self.pacer, self.encoder, self.consumer
+        return Snapshot(
+            state=self.machine.state.value, frames_sent=p.frames_sent,
+            frames_late=self.frames_late, frames_held=self.program.frames_late,
+            frames_dropped=p.frames_dropped, encoder_alive=e is not None and e.alive,
+            encoder_restarts=e.restarts if e is not None else 0,
+            encoder_uptime_s=e.uptime_s if e is not None else 0.0,
+            encoder_pid=e.pid if e is not None else None,
+            broker_connected=c is not None and c.connected, backlog=self.scheduler.inflight,
+            queue_ready=self.depth.ready if self.depth is not None else None,
+            dead_lettered=c.dead_lettered if c is not None else 0,
+            events_dropped=self.events.dropped,
+            outputs_up={o["name"]: bool(o["live"]) for o in self.outputs()},
+        )
+
+    def outputs(self) -> list[dict[str, Any]]:
+        return self.encoder.outputs() if self.encoder is not None else []
