@@ -38,3 +38,26 @@ def test_settings_from_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None
     (tmp_path / ".env").write_text("AVATARCAST_VIDEO__WIDTH=640\nAVATARCAST_PLAYOUT__GAP_MS=0\n")
     s = load_settings()
     assert s.video.width == 640 and s.playout.gap_ms == 0
+
+
+def test_env_example_documents_every_setting() -> None:
+    from pathlib import Path
+
+    from pydantic import BaseModel
+
+    from avatarcast.settings import Settings
+
+    text = (Path(__file__).parent.parent / ".env.dev.example").read_text()
+
+    def names(model: type[BaseModel], prefix: str) -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                out += names(ann, f"{prefix}{name.upper()}__")
+            else:
+                out.append(prefix + name.upper())
+        return out
+
+    missing = [n for n in names(Settings, "AVATARCAST_") if n + "=" not in text]
+    assert not missing, f"undocumented settings: {missing}"

@@ -34,26 +34,3 @@ def test_unknown_rtmp_urls_are_masked_by_pattern() -> None:
     redact = Redactor()
     text = redact("[f=flv:onfail=ignore]rtmp://x.example/app/KEY-1234|[f=flv]rec.flv")
     assert "KEY-1234" not in text and "rec.flv" in text
-
-
-def test_env_example_documents_every_setting() -> None:
-    from pathlib import Path
-
-    from pydantic import BaseModel
-
-    from avatarcast.settings import Settings
-
-    text = (Path(__file__).parent.parent / ".env.dev.example").read_text()
-
-    def names(model: type[BaseModel], prefix: str) -> list[str]:
-        out = []
-        for name, field in model.model_fields.items():
-            ann = field.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                out += names(ann, f"{prefix}{name.upper()}__")
-            else:
-                out.append(prefix + name.upper())
-        return out
-
-    missing = [n for n in names(Settings, "AVATARCAST_") if n + "=" not in text]
-    assert not missing, f"undocumented settings: {missing}"
