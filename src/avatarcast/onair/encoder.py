@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,13 +38,9 @@ from ..settings import AudioSettings, OutputSettings, VideoSettings
 from .fanout import Fanout, Preamble, Relay
 from .ffmpeg_args import Target, build_args, log_line, relay_args, targets
 from .reconnect import Address, backoff
+from .tick import Receipt
 
 log = logging.getLogger(__name__)
-
-
-class Receipt(Protocol):
-    def written(self) -> None: ...
-    def dropped(self) -> None: ...
 
 
 class EncoderCrashed(Exception):
