@@ -1,5 +1,7 @@
 """The one FFmpeg process: raw yuv420p on stdin, PCM through a named FIFO written by its own
-thread, restarted with backoff when it dies while the clock keeps running.
+thread, restarted with backoff when it dies while the clock keeps running (an FfmpegChild,
+whose supervising thread, "encoder", serves each run: it starts the writer threads and waits
+for FFmpeg to exit).
 
 `submit` never blocks the pacer: a frame that does not fit (FFmpeg down or stalled) is dropped,
 never queued up. In a new run's first START_WINDOW_S, up to START_ROOM_S of frames may wait
@@ -17,38 +19,28 @@ import fcntl
 import logging
 import os
 import queue
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
-from ..infra.redact import global_redactor
 from ..infra.threads import start_thread
 from ..media.audio import Pcm
 from ..media.frames import Frame
 from ..settings import AudioSettings, OutputSettings, VideoSettings
 from .fanout import Fanout, Preamble, Relay
-from .ffmpeg_args import Target, build_args, log_line, relay_args, targets
-from .reconnect import Address, backoff
+from .ffmpeg_args import Target, build_args, relay_args, targets
+from .ffmpeg_child import ChildStatus, Exit, FfmpegChild, Proc, RestartPolicy
+from .reconnect import Address
+from .tick import Receipt
 
 log = logging.getLogger(__name__)
-
-
-class Receipt(Protocol):
-    def written(self) -> None: ...
-    def dropped(self) -> None: ...
-
-
-class EncoderCrashed(Exception):
-    """FFmpeg exited soon after start; retryable with backoff."""
 
 
 class _Shared:
@@ -114,7 +106,7 @@ class _EarlySilence:
         return out
 
 
-class Encoder:
+class Encoder(ChildStatus):
     def __init__(
         self,
         video: VideoSettings,
@@ -128,27 +120,28 @@ class Encoder:
         self._vq: queue.Queue[_Item] = queue.Queue()
         self._aq: queue.Queue[_Item] = queue.Queue()
         self._start_room = max(output.queue_frames, round(START_ROOM_S * video.fps))
-        self._stopping = threading.Event()
         self._up = False
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._supervisor: threading.Thread | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="avatarcast-"))
         self._fifo = self._tmp / "audio.pcm"
         os.mkfifo(self._fifo)
         self.generation = 0  # FFmpeg runs so far
         self.frames_written = 0  # frames written to the current FFmpeg run
-        self.restarts = 0
-        self.run_started: float | None = None  # monotonic start of the current FFmpeg run
-        self.last_error: str | None = None
         self._closed = False
         self._targets = targets(output)
         self._fanout: Fanout | None = None
+        servers: list[Address] = []
         if len(self._targets) > 1:
             # Several outputs: each stands alone; the encoder's own backoff probes nothing.
             self._fanout = Fanout(self._relays)
-            self._servers: list[Address] = []
         else:
-            self._servers = list(self._targets[0].servers)
+            servers = list(self._targets[0].servers)
+        self._child = FfmpegChild(
+            args=self._command, serve=self._serve, on_exit=self._ended,
+            policy=RestartPolicy(output.restart_backoff_min_s, output.restart_backoff_max_s,
+                                 output.stable_after_s),
+            servers=servers, log=log, log_prefix="", errors_at=logging.ERROR,
+            thread="encoder", log_thread="enc-log", read_stdout=self._fanout is not None,
+        )
 
     def _relays(self, preamble: Preamble) -> list[Relay]:
         out, ffmpeg = self._output, self._output.ffmpeg_path
@@ -174,19 +167,20 @@ class Encoder:
     @property
     def uptime_s(self) -> float:
         """Seconds the current FFmpeg run has been up (0 while it is down)."""
-        if not self._up or self.run_started is None:
+        started = self._child.run_started
+        if not self._up or started is None:
             return 0.0
-        return time.monotonic() - self.run_started
+        return time.monotonic() - started
 
     @property
     def pid(self) -> int | None:
-        proc = self._proc
+        proc = self._child.proc
         return proc.pid if proc is not None and self._up else None
 
     def start(self) -> None:
         if self._fanout is not None:
             self._fanout.start()
-        self._supervisor = start_thread(self._supervise, name="encoder", daemon=True)
+        self._child.start()
 
     def wait_up(self, limit_s: float) -> bool:
         deadline = time.monotonic() + limit_s
@@ -199,7 +193,7 @@ class Encoder:
         """One tick. `quiet_after`: samples after this tick's that are certain to be silent;
         up to LOOKAHEAD of them are written now, so that the AAC frames holding the end of the
         sound are complete (and leave FFmpeg) without waiting for the next ticks."""
-        started = self.run_started
+        started = self._child.run_started
         starting = started is not None and time.monotonic() - started < START_WINDOW_S
         room = self._start_room if starting else self._output.queue_frames
         if not self._up or self._vq.qsize() >= room or self._aq.qsize() >= room:
@@ -214,104 +208,60 @@ class Encoder:
         if self._closed:
             return
         self._closed = True
-        self._stopping.set()
+        self._child.stop()
         for q in (self._vq, self._aq):
             with contextlib.suppress(queue.Full):
                 q.put(_STOP, timeout=1.0)
-        if self._supervisor is not None:
-            self._supervisor.join(timeout)
+        self._child.join(timeout)
         if self._fanout is not None:
             self._fanout.close()
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        self._child.kill()
         with contextlib.suppress(OSError):
             self._fifo.unlink()
             self._tmp.rmdir()
 
-    # -- supervision ---------------------------------------------------------------------
+    # -- one run (on the supervising thread) ---------------------------------------------
 
-    def _supervise(self) -> None:
-        out = self._output
-        while not self._stopping.is_set():
-            retrying = Retrying(
-                wait=wait_exponential(
-                    multiplier=out.restart_backoff_min_s,
-                    min=out.restart_backoff_min_s,
-                    max=out.restart_backoff_max_s,
-                ),
-                retry=retry_if_exception_type(EncoderCrashed),
-                stop=lambda _: self._stopping.is_set(),
-                sleep=self._sleep,
-                before_sleep=self._log_backoff,
-                reraise=True,
-            )
-            try:
-                for attempt in retrying:
-                    with attempt:
-                        self._run_once()
-            except EncoderCrashed:
-                return  # stopping during backoff
-
-    def _sleep(self, seconds: float) -> None:
-        backoff(seconds, self._stopping, self._servers)
-
-    def _log_backoff(self, state: RetryCallState) -> None:
-        delay = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
-            "encoder restart %d failed (%s); next try in %.1f s",
-            state.attempt_number, self.last_error, delay,
-        )
-
-    def _run_once(self) -> None:
-        fanout = self._fanout
+    def _command(self) -> list[str]:
         args = build_args(self._video, self._audio, self._output, str(self._fifo),
-                          None if fanout is not None else self._targets[0])
-        started = time.monotonic()
-        self.run_started = started
+                          None if self._fanout is not None else self._targets[0])
         self.generation += 1
         self.frames_written = 0
         log.info("encoder run %d: %s", self.generation, " ".join(args))
-        proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdout=subprocess.PIPE if fanout is not None else subprocess.DEVNULL,
-            # Its own process group: a Ctrl-C or a group-wide SIGTERM reaches the daemon only,
-            # which then ends the stream cleanly by closing FFmpeg's input.
-            start_new_session=True,
-        )
-        self._proc = proc
-        assert proc.stdin is not None and proc.stderr is not None
+        return args
+
+    def _serve(self, proc: Proc) -> bool:
+        assert proc.stdin is not None
         threads = [
             start_thread(self._write_video, proc.stdin, name="enc-video", daemon=True),
             start_thread(self._write_audio, proc, name="enc-audio", daemon=True),
-            start_thread(self._read_stderr, proc.stderr, name="enc-log", daemon=True),
         ]
-        if fanout is not None:
+        if self._fanout is not None:
             assert proc.stdout is not None
-            threads.append(start_thread(fanout.pump, proc.stdout, name="enc-fanout",
+            threads.append(start_thread(self._fanout.pump, proc.stdout, name="enc-fanout",
                                         daemon=True))
         self._set_up(True)
-        code = proc.wait()
+        proc.wait()
         self._set_up(False)
         for t in threads:
             t.join(5.0)
         self._drain()
-        ran = time.monotonic() - started
-        if self._stopping.is_set():
-            log.info("encoder stopped (exit %d after %.1f s)", code, ran)
+        return True
+
+    def _ended(self, end: Exit) -> None:
+        if end.stopping:
+            log.info("encoder stopped (exit %d after %.1f s)", end.code, end.ran_s)
             return
-        self.restarts += 1
-        self.last_error = self.last_error or f"ffmpeg exited with code {code}"
-        log.error("encoder died (exit %d after %.1f s): %s", code, ran, self.last_error)
-        if ran < self._output.stable_after_s:
-            raise EncoderCrashed(self.last_error)
+        self._child.note_error(f"ffmpeg exited with code {end.code}")
+        log.error("encoder died (exit %d after %.1f s): %s", end.code, end.ran_s,
+                  self.last_error)
+        if end.failures:
+            log.warning("encoder restart %d failed (%s); next try in %.1f s",
+                        end.failures, self.last_error, end.delay_s)
 
     def _set_up(self, up: bool) -> None:
         if up != self._up:
             self._up = up
-            if up:
-                self.last_error = None
             self._on_state(up)
 
     def _drain(self) -> None:
@@ -334,14 +284,14 @@ class Encoder:
             with contextlib.suppress(OSError):
                 pipe.close()
 
-    def _write_audio(self, proc: subprocess.Popen[bytes]) -> None:
+    def _write_audio(self, proc: Proc) -> None:
         fd = self._open_fifo(proc)
         if fd is None:
             return
         with os.fdopen(fd, "wb", buffering=0) as pipe, contextlib.suppress(OSError):
             self._pump(self._aq, pipe, count=False, early=_EarlySilence(LOOKAHEAD))
 
-    def _open_fifo(self, proc: subprocess.Popen[bytes]) -> int | None:
+    def _open_fifo(self, proc: Proc) -> int | None:
         # Opening a FIFO for writing blocks until FFmpeg opens it; poll instead, so a process
         # that dies before reaching its second input cannot hang this thread.
         while proc.poll() is None:
@@ -363,7 +313,8 @@ class Encoder:
             try:
                 item = q.get(timeout=0.5)
             except queue.Empty:
-                if self._proc is not None and self._proc.poll() is not None:
+                proc = self._child.proc
+                if proc is not None and proc.poll() is not None:
                     return
                 continue
             if item is _STOP:
@@ -375,7 +326,7 @@ class Encoder:
                     for part in early.parts(item.data, item.quiet_after):
                         pipe.write(part.data.cast("B"))
             except (BrokenPipeError, ValueError, OSError) as exc:
-                self.last_error = self.last_error or f"pipe to ffmpeg closed: {exc}"
+                self._child.note_error(f"pipe to ffmpeg closed: {exc}")
                 if item.receipt is not None:
                     item.receipt.dropped()
                 return
@@ -383,16 +334,3 @@ class Encoder:
                 self.frames_written += 1
             if item.receipt is not None:
                 item.receipt.part_written()
-
-    def _read_stderr(self, pipe: IO[bytes]) -> None:
-        redact = global_redactor()
-        for raw in pipe:
-            line = redact(raw.decode(errors="replace").rstrip())
-            error, text = log_line(line)
-            if not text:
-                continue
-            if error:
-                log.error("ffmpeg: %s", text)
-                self.last_error = text
-            else:
-                log.warning("ffmpeg: %s", text)

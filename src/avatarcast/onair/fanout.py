@@ -8,7 +8,8 @@ configuration replayed and its timestamps restarting at zero; the other outputs 
 (FFmpeg's tee muxer keeps the others going too, but never retries a failed output.)
 
 Threads: the fan-out's reader runs on a thread per encoder run; each relay has its own writer
-thread, fed through a bounded queue, so a stalled server never holds up the encoder or the
+thread (its FfmpegChild's supervising thread, "relay-NAME", which serves each run by writing
+to it), fed through a bounded queue, so a stalled server never holds up the encoder or the
 other outputs (a relay that falls a few seconds behind is restarted).
 """
 
@@ -17,17 +18,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import subprocess
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from ..infra.redact import global_redactor
-from ..infra.threads import start_thread
-from .ffmpeg_args import log_line
-from .reconnect import Address, backoff
+from .ffmpeg_child import ChildStatus, Exit, FfmpegChild, Proc, RestartPolicy
+from .reconnect import Address
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +104,7 @@ class Preamble:
         return known is not None and known.raw[11:] == tag.raw[11:]
 
 
-class Relay:
+class Relay(ChildStatus):
     """One output: its own `ffmpeg -c copy` process, retried on its own."""
 
     def __init__(
@@ -117,23 +113,21 @@ class Relay:
     ) -> None:
         self.name = name
         self._args = args
-        self._servers = servers
-        self._min, self._max = backoff_s
-        self._stable_after = stable_after_s
         self._preamble = preamble
         # None: start over (a stall, or a new stream from the encoder).
         self._tags: queue.Queue[Tag | None] = queue.Queue(_QUEUE_TAGS)
         self._new_stream = False
         self._accepting = False
-        self._stopping = threading.Event()
-        self._name = name
-        self._thread: threading.Thread | None = None
         self.live = False
-        self.restarts = 0
-        self.last_error: str | None = None
+        self._child = FfmpegChild(
+            args=self._command, serve=self._serve, on_exit=self._ended,
+            policy=RestartPolicy(*backoff_s, stable_after_s, always_wait=True),
+            servers=servers, log=log, log_prefix=f"output {name}: ", errors_at=logging.WARNING,
+            thread=f"relay-{name}", log_thread="relay-log", log_join_s=2.0,
+        )
 
     def start(self) -> None:
-        self._thread = start_thread(self._run, name=f"relay-{self._name}", daemon=True)
+        self._child.start()
 
     def feed(self, tag: Tag) -> None:
         if not self._accepting:  # backing off: nothing to keep, it rejoins at a keyframe
@@ -152,47 +146,31 @@ class Relay:
             self._tags.put_nowait(None)
 
     def close(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
+        self._child.stop()
         with contextlib.suppress(queue.Full):
             self._tags.put_nowait(None)
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._child.close(timeout)
 
     def _drop_queue(self) -> None:
         with contextlib.suppress(queue.Empty):
             while True:
                 self._tags.get_nowait()
 
-    def _run(self) -> None:
-        delay = self._min
-        while not self._stopping.is_set():
-            started = time.monotonic()
-            self._new_stream = False
-            self._run_once()
-            if self._stopping.is_set():
-                return
-            if self._new_stream:
-                continue
-            self.restarts += 1
-            delay = self._min if time.monotonic() - started >= self._stable_after else min(
-                self._max, delay * 2)
-            log.warning("output %s down (%s); retrying in up to %.1f s", self.name,
-                        self.last_error or "ffmpeg exited", delay)
-            backoff(delay, self._stopping, self._servers)
+    # -- one run (on the supervising thread) ---------------------------------------------
 
-    def _run_once(self) -> None:
-        proc = subprocess.Popen(
-            self._args(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True,
-        )
-        assert proc.stdin is not None and proc.stderr is not None
-        errors = start_thread(self._read_errors, proc.stderr, name="relay-log", daemon=True)
-        self.last_error = None
+    def _command(self) -> list[str]:
+        self._new_stream = False
+        return self._args()
+
+    def _serve(self, proc: Proc) -> bool:
+        """Feeds the stream from its next keyframe until it ends; False: a new stream from
+        the encoder, to be joined at once."""
+        assert proc.stdin is not None
         self._drop_queue()
         self._accepting = True
         base: int | None = None
         try:
-            while not self._stopping.is_set() and proc.poll() is None:
+            while not self._child.stopping and proc.poll() is None:
                 try:
                     tag = self._tags.get(timeout=0.5)
                 except queue.Empty:
@@ -214,27 +192,15 @@ class Relay:
                     continue
                 proc.stdin.write(tag.shifted(base))
         except (BrokenPipeError, OSError) as exc:
-            self.last_error = self.last_error or f"pipe closed: {exc}"
+            self._child.note_error(f"pipe closed: {exc}")
         finally:
             self.live = self._accepting = False
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            errors.join(2)
+        return not self._new_stream
 
-    def _read_errors(self, pipe: IO[bytes]) -> None:
-        redact = global_redactor()
-        for raw in pipe:
-            line = redact(raw.decode(errors="replace").rstrip())
-            error, text = log_line(line)
-            if text:
-                log.warning("output %s: ffmpeg: %s", self.name, text)
-                if error:
-                    self.last_error = text
+    def _ended(self, end: Exit) -> None:
+        if not end.stopping:
+            log.warning("output %s down (%s); retrying in up to %.1f s", self.name,
+                        self.last_error or "ffmpeg exited", end.delay_s)
 
 
 class Fanout:
