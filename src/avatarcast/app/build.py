@@ -151,8 +151,9 @@ def build(
     pacer = Pacer(FrameClock(s.video.fps), program, sink, position=position, wake=cut,
                   fence=fence, on_first_frame=scheduler.segment_on_air, taps=taps)
     depth = QueueDepth(consumer) if consumer is not None else None
-    figures = Figures(machine=machine, program=program, pacer=pacer, scheduler=scheduler,
-                      events=events, consumer=consumer, encoder=encoder, depth=depth)
+    figures = Figures(channel=s.channel, machine=machine, program=program, pacer=pacer,
+                      scheduler=scheduler, events=events, consumer=consumer, encoder=encoder,
+                      depth=depth, speech=speech, looks=looks)
     metrics = Metrics(figures.snapshot)
     lifecycle.subscribe(metrics.observe)
     if whep is not None:

@@ -224,36 +224,8 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         assert self.channel is not None
-        ch = self.channel
-        sch, looks = ch.scheduler, ch.looks
-        consumer, encoder = _real(ch)
-        return {
-            "channel": self.settings.channel,
-            "state": ch.machine.state.value,
-            "encoder_alive": encoder.alive,
-            "encoder_restarts": encoder.restarts,
-            "outputs": encoder.outputs(),
-            "broker_connected": consumer.connected,
-            "frames_sent": ch.pacer.frames_sent,
-            "frames_dropped": ch.pacer.frames_dropped,
-            "frames_late": ch.figures.frames_late,
-            # Of those, frames held (with silence) because the animator fell behind air.
-            "frames_held": ch.program.frames_late,
-            "paused": sch.paused,
-            "queued": sch.inflight,
-            "on_air": on_air.id if (on_air := ch.program.on_air) is not None else None,
-            "rendering": sch.rendering_status(),
-            "dead_lettered": consumer.dead_lettered,
-            "speech_providers": ch.speech.providers,
-            "speech_ready": sch.speech_ready.is_set(),
-            "animator": looks.default.animator,
-            "avatar": looks.avatar_name(looks.default),
-            "voice": ch.speech.voice,
-            "avatars_loaded": looks.loaded,
-            "last_error": self.last_error or encoder.last_error,
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "recent": list(sch.history),
-        }
+        return self.channel.figures.status(last_error=self.last_error,
+                                           started_at=self.started_at)
 
 
 def _real(ch: Channel) -> tuple[Consumer, Encoder]:

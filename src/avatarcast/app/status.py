@@ -1,13 +1,16 @@
-"""What a channel says about itself: its live figures (for /metrics and /healthz), read from
-the parts when asked, and how many messages wait in RabbitMQ (polled). Owned by the event
-loop; the figures written by the pacer thread are read as they are at that moment."""
+"""What a channel says about itself: its status (/healthz, the console), its live figures
+(/metrics), read from the parts when asked, and how many messages wait in RabbitMQ (polled).
+Owned by the event loop; the figures written by the pacer thread are read as they are at that
+moment."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..avatar.face.looks import Looks
 from ..broker.consumer import Consumer
 from ..broker.events import EventPublisher
 from ..onair.encoder import Encoder
@@ -15,6 +18,7 @@ from ..onair.pacer import Pacer
 from ..onair.program import Program
 from ..onair.state import StateMachine
 from ..playout.scheduler import Scheduler
+from ..speech.chain import Speech
 from ..web.metrics import Snapshot
 
 QUEUE_POLL_S = 5.0
@@ -36,8 +40,9 @@ class QueueDepth:
 
 @dataclass(frozen=True)
 class Figures:
-    """The parts a channel's live figures are read from."""
+    """The parts a channel's status and live figures are read from."""
 
+    channel: str | None  # its id, in a worker
     machine: StateMachine
     program: Program
     pacer: Pacer
@@ -46,6 +51,8 @@ class Figures:
     consumer: Consumer | None
     encoder: Encoder | None
     depth: QueueDepth | None
+    speech: Speech
+    looks: Looks
 
     @property
     def frames_late(self) -> int:
@@ -69,3 +76,34 @@ class Figures:
 
     def outputs(self) -> list[dict[str, Any]]:
         return self.encoder.outputs() if self.encoder is not None else []
+
+    def status(self, *, last_error: str | None, started_at: float) -> dict[str, Any]:
+        """The daemon's status: 200 on /healthz when `encoder_alive` and `broker_connected`."""
+        e, c, sch, looks = self.encoder, self.consumer, self.scheduler, self.looks
+        return {
+            "channel": self.channel,
+            "state": self.machine.state.value,
+            "encoder_alive": e is not None and e.alive,
+            "encoder_restarts": e.restarts if e is not None else 0,
+            "outputs": self.outputs(),
+            "broker_connected": c is not None and c.connected,
+            "frames_sent": self.pacer.frames_sent,
+            "frames_dropped": self.pacer.frames_dropped,
+            "frames_late": self.frames_late,
+            # Of those, frames held (with silence) because the animator fell behind air.
+            "frames_held": self.program.frames_late,
+            "paused": sch.paused,
+            "queued": sch.inflight,
+            "on_air": on_air.id if (on_air := self.program.on_air) is not None else None,
+            "rendering": sch.rendering_status(),
+            "dead_lettered": c.dead_lettered if c is not None else 0,
+            "speech_providers": self.speech.providers,
+            "speech_ready": sch.speech_ready.is_set(),
+            "animator": looks.default.animator,
+            "avatar": looks.avatar_name(looks.default),
+            "voice": self.speech.voice,
+            "avatars_loaded": looks.loaded,
+            "last_error": last_error or (e.last_error if e is not None else None),
+            "uptime_s": round(time.time() - started_at, 1),
+            "recent": list(sch.history),
+        }
