@@ -40,7 +40,15 @@ def test_the_image_installs_what_the_daemon_needs_as_install_deps_does() -> None
     for step in ("-r requirements.txt", "--no-deps -r requirements-nodeps.txt",
                  "--no-deps ."):
         assert f"pip install --no-cache-dir {step}" in DOCKERFILE
-        assert step.split()[-1] in (ROOT / "scripts" / "install-deps.sh").read_text()
+    # install-deps.sh runs the same pip steps, in the same order: the pinned torch first, the
+    # runtime requirements (requirements.txt unless `dev`), the no-deps list, the checkout
+    # (editable there) without its dependencies.
+    deps = (ROOT / "scripts" / "install-deps.sh").read_text()
+    assert re.search(r"^req=requirements\.txt$", deps, re.M)
+    pip = [shlex.split(line.split("--disable-pip-version-check", 1)[1])
+           for line in deps.splitlines() if re.search(r'/bin/pip" install\b', line)]
+    assert pip == [[f"torch=={pinned.group(1)}"], ["-r", "$req"],
+                   ["--no-deps", "-r", "requirements-nodeps.txt"], ["--no-deps", "-e", "."]]
     copied = re.findall(r"^COPY (.+) \./?\S*$", DOCKERFILE, re.M)
     for files in copied:
         for name in files.split():

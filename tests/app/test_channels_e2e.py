@@ -4,7 +4,6 @@ the others on air without a dropped frame."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import urllib.request
@@ -120,4 +119,7 @@ def test_channels_air_their_own_queues_and_fail_alone(
     # Each stream carries its own channel's speech and only that.
     assert _bursts(recordings["a"]) == 1
     assert _bursts(recordings["b"]) == 1
-    assert json.loads(json.dumps(st))  # the status is plain JSON
+    # The worker's status holds every configured channel under its own id, the running ones
+    # each reporting itself (not another channel's figures), and says it owns all three.
+    assert st["owned"] == ["a", "b", "c"] and set(st["channels"]) == {"a", "b", "c"}
+    assert [st["channels"][cid]["channel"] for cid in "ab"] == ["a", "b"]

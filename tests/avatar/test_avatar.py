@@ -3,6 +3,7 @@ a face, stale and foreign caches, and the command line."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -87,15 +88,21 @@ def test_stale_and_foreign_caches_are_rebuilt_never_used(tmp_path: Path) -> None
     source.write_bytes(PORTRAIT.read_bytes())
     avatars = tmp_path / "avatars"
     directory = ensure("me", source, avatars, SETTINGS)
-    first = json.loads((directory / "manifest.json").read_text())["created"]
-    # Current: used as it is.
+    first = json.loads((directory / "manifest.json").read_text())
+    assert first["source"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    built = (directory / "manifest.json").stat().st_ino
+    # Current: used as it is. (A rebuild swaps in a new directory: a new manifest file.)
     assert ensure("me", None, avatars, SETTINGS) == directory
+    assert (directory / "manifest.json").stat().st_ino == built
     # The source changed: rebuilt.
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(PORTRAIT), "-vf", "hflip",
                     str(source)], check=True)
     ensure("me", None, avatars, SETTINGS)
     manifest = json.loads((directory / "manifest.json").read_text())
-    assert manifest["created"] >= first
+    # Rebuilt from the changed source: the manifest records the new file.
+    assert (directory / "manifest.json").stat().st_ino != built
+    assert manifest["source"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert manifest["source"]["sha256"] != first["source"]["sha256"]
     lm = load(directory).landmarks[0]
     assert lm[mesh.CHIN, 0] > 256  # the mirrored face: its chin is right of the centre now
     # A foreign manifest (another format): rebuilt from its recorded source.

@@ -85,12 +85,26 @@ def test_off_cycle_segment_crossfades_in_and_out() -> None:
     for n in range(3):
         prog.tick(n)
     prog.submit(seg)
-    outs = [prog.tick(n) for n in range(3, 20)]
-    on_air = [o for o in outs if o.segment is seg]
-    first = on_air[0].frame
-    assert not np.array_equal(first, rendered[0]), "first frame should be blended"
-    assert np.array_equal(on_air[5].frame, rendered[5]), "middle frame untouched"
-    assert not np.array_equal(on_air[-1].frame, rendered[-1]), "last frame blended"
+    ticks = range(3, 20)
+    outs = [prog.tick(n) for n in ticks]
+    on_air = [(n, o.frame) for n, o in zip(ticks, outs, strict=True) if o.segment is seg]
+    assert len(on_air) == 12
+    weights = []  # how much of the talking frame each aired frame shows (0 idle, 1 talking)
+    for k, (n, frame) in enumerate(on_air):
+        idle, talk = prog.idle.frame(n), rendered[k]
+        # A mix of the idle frame under it and the talking frame, nothing else.
+        lo, hi = np.minimum(idle, talk), np.maximum(idle, talk)
+        assert ((lo <= frame) & (frame <= hi)).all(), k
+        # The marked pixel (255 in a talking frame, at most 40 in idle) measures the mix.
+        weights.append((int(frame[0, 0]) - int(idle[0, 0])) / (255 - int(idle[0, 0])))
+    fade_in, middle, fade_out = weights[:4], on_air[4:8], weights[8:]
+    # In over the first 4 frames: rising from idle towards talking, never all the way.
+    assert 0 < fade_in[0] < fade_in[-1] < 1 and fade_in == sorted(set(fade_in)), weights
+    # The middle frames are the talking frames untouched.
+    assert all(np.array_equal(f, rendered[4 + i]) for i, (_, f) in enumerate(middle))
+    # Out over the last 4: falling back towards idle, never all the way.
+    assert 1 > fade_out[0] > fade_out[-1] > 0, weights
+    assert fade_out == sorted(set(fade_out), reverse=True), weights
 
 
 def test_frames_are_let_go_once_sent() -> None:
@@ -332,9 +346,15 @@ def test_the_silence_after_a_segment_or_a_cut_is_announced() -> None:
     seg2 = talking(prog, "b", 30, prog.plan_start())
     prog.submit(seg2)
     n = seg.planned_start + 8
+    waiting: list[tuple[int, int]] = []  # (tick, silence promised after it) before b airs
     while prog.on_air is not seg2:
-        assert prog.tick(n).quiet_after >= 0
+        out = prog.tick(n)
+        if out.segment is not seg2:
+            waiting.append((n, out.quiet_after))
         n += 1
+    # The gap is over and b can start: no promised silence reaches into b's first frame.
+    assert waiting and seg2.started_at == waiting[-1][0] + 1
+    assert all(m + q < seg2.started_at for m, q in waiting), (waiting, seg2.started_at)
     prog.skip()
     cut = prog.tick(n)
     assert cut.segment is None and cut.quiet_after == 3  # the rest of the fade

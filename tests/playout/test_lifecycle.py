@@ -249,11 +249,13 @@ def test_events_of_an_outage_arrive_once_the_broker_is_back(
         _listener(queues.events, listen)
         publish(queues.speak, {"type": "speak", "id": "out-1", "text": LONG})
         daemon.wait_for(lambda s: s["on_air"] == "out-1", 60, "on air")
+        down_at = time.time()
         rabbitmqctl("stop_app")
         try:
             daemon.wait_for(lambda s: any(e["id"] == "out-1" for e in s["recent"]), 60,
                             "aired during the outage")
         finally:
+            up_at = time.time()
             rabbitmqctl("start_app")
             wait_port(5672, 60)
         daemon.wait_for(lambda s: s["broker_connected"], 30, "reconnected")
@@ -268,7 +270,9 @@ def test_events_of_an_outage_arrive_once_the_broker_is_back(
         _listener(queues.events, listen, delete=True)
     finished = [e for e in got if e["event"] == "finished" and e["id"] == "out-1"]
     assert len(finished) == 1, got
-    assert finished[0]["at"] < time.time()
+    # The event that arrives is the one held since the outage: stamped when out-1 finished
+    # airing (after the broker went, before it was started again), not when it was sent.
+    assert down_at < finished[0]["at"] < up_at, (down_at, finished[0], up_at)
     assert metrics[("avatarcast_events_dropped_total", ())] == 0
 
 
