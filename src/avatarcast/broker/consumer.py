@@ -10,7 +10,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
@@ -20,6 +19,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelInvalidStateError
 
 from ..settings import BrokerSettings
+from .connection import connect_robust
 from .failures import BROKER_ERRORS, CLOSE_TIMEOUT_S, close_robust, describe, is_refusal
 from .messages import ControlMessage, MessageError, Utterable, parse_message
 from .topology import REASON_HEADER, SOURCE_HEADER, declare, declare_queue, persistent
@@ -85,11 +85,9 @@ class Consumer:
         """Connect, retrying until the broker answers; the stream stays on air meanwhile."""
         while True:
             try:
-                self._conn = await aio_pika.connect_robust(
-                    self._s.url.get_secret_value(),
-                    heartbeat=self._s.heartbeat_s,
-                    reconnect_interval=self._s.reconnect_interval_s,
-                    client_properties={"connection_name": "avatarcast"},
+                self._conn = await connect_robust(
+                    self._s, name="avatarcast", heartbeat_s=self._s.heartbeat_s,
+                    reconnect_interval_s=self._s.reconnect_interval_s,
                 )
                 break
             except BROKER_ERRORS as exc:
