@@ -16,6 +16,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -36,20 +37,26 @@ WAYS: dict[str, Connect] = {
 }
 
 
+@dataclass
+class User:
+    name: str
+    password: str
+
+    def broker(self, *, password: str | None = None, port: int = 5672) -> BrokerSettings:
+        """Settings that log in as this user (or with another password) at 127.0.0.1:port."""
+        url = f"amqp://{self.name}:{password or self.password}@127.0.0.1:{port}/"
+        return BrokerSettings.model_validate({"url": url})
+
+
 @pytest.fixture(scope="module")
-def user(rabbitmq: None) -> Iterator[tuple[str, str]]:
-    name, password = f"avatarcast-conn-{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
-    rabbitmqctl("add_user", name, password)
+def user(rabbitmq: None) -> Iterator[User]:
+    made = User(f"avatarcast-conn-{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}")
+    rabbitmqctl("add_user", made.name, made.password)
     try:
-        rabbitmqctl("set_permissions", "-p", "/", name, ".*", ".*", ".*")
-        yield name, password
+        rabbitmqctl("set_permissions", "-p", "/", made.name, ".*", ".*", ".*")
+        yield made
     finally:
-        rabbitmqctl("delete_user", name)
-
-
-def broker(user: str, password: str, port: int = 5672) -> BrokerSettings:
-    return BrokerSettings.model_validate(
-        {"url": f"amqp://{user}:{password}@127.0.0.1:{port}/"})
+        rabbitmqctl("delete_user", made.name)
 
 
 def connections_of(user: str, count: int) -> list[tuple[str | None, int]]:
@@ -70,10 +77,9 @@ def connections_of(user: str, count: int) -> list[tuple[str | None, int]]:
 
 
 def test_a_connection_shows_its_name_and_heartbeat_on_the_broker(
-    user: tuple[str, str],
+    user: User,
 ) -> None:
-    name, password = user
-    s = broker(name, password)
+    s = user.broker()
 
     async def run() -> list[tuple[str | None, int]]:
         conns = [
@@ -83,7 +89,7 @@ def test_a_connection_shows_its_name_and_heartbeat_on_the_broker(
             await connect(s, name=None),
         ]
         try:
-            return await asyncio.to_thread(connections_of, name, len(conns))
+            return await asyncio.to_thread(connections_of, user.name, len(conns))
         finally:
             for conn in conns:
                 await conn.close()
@@ -95,12 +101,12 @@ def test_a_connection_shows_its_name_and_heartbeat_on_the_broker(
 
 @pytest.mark.parametrize("way", WAYS)
 def test_a_wrong_password_is_refused_and_never_shown(
-    way: str, user: tuple[str, str], caplog: pytest.LogCaptureFixture,
+    way: str, user: User, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = f"wrong-{uuid.uuid4().hex}"
     with pytest.raises(BROKER_ERRORS) as info:
-        asyncio.run(asyncio.wait_for(WAYS[way](broker(user[0], wrong)), 60))
+        asyncio.run(asyncio.wait_for(WAYS[way](user.broker(password=wrong)), 60))
     assert is_refusal(info.value)
     assert "refused the login" in describe(info.value)
     for text in (describe(info.value), str(info.value), repr(info.value), caplog.text):
@@ -109,27 +115,27 @@ def test_a_wrong_password_is_refused_and_never_shown(
 
 @pytest.mark.parametrize("way", WAYS)
 def test_a_closed_port_fails_and_says_where(
-    way: str, user: tuple[str, str], caplog: pytest.LogCaptureFixture,
+    way: str, user: User, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A robust connection's first attempt fails too (the consumer's and events' retry loops and
     `say`'s exit 3 rely on it), instead of retrying in the background."""
     caplog.set_level(logging.DEBUG)
     port = free_port()  # nothing listens there
     with pytest.raises(BROKER_ERRORS) as info:
-        asyncio.run(asyncio.wait_for(WAYS[way](broker(*user, port=port)), 60))
+        asyncio.run(asyncio.wait_for(WAYS[way](user.broker(port=port)), 60))
     assert not is_refusal(info.value)
     assert "Connect call failed" in describe(info.value) and str(port) in describe(info.value)
     for text in (describe(info.value), repr(info.value), caplog.text):
-        assert user[1] not in text
+        assert user.password not in text
 
 
 def test_a_server_that_never_answers_fails_within_the_connect_timeout(
-    user: tuple[str, str],
+    user: User,
 ) -> None:
     with socket.socket() as silent:  # accepts the TCP connection, never speaks AMQP
         silent.bind(("127.0.0.1", 0))
         silent.listen(4)
-        s = broker(*user, port=silent.getsockname()[1])
+        s = user.broker(port=silent.getsockname()[1])
         started = time.monotonic()
         with pytest.raises(TimeoutError) as info:
             asyncio.run(asyncio.wait_for(connect(s, name="avatarcast-test", connect_timeout_s=1),
@@ -137,14 +143,13 @@ def test_a_server_that_never_answers_fails_within_the_connect_timeout(
         took = time.monotonic() - started
     assert took < 30, took  # the connect timeout ended it, not the test's own bound
     assert isinstance(info.value, BROKER_ERRORS) and not is_refusal(info.value)
-    assert user[1] not in describe(info.value)
+    assert user.password not in describe(info.value)
 
 
 def test_a_robust_connection_comes_back_after_the_broker_closed_it(
-    user: tuple[str, str],
+    user: User,
 ) -> None:
-    name, password = user
-    s = broker(name, password)
+    s = user.broker()
 
     async def run() -> list[tuple[str | None, int]]:
         conn = await connect_robust(s, name="avatarcast-test comeback", heartbeat_s=11,
@@ -153,14 +158,15 @@ def test_a_robust_connection_comes_back_after_the_broker_closed_it(
         conn.reconnect_callbacks.add(lambda *_: back.set())
         try:
             channel = await conn.channel()
-            await asyncio.to_thread(rabbitmqctl, "close_all_user_connections", name, "test")
+            await asyncio.to_thread(rabbitmqctl, "close_all_user_connections",
+                                    user.name, "test")
             async with asyncio.timeout(60):
                 await back.wait()
                 await conn.connected.wait()
                 # The channel was restored with the connection: it works.
                 queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
                 await queue.delete()
-            return await asyncio.to_thread(connections_of, name, 1)
+            return await asyncio.to_thread(connections_of, user.name, 1)
         finally:
             await conn.close()
 
