@@ -19,10 +19,10 @@ import os
 import socket
 import time
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import ChannelLockedResource
 
+from ..broker.connection import connect as connect_broker
 from ..broker.failures import BROKER_ERRORS, describe
 from ..settings import BrokerSettings, FleetSettings
 
@@ -58,10 +58,9 @@ class Leases:
 
     async def connect(self) -> None:
         """Raises a broker error when the broker cannot be reached."""
-        self._conn = await aio_pika.connect(
-            self._broker.url.get_secret_value(), heartbeat=self._fleet.heartbeat_s,
-            timeout=max(2.0, self._fleet.fence_s),
-            client_properties={"connection_name": f"avatarcast-worker {self.worker}"},
+        self._conn = await connect_broker(
+            self._broker, name=f"avatarcast-worker {self.worker}",
+            heartbeat_s=self._fleet.heartbeat_s, connect_timeout_s=max(2.0, self._fleet.fence_s),
         )
         self._held.clear()
         self._valid_until = time.monotonic() + self._fleet.fence_s

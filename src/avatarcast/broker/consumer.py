@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
@@ -21,6 +20,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import ChannelInvalidStateError
 
 from ..settings import BrokerSettings
+from .connection import connect_robust
 from .failures import BROKER_ERRORS, CLOSE_TIMEOUT_S, close_robust, describe, is_refusal
 from .messages import ControlMessage, MessageError, Utterable, parse_message
 from .topology import REASON_HEADER, SOURCE_HEADER, declare, declare_queue, persistent
@@ -93,11 +93,9 @@ class Consumer:
         self._handler = handler
         while True:
             try:
-                self._conn = await aio_pika.connect_robust(
-                    self._s.url.get_secret_value(),
-                    heartbeat=self._s.heartbeat_s,
-                    reconnect_interval=self._s.reconnect_interval_s,
-                    client_properties={"connection_name": "avatarcast"},
+                self._conn = await connect_robust(
+                    self._s, name="avatarcast", heartbeat_s=self._s.heartbeat_s,
+                    reconnect_interval_s=self._s.reconnect_interval_s,
                 )
                 break
             except BROKER_ERRORS as exc:

@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
 from ..playout.lifecycle import Event
 from ..settings import BrokerSettings
+from .connection import connect_robust
 from .failures import BROKER_ERRORS, close_robust, describe
 
 log = logging.getLogger(__name__)
@@ -84,11 +85,9 @@ class EventPublisher:
     async def _connect(self) -> AbstractExchange:
         while True:
             try:
-                self._conn = await aio_pika.connect_robust(
-                    self._s.url.get_secret_value(),
-                    heartbeat=self._s.heartbeat_s,
-                    reconnect_interval=self._s.reconnect_interval_s,
-                    client_properties={"connection_name": "avatarcast-events"},
+                self._conn = await connect_robust(
+                    self._s, name="avatarcast-events", heartbeat_s=self._s.heartbeat_s,
+                    reconnect_interval_s=self._s.reconnect_interval_s,
                 )
                 channel = await self._conn.channel(publisher_confirms=False)
                 return await declare_events(channel, self._s.events_exchange)

@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from ..playout.lifecycle import TERMINAL
 from ..settings import BrokerSettings
+from .connection import connect_robust
 from .events import declare_events
 from .failures import BROKER_ERRORS, describe
 from .messages import ControlMessage, Utterable, to_wire
@@ -42,7 +43,7 @@ async def publish(
     `on_sent` hears, once the broker confirmed, how many daemons consume the queue."""
     conn: AbstractRobustConnection | None = None
     try:
-        conn = await aio_pika.connect_robust(settings.url.get_secret_value(), fail_fast=True)
+        conn = await connect_robust(settings, name=None)  # (its first attempt fails fast)
         channel = await conn.channel(publisher_confirms=True)
         queues = await declare(channel, settings)
         queue = queues.speak if not isinstance(msg, ControlMessage) else queues.control

@@ -75,14 +75,13 @@ def _ffmpeg(s: Settings) -> list[Row]:
 
 
 def _broker(s: Settings) -> list[Row]:
+    from ...broker.connection import connect
     from ...broker.events import declare_events
     from ...broker.failures import BROKER_ERRORS, describe, is_refusal
     from ...broker.topology import declare
 
     async def check() -> str:
-        import aio_pika
-
-        conn = await aio_pika.connect(s.broker.url.get_secret_value(), timeout=10)
+        conn = await connect(s.broker, name=None, connect_timeout_s=10)
         async with conn:
             channel = await conn.channel()
             queues = await declare(channel, s.broker)
