@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 
 from avatarcast.app.build import build
+from avatarcast.app.status import Figures
 from avatarcast.avatar.face.looks import Look, Looks
 from avatarcast.avatar.face.mouthtrack import MouthTrack
 from avatarcast.avatar.face.service import FaceService
 from avatarcast.avatar.face.still import StillAnimator
 from avatarcast.avatar.runtime import Avatar
 from avatarcast.broker.consumer import Delivery
-from avatarcast.broker.messages import SpeakMessage
+from avatarcast.broker.messages import ControlMessage, SpeakMessage
 from avatarcast.infra.tasks import Tasks
 from avatarcast.media.audio import Pcm
 from avatarcast.media.frames import Frame
@@ -73,11 +74,13 @@ class Sink:
 
     def __init__(self) -> None:
         self.frames = 0
+        self.audio: list[Pcm] = []  # each frame's, in the order written
 
     def submit(self, frame: Frame, audio: Pcm, receipt: Receipt | None = None,
                quiet_after: int = 0) -> bool:
         assert frame.shape == (H * 3 // 2, W)  # nothing of the wrong size reaches the encoder
         self.frames += 1
+        self.audio.append(audio.copy())
         if receipt is not None:
             receipt.written()
         return True
@@ -134,11 +137,21 @@ class Rig:
     pacer: Pacer
     broker: FakeBroker
     speech: Speech
+    figures: Figures
+    sink: Sink
 
     async def say(self, msg_id: str, text: str, interrupt: bool = False) -> None:
         await self.scheduler.on_speak(Delivery(
             SpeakMessage(id=msg_id, text=text, interrupt=interrupt),
             Raw(msg_id)))  # type: ignore[arg-type]
+
+    def status(self) -> dict[str, Any]:
+        return self.figures.status(last_error=None, started_at=0.0)
+
+    def aired_audio(self, msg_id: str) -> Pcm:
+        """What the encoder was given while `msg_id` was on air."""
+        entry = next(e for e in self.scheduler.history if e["id"] == msg_id)
+        return np.concatenate(self.sink.audio[entry["stream_first"]:entry["stream_last"] + 1])
 
 
 @contextlib.asynccontextmanager
@@ -155,14 +168,15 @@ async def on_air(tmp_path: Path, idle: IdleCycle, animator: StillAnimator,
     looks = Looks(settings, Look(animator.name, None, Avatar(idle), face))
     broker = FakeBroker()
     tasks = Tasks()
-    ch = build(settings, looks=looks, tasks=tasks, status=dict, broker=broker, sink=Sink())
+    sink = Sink()
+    ch = build(settings, looks=looks, tasks=tasks, status=dict, broker=broker, sink=sink)
     await ch.speech.start()
     ch.program.encoder_up(True)
     ch.pacer.start()
     worker = asyncio.create_task(ch.scheduler.run())
     ch.scheduler.speech_ready.set()
     try:
-        yield Rig(ch.program, ch.scheduler, ch.pacer, broker, ch.speech)
+        yield Rig(ch.program, ch.scheduler, ch.pacer, broker, ch.speech, ch.figures, sink)
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
@@ -224,3 +238,43 @@ async def test_an_interrupt_is_synthesized_after_its_cut_went_to_the_encoder(
         old = next(e for e in rig.scheduler.history if e["id"] == "old")
         assert old["outcome"] == "interrupted"
         assert began["Breaking news."] >= old["ended_at"] + 1  # after the cut's tick went out
+
+
+def pitch_hz(pcm: Pcm, rate: int = RATE) -> float:
+    """The median fundamental of the voiced 40 ms windows (autocorrelation peak, 60-400 Hz)."""
+    x = pcm.astype(np.float64) / 32768
+    n = int(0.04 * rate)
+    found = []
+    for i in range(0, len(x) - n, n // 2):
+        w = x[i : i + n] - x[i : i + n].mean()
+        if np.sqrt(np.mean(w**2)) < 0.02:
+            continue
+        ac = np.correlate(w, w, "full")[n - 1 :]
+        lo, hi = rate // 400, rate // 60
+        found.append(rate / (lo + int(np.argmax(ac[lo:hi]))))
+    assert len(found) > 10, "hardly any speech aired"
+    return float(np.median(found))
+
+
+async def test_a_voice_set_by_control_speaks_the_next_text(
+    tmp_path: Path, idle: IdleCycle
+) -> None:
+    """`avatarcast control set --voice en-us+f3`, then `--reset voice`: the status names the
+    voice, and the texts after each air (acked) in it: espeak's female variant an octave
+    above its default voice."""
+    text = "The weather today is calm and bright, with a light breeze."
+    async with on_air(tmp_path, idle, StillAnimator(), timeout_s=5.0) as rig:
+        assert rig.status()["voice"] is None  # each provider's configured voice (en-us)
+        await rig.say("before", text)
+        assert (await settle(rig.broker, "before"))[0] == "acked"
+        for msg_id, voice in (("after", "en-us+f3"), ("again", None)):
+            msg = ControlMessage.model_validate({"command": "set", "voice": voice})
+            assert await rig.scheduler.on_control(msg) is None
+            assert rig.status()["voice"] == voice
+            await rig.say(msg_id, text)
+            assert (await settle(rig.broker, msg_id))[0] == "acked"
+        outcomes = {e["id"]: e["outcome"] for e in rig.scheduler.history}
+        assert outcomes == {"before": "aired", "after": "aired", "again": "aired"}
+        before, after, again = (pitch_hz(rig.aired_audio(i)) for i in ("before", "after", "again"))
+    assert after > 1.6 * before, (before, after)
+    assert abs(again - before) < 0.1 * before, (before, again)
