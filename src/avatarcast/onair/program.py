@@ -12,13 +12,11 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import numpy as np
-
-from ..media.audio import Pcm, fade, silence
-from ..media.frames import Frame, blend
+from ..media.audio import silence
+from ..media.frames import blend
 from ..media.idle import IdleCycle
+from .fade import Crossfade, CutFade
 from .segment import Outcome, Segment
 from .state import Seen, StateMachine
 from .tick import CUT_BURST, START_BURST, Receipt, TickOutput
@@ -32,14 +30,6 @@ OutcomeListener = Callable[[Segment], None]
 # ~0.1 s; started with the cut, it delayed FFmpeg's encoding of the cut and the old speech was
 # heard for longer.
 CUT_CLEAR_TICKS = CUT_BURST
-
-
-@dataclass
-class _Fade:
-    frozen: Frame
-    tail: Pcm | None
-    length: int
-    step: int = 0
 
 
 class Program:
@@ -76,9 +66,8 @@ class Program:
         self._pending: deque[Segment] = deque()
         self._current: Segment | None = None
         self._pos = 0
-        self._continuous = True
-        self._hard_in = False
-        self._fade: _Fade | None = None
+        self._xf = Crossfade(crossfade_frames)
+        self._fade: CutFade | None = None
         self._free_at = 0  # first tick a new segment may start (gap after the last one)
         self._paused = False
         # Interrupting messages that arrived and are not queued yet: nothing else starts.
@@ -329,11 +318,11 @@ class Program:
         seg.begin(n)
         idle = seg.idle or self.idle
         # Another avatar than the one on screen: a cut on the frame, never a blend of two faces.
-        self._hard_in = idle is not self._shown
+        xf = self._xf = Crossfade(self.xfade, hard_in=idle is not self._shown,
+                                  continuous=(seg.planned_start - n) % idle.period == 0)
         self._shown = idle
-        self._continuous = (seg.planned_start - n) % idle.period == 0
-        how = ("cut to another avatar" if self._hard_in else
-               "continues the idle cycle" if self._continuous else "crossfade")
+        how = ("cut to another avatar" if xf.hard_in else
+               "continues the idle cycle" if xf.continuous else "crossfade")
         log.info("on air: %s at frame %d (%s)", seg.id, n, how, extra={"msg_id": seg.id})
 
     def _back_to_default(self, n: int) -> None:
@@ -363,7 +352,7 @@ class Program:
         seg.frames.drop_before(k)
         seg.audio.drop_before(k + 1)
         total = seg.total
-        weight = self._talk_weight(k, total)
+        weight = self._xf.weight(k, total)
         if weight is not None:
             out.frame = blend(self._shown.frame(n), frame, weight)
         if total is not None and self._pos >= total:
@@ -371,16 +360,6 @@ class Program:
             self._current = None
             self._free_at = n + 1 + self.gap
         return out
-
-    def _talk_weight(self, k: int, total: int | None) -> float | None:
-        """Weight of talking frame k against idle while crossfading in or out; None if not."""
-        if self._continuous or not self.xfade:
-            return None
-        if k < self.xfade and not self._hard_in:
-            return (k + 1) / (self.xfade + 1)
-        if total is not None and k >= total - self.xfade:
-            return (total - k) / (self.xfade + 1)
-        return None
 
     def _cut(self, n: int, outcome: Outcome) -> bool:
         """Cut what is on air (False: nothing was)."""
@@ -392,7 +371,7 @@ class Program:
         tail = seg.audio[k] if k < len(seg.audio) else None
         self._current = None
         self._replan = True
-        self._fade = _Fade(shown, tail, max(1, self.xfade))
+        self._fade = CutFade(shown, tail, max(1, self.xfade))
         self._free_at = n + self._fade.length
         self._finish(seg, outcome, n)
         return True
@@ -400,18 +379,10 @@ class Program:
     def _fade_out(self, n: int) -> TickOutput:
         f = self._fade
         assert f is not None
-        f.step += 1
-        frame = blend(f.frozen, self._shown.frame(n), f.step / f.length)
-        # The first frame after a cut fades the next few ms of speech out instead of clicking.
-        audio = None
-        if f.step == 1 and f.tail is not None:
-            audio = np.zeros_like(f.tail)
-            k = min(self._cut_fade, f.tail.size)
-            audio[:k] = fade(f.tail[:k], 1.0, 0.0)
-        if f.step >= f.length:
+        out = f.tick(self._shown.frame(n), self._silence, self._cut_fade)
+        if f.over:
             self._fade = None
-        return TickOutput(frame, audio if audio is not None else self._silence,
-                          rush=CUT_BURST - 1 if f.step == 1 else 0)
+        return out
 
     def _finish(self, seg: Segment, outcome: Outcome, n: int) -> None:
         if seg.finish(outcome, n):
@@ -423,7 +394,7 @@ class Program:
         """What this tick showed, for the state machine to judge."""
         seg = out.segment
         fading = self._fade is not None or (
-            seg is not None and self._talk_weight(self._pos - 1, seg.total) is not None)
+            seg is not None and self._xf.weight(self._pos - 1, seg.total) is not None)
         self.machine.step(Seen(
             talking=seg is not None, fading=fading,
             waiting=bool(self._pending or self._preparing > 0 or self._holds)))
