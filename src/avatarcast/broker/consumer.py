@@ -27,6 +27,9 @@ from .topology import REASON_HEADER, SOURCE_HEADER, declare, declare_queue, pers
 
 log = logging.getLogger(__name__)
 
+# Longest a purge of the speak queue (a broker round trip, normally) holds settlements back.
+PURGE_WAIT_S = 5.0
+
 
 def _channel(raw: AbstractIncomingMessage) -> object | None:
     try:
@@ -68,6 +71,10 @@ class Consumer:
     ) -> None:
         self._s = settings
         self._handler: Handler | None = None
+        # Cleared while the speak queue is purged: a settlement then would free a place in
+        # the prefetch, which RabbitMQ fills from the very messages being purged.
+        self._not_purging = asyncio.Event()
+        self._not_purging.set()
         # A message dead-lettered before it was understood (its id, the reason).
         self._on_rejected = on_rejected
         self._conn: AbstractRobustConnection | None = None
@@ -175,6 +182,7 @@ class Consumer:
             self._on_rejected(raw.message_id, reason)
 
     async def ack(self, raw: AbstractIncomingMessage) -> None:
+        await self._not_purging.wait()
         if _channel(raw) is None:
             # RabbitMQ redelivers it on the new channel, where the id store acks it.
             log.info("%s was delivered on a channel that is gone; its redelivery is acked "
@@ -187,6 +195,7 @@ class Consumer:
                         describe(exc))
 
     async def requeue(self, raw: AbstractIncomingMessage) -> None:
+        await self._not_purging.wait()
         if _channel(raw) is None:
             return  # the broker requeued it when the channel closed
         try:
@@ -200,6 +209,7 @@ class Consumer:
         If the copy cannot be confirmed, reject instead: the queue's DLX still catches it.
         True when the copy with the reason was confirmed."""
         log.error("dead-lettering message %s: %s", raw.message_id or "(no id)", reason)
+        await self._not_purging.wait()
         headers = dict(raw.headers or {})
         headers.update({
             REASON_HEADER: reason[:1000],
@@ -241,14 +251,24 @@ class Consumer:
         return int(ok.message_count or 0)
 
     async def purge_speak(self) -> int:
-        """Drop every speak message still waiting in the queue (not yet delivered to us)."""
+        """Drop every speak message still waiting in the queue (not yet delivered to us).
+        Settlements asked for meanwhile go out once it is done, or given up after
+        PURGE_WAIT_S."""
         if self._speak_q is None:
             return 0
+        self._not_purging.clear()
         try:
-            result = await self._speak_q.purge()
+            async with asyncio.timeout(PURGE_WAIT_S):
+                result = await self._speak_q.purge()
+        except TimeoutError:
+            log.warning("the broker did not purge %s within %g s; what it still holds airs",
+                        self._s.speak_queue, PURGE_WAIT_S)
+            return 0
         except BROKER_ERRORS as exc:
             log.warning("purge of %s failed: %s", self._s.speak_queue, exc)
             return 0
+        finally:
+            self._not_purging.set()
         return int(getattr(result, "message_count", 0) or 0)
 
     async def aclose(self) -> None:

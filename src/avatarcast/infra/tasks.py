@@ -4,7 +4,6 @@ reported to whoever asked), stopped and awaited on close. Owned by the event loo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 from collections.abc import Callable, Coroutine
@@ -51,8 +50,7 @@ class Tasks:
     async def stop(self, task: asyncio.Task[Any]) -> None:
         """Cancel one task and wait for it to end."""
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(task, return_exceptions=True)
 
     async def drain(self, grace_s: float = 5.0) -> None:
         """Give the passing tasks still running (settlements under way) `grace_s` to finish,

@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 # Longest an interrupt's synthesis waits for its cut to reach the encoder (a tick, normally).
 CUT_WAIT_S = 0.2
-# Longest the acks wait for a clear's purge of the queue (a broker round trip, normally).
-PURGE_WAIT_S = 5.0
 
 
 class Scheduler:
@@ -92,10 +90,6 @@ class Scheduler:
         self._inflight: dict[str, Utterance] = {}
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
-        # Cleared while a clear purges the queue: an ack then would free a place in the
-        # prefetch, which RabbitMQ fills from the very backlog being purged.
-        self._not_purging = asyncio.Event()
-        self._not_purging.set()
         self.speech_ready = asyncio.Event()
         self.paused = False
         self.rendering: Utterance | None = None
@@ -210,25 +204,15 @@ class Scheduler:
         return None
 
     async def _clear(self) -> None:
-        """Cut what is on air, drop the backlog, and purge what waits in RabbitMQ; their acks
-        go out once the purge is done."""
-        self._not_purging.clear()
-        try:
-            self._program.clear()
-            while self._backlog:
-                self._settle_now(self._backlog.popleft(), Outcome.CLEARED)
-            if self.rendering is not None:
-                self.rendering.cancelled = Outcome.CLEARED
-            purged = 0
-            try:
-                async with asyncio.timeout(PURGE_WAIT_S):
-                    purged = await self._broker.purge_speak()
-            except TimeoutError:
-                log.warning("the broker did not purge the speak queue within %g s; what it "
-                            "still holds airs", PURGE_WAIT_S)
-            log.info("cleared the backlog (%d more purged from the queue)", purged)
-        finally:
-            self._not_purging.set()
+        """Cut what is on air, drop the backlog, and purge what waits in RabbitMQ (the
+        broker settles the cleared ones once its purge is done)."""
+        self._program.clear()
+        while self._backlog:
+            self._settle_now(self._backlog.popleft(), Outcome.CLEARED)
+        if self.rendering is not None:
+            self.rendering.cancelled = Outcome.CLEARED
+        purged = await self._broker.purge_speak()
+        log.info("cleared the backlog (%d more purged from the queue)", purged)
 
     async def _set(self, changes: dict[str, str | None]) -> str | None:
         """A new default avatar, animator and/or voice, from the next utterance on: all of it
@@ -327,7 +311,6 @@ class Scheduler:
         if utt.holding:
             utt.holding = False
             self._program.release_hold()
-        await self._not_purging.wait()
         await self._settlement.settle(utt, outcome)
         self._inflight.pop(utt.id, None)
         await self._settlement.report(utt, outcome)
