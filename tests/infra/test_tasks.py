@@ -52,7 +52,7 @@ async def test_the_drain_lets_a_settlement_finish_and_cancels_the_stuck(
     settle = tasks.spawn(settling(), "settle-m1")
     stuck = tasks.spawn(asyncio.Event().wait(), "stuck")
     events = tasks.spawn(asyncio.Event().wait(), "events", lasting=True)
-    await tasks.drain(grace_s=1.0)
+    await tasks.drain(grace_s=5.0)  # the stuck one costs this much; the settlement 50 ms
     assert finished.is_set() and settle.done() and not settle.cancelled()
     await asyncio.sleep(0)
     assert stuck.cancelled()
