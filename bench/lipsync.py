@@ -27,7 +27,7 @@ from avatarcast.avatar.track import FaceTracker
 from harness.daemon import QueueNames, delete_queues, packets
 from harness.services import NginxRtmp, ensure_rabbitmq
 from harness.speak import (
-    caption_band_changes,
+    caption_ink,
     caption_lags,
     decode_audio,
     iter_frames,
@@ -233,8 +233,8 @@ def draw(record: dict[str, Any], path: Path) -> None:
 def caption_delays(recording: Path, aired: list[dict[str, Any]], width: int,
                    height: int) -> dict[str, Any]:
     """Frames from each word's first sample to its caption on the received picture."""
-    change, keys = caption_band_changes(recording, width, height)
-    _, delays = caption_lags(change, [w[0] for e in aired for w in e["words"]], FPS, keys)
+    ink = caption_ink(recording, width, height)
+    _, delays = caption_lags(ink, [w[0] for e in aired for w in e["words"]], FPS)
     return {"n": len(delays), "within_one_frame": round(
         sum(abs(d) <= 1 for d in delays) / max(1, len(delays)), 3),
         "median_frames": statistics.median(delays) if delays else None,

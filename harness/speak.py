@@ -51,33 +51,34 @@ def keyframes(path: Path) -> set[int]:
     return {k for k, flag in enumerate(out.stdout.split()) if flag.startswith("1")}
 
 
-def caption_band_changes(path: Path, width: int, height: int) -> tuple[np.ndarray, set[int]]:
-    """Per received frame, the mean change of the lower third (where captions are burned in)
-    against the frame before, with the keyframes' changes set to 0; and the keyframes."""
-    change, prev = [0.0], None
+def caption_ink(path: Path, width: int, height: int) -> np.ndarray:
+    """Per received frame, against the frame before, how many pixels of the lower third (where
+    captions are burned in) became or stopped being white text: the caption's ink. A word that
+    appears adds its letters and the box darkens what it covers; the encoder's ripple, its
+    keyframes and the face's motion hardly change it."""
+    ink, prev = [0], None
     for frame in iter_frames(path, width, height):
-        band = frame[height * 2 // 3 :, :, 0].astype(np.int16)
+        text = frame[height * 2 // 3 :, :, 0] > _INK
         if prev is not None:
-            change.append(float(np.abs(band - prev).mean()))
-        prev = band
-    out = np.array(change)
-    keys = keyframes(path)
-    out[sorted(k for k in keys if k < len(out))] = 0
-    return out, keys
+            ink.append(int((text != prev).sum()))
+        prev = text
+    return np.array(ink)
 
 
-def caption_lags(change: np.ndarray, word_starts_s: list[float], fps: int,
-                 keys: set[int]) -> tuple[list[int], list[int]]:
+_INK = 200  # luma of the caption's white letters; what the box covers is darkened well below
+
+
+def caption_lags(ink: np.ndarray, word_starts_s: list[float],
+                 fps: int) -> tuple[list[int], list[int]]:
     """(the frames that hold each word's first sample, and per frame how many frames later
-    the caption band changed most around it, short of the neighbouring words' frames). A word
-    that starts on a keyframe cannot be told from the keyframe's refresh: left out."""
-    starts = sorted({int(t * fps) for t in word_starts_s} - keys)
+    the caption's ink changed most around it, short of the neighbouring words' frames)."""
+    starts = sorted({int(t * fps) for t in word_starts_s})
     lags = []
     for i, f in enumerate(starts):
         lo = max(f - 3, starts[i - 1] + 1 if i else 0)
-        hi = min(f + 3, starts[i + 1] - 1 if i + 1 < len(starts) else f + 3, len(change) - 1)
+        hi = min(f + 3, starts[i + 1] - 1 if i + 1 < len(starts) else f + 3, len(ink) - 1)
         if lo <= hi:
-            lags.append(max(range(lo, hi + 1), key=lambda k: change[k]) - f)
+            lags.append(max(range(lo, hi + 1), key=lambda k: ink[k]) - f)
     return starts, lags
 
 

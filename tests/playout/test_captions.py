@@ -17,7 +17,7 @@ from avatarcast.playout.captions.record import AirRecord, vtt_time
 from avatarcast.playout.captions.words import Script, Word, caption_lines, timed_words
 from harness.daemon import QueueNames
 from harness.services import NginxRtmp
-from harness.speak import caption_band_changes, caption_lags, speak_and_record
+from harness.speak import caption_ink, caption_lags, speak_and_record
 
 W, H, FPS, RATE = 640, 360, 30, 48000
 SPF = RATE // FPS
@@ -136,12 +136,11 @@ def test_captions_in_the_received_stream_start_on_their_words_frames(
     assert {"PP", "aa"} <= {p[2] for p in entry["phones"]}  # "welcome", "evening"
     assert text in vtt.read_text()
 
-    change, keys = caption_band_changes(recording, W, H)
-    starts, late = caption_lags(change, [w[0] for w in entry["words"]], FPS, keys)
+    ink = caption_ink(recording, W, H)
+    starts, late = caption_lags(ink, [w[0] for w in entry["words"]], FPS)
     print(f"caption frames minus word frames: {late}")
     assert all(abs(d) <= 1 for d in late), late
-    # Before speech the band shows no caption (the encoder's rate control may ripple it a
-    # little when the mouth starts to move; a caption box changes it many times more). The
-    # caption's own frame is the one found above, up to a frame off the word's.
+    # Before speech the band shows no caption: the box and the first word come on the frame
+    # found above, up to a frame off the word's.
     first = starts[0] + late[0]
-    assert change[first - 10 : first].max() < 0.3 * change[first]
+    assert ink[first] > 100 and ink[first - 10 : first].max() < 0.1 * ink[first]
