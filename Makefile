@@ -14,7 +14,7 @@ test: dev-deps       ## install, start services, lint, type-check, run every tes
 
 unit: dev-deps       ## the tests that need no services
 	$(BIN)/pytest -q tests/test_settings.py tests/media tests/onair/test_state.py tests/onair/test_clock.py \
-	  tests/onair/test_program.py tests/infra/test_redact.py tests/test_layout.py
+	  tests/onair/test_program.py tests/infra/test_redact.py tests/test_layout.py tests/test_guarantees.py
 
 MINUTES ?= 60
 
