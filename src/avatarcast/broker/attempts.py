@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
+
+from ..infra.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,4 @@ class Attempts:
         on_disk = dict(self._died)
         for k in self._open:
             on_disk[k] = on_disk.get(k, 0) + 1
-        tmp = self._path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(on_disk, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
+        write_atomic(self._path, json.dumps(on_disk).encode())

@@ -1,0 +1,57 @@
+"""The state dir after a crash or a power cut, seen from outside: its small files torn (a line
+cut in the middle of a character, zeros where a block was never written, a JSON object cut
+short). The next process starts, says what it skipped, airs, and still knows every message it
+had handled, ids with line separators inside included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.daemon import DaemonProc, QueueNames, publish, queue_depth
+
+pytestmark = pytest.mark.services
+
+# One id with a Unicode line separator inside: once remembered as its two halves, so its
+# redelivery aired again and a later message with the id of a half was never aired.
+SPLIT = "half-a\u2028half-b"
+
+
+def speak(q: QueueNames, msg_id: str) -> None:
+    publish(q.speak, {"type": "speak", "id": msg_id, "text": "Hello there."})
+
+
+def test_a_torn_state_dir_starts_and_remembers_what_it_handled(
+    tmp_path: Path, queues: QueueNames
+) -> None:
+    state = tmp_path / "state"
+    env = {"AVATARCAST_STATE_DIR": str(state)}
+    first = DaemonProc(tmp_path / "first", queues, env)
+    try:
+        first.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        speak(queues, SPLIT)
+        first.wait_for(lambda s: first.outcomes(s).get(SPLIT) == "aired", 60, "aired")
+        assert first.stop() == 0
+    finally:
+        first.kill()
+
+    # What a power cut leaves: each small file of the state dir torn at its end.
+    with (state / "handled-ids.log").open("ab") as f:
+        f.write(b'"torn-caf\xc3')  # cut inside a character, no newline
+    (state / "attempts.json").write_bytes(b'{"x": 1, "y"' + b"\0" * 512)
+
+    second = DaemonProc(tmp_path / "second", queues, env)
+    try:
+        second.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        speak(queues, SPLIT)  # a redelivery of what aired: acked, not aired again
+        speak(queues, "half-b")  # a new message: airs
+        st = second.wait_for(lambda s: "half-b" in second.outcomes(s), 60, "half-b settled")
+        assert second.stop() == 0
+    finally:
+        second.kill()
+    log = second.log()
+    assert "unreadable line(s) skipped" in log and "ignoring unreadable" in log, log[-3000:]
+    assert f"duplicate delivery of {SPLIT} (already handled)" in log, log[-3000:]
+    assert [(e["id"], e["outcome"]) for e in st["recent"]] == [("half-b", "aired")]
+    assert queue_depth(queues.speak) == 0
