@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from avatarcast.infra.redact import RedactingFormatter, Redactor
+from avatarcast.infra.redact import RedactingFormatter, Redactor, secrets_of
 
 
 def test_stream_keys_and_passwords_never_reach_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -34,3 +34,18 @@ def test_unknown_rtmp_urls_are_masked_by_pattern() -> None:
     redact = Redactor()
     text = redact("[f=flv:onfail=ignore]rtmp://x.example/app/KEY-1234|[f=flv]rec.flv")
     assert "KEY-1234" not in text and "rec.flv" in text
+
+
+def test_every_secret_a_settings_model_holds_is_found() -> None:
+    from avatarcast.settings import Settings
+
+    s = Settings.model_validate({
+        "broker": {"url": "amqp://u:broker-pw-123@h/"},
+        "output": {"rtmp_urls": ["rtmp://a/live/key-one", "rtmp://b/live/key-two"]},
+        "speech": {"openai_api_key": "sk-speech"}, "llm": {"api_key": "sk-llm"},
+        "health": {"token": "console-token"},
+    })
+    found = set(secrets_of(s))
+    assert {"amqp://u:broker-pw-123@h/", "rtmp://a/live/key-one", "rtmp://b/live/key-two",
+            "sk-speech", "sk-llm", "console-token"} <= found
+    assert "gpt-4o-mini-tts" not in found  # plain settings are not secrets

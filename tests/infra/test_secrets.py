@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from harness.daemon import DaemonProc, QueueNames, drain, publish
+from harness.daemon import DaemonProc, QueueNames, drain, publish, write_channels
+from harness.openai_server import Request, SpeechServer
 from harness.services import NginxRtmp
 
 pytestmark = pytest.mark.services
@@ -91,3 +93,52 @@ def test_secrets_never_show(tmp_path: Path, queues: QueueNames, broker_user: str
                 continue  # FFmpeg's own argv: see the module docstring
             assert secret not in line, f"process {pid}: {line[:200]}"
     assert any(KEY in procs.get(pid, "") for pid in ffmpeg_pids)  # the exception is real
+
+
+# A channel's own secrets, set only in the channels file of a worker.
+CHANNEL_KEY, CHANNEL_API_KEY = "chan-Kq27-never-shown", "sk-chan-Wd55-never-shown"
+
+
+class EchoingSpeechServer(SpeechServer):
+    """An OpenAI-compatible server that refuses the key, quoting it whole in its error."""
+
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("Authorization", "")
+        self.requests.append(Request(time.time(), await request.json(), auth))
+        return self._error(401, f"Incorrect API key provided: {auth.removeprefix('Bearer ')}.")
+
+
+def test_a_channels_secrets_and_an_echoed_key_never_show(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp
+) -> None:
+    """In a worker, each channel's stream key and API key are as secret as the worker's own;
+    a provider that echoes the key in its refusal does not put it in the dead letter."""
+    with EchoingSpeechServer(key=CHANNEL_API_KEY) as server:
+        write_channels(tmp_path / "channels.toml", {"a": rtmp_server.url(CHANNEL_KEY)}, {
+            "a": f'speech.providers = ["openai"]\nspeech.openai_base_url = "{server.base_url}"\n'
+                 f'speech.openai_api_key = "{CHANNEL_API_KEY}"\n'})
+        daemon = DaemonProc(tmp_path / "w", queues, {
+            "AVATARCAST_CHANNELS_FILE": str(tmp_path / "channels.toml"),
+            "AVATARCAST_OUTPUT__RTMP_URLS": "[]",
+        })
+        qa = queues.channel("a")
+        try:
+            daemon.wait_for(lambda s: s["channels"]["a"].get("broker_connected", False), 60,
+                            "channel a up")
+            publish(qa.speak, {"type": "speak", "id": "echo", "text": "Say my key."})
+            st = daemon.wait_for(lambda s: any(r["id"] == "echo" for r in s["channels"]["a"][
+                "recent"]), 60, "echo settled")
+            health = json.dumps(st)
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()
+    assert server.requests and all(r.auth == f"Bearer {CHANNEL_API_KEY}" for r in server.requests)
+    (dead,) = drain(qa.dead)
+    reason = str((dead.headers or {}).get("x-avatarcast-reason"))
+    assert "Incorrect API key provided" in reason, reason  # the refusal, quoted
+    log = daemon.log()
+    assert "Incorrect API key provided" in log
+    for secret in (CHANNEL_KEY, CHANNEL_API_KEY):
+        assert secret not in reason
+        assert secret not in log, secret
+        assert secret not in health

@@ -19,6 +19,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import ChannelInvalidStateError
 
+from ..infra.redact import global_redactor
 from ..settings import BrokerSettings
 from .connection import connect_robust
 from .failures import BROKER_ERRORS, CLOSE_TIMEOUT_S, close_robust, describe, is_refusal
@@ -208,6 +209,7 @@ class Consumer:
         """Copy the message to the dead-letter queue with the reason, then ack the original.
         If the copy cannot be confirmed, reject instead: the queue's DLX still catches it.
         True when the copy with the reason was confirmed."""
+        reason = global_redactor()(reason)  # reasons quote providers, which may echo a key
         log.error("dead-lettering message %s: %s", raw.message_id or "(no id)", reason)
         await self._not_purging.wait()
         headers = dict(raw.headers or {})

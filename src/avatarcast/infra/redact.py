@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
 
 from .logfmt import JsonFormatter, MessageIdFilter
 
@@ -67,6 +70,22 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return self.redactor(self.inner.format(record))
+
+
+def secrets_of(value: Any) -> Iterator[str]:
+    """Every secret a settings model holds, however deep (sections, lists, maps): each value
+    typed SecretStr. A setting made a secret is redacted without being listed anywhere."""
+    if isinstance(value, SecretStr):
+        yield value.get_secret_value()
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from secrets_of(getattr(value, name))
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from secrets_of(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from secrets_of(item)
 
 
 _REDACTOR = Redactor()

@@ -26,7 +26,7 @@ from ...broker.messages import (
     json_schema,
 )
 from ...infra.errors import Unavailable, UserError
-from ...infra.redact import setup_logging
+from ...infra.redact import global_redactor, secrets_of, setup_logging
 from ...settings import Settings, SettingsError, load_settings
 from .exits import (
     EXIT_FAILED,
@@ -139,13 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except SettingsError as exc:
         return fail(str(exc), EXIT_USAGE)
-    secrets = [settings.broker.url.get_secret_value()]
-    secrets += [u.get_secret_value() for u in settings.output.rtmp_urls]
-    secrets += [u.get_secret_value() for u in settings.output.srt_urls]
-    for secret in (settings.health.token, settings.speech.openai_api_key, settings.llm.api_key):
-        if secret is not None:
-            secrets.append(secret.get_secret_value())
-    setup_logging(settings.log_level, secrets, settings.log_format)
+    setup_logging(settings.log_level, secrets_of(settings), settings.log_format)
     try:
         if args.command == "run":
             return _run(settings)
@@ -207,6 +201,8 @@ def _run_channels(settings: Settings) -> int:
         channels = load_channels(settings)
     except UserError as exc:
         return fail(str(exc), EXIT_USAGE)
+    for c in channels:  # each channel's own stream keys and API keys
+        global_redactor().add(secrets_of(c))
     for c in channels:
         if not c.output.destinations():
             return fail(f"channel {c.channel!r} has no output: set its output.rtmp_urls (or "
