@@ -122,7 +122,10 @@ def test_compose_wires_the_worker_to_its_broker_and_server() -> None:
     assert f"127.0.0.1:{HealthSettings().port}:{HealthSettings().port}" in worker["ports"]
     # The image listens on every address inside the container: the console needs its token.
     assert "ENV AVATARCAST_HEALTH__HOST=0.0.0.0" in DOCKERFILE
-    assert env["AVATARCAST_HEALTH__TOKEN"]
+    # No default token (one in this file would be public): the console is off until .env sets
+    # one, and an empty value is no token at all.
+    assert worker["environment"]["AVATARCAST_HEALTH__TOKEN"] == "${AVATARCAST_CONSOLE_TOKEN:-}"
+    assert HealthSettings.model_validate({"token": env["AVATARCAST_HEALTH__TOKEN"]}).token is None
     assert worker["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert "15672" in " ".join(services["rabbitmq"]["ports"])  # the management UI
     assert services["rtmp"]["build"]["dockerfile"] == "deploy/rtmp.Dockerfile"

@@ -338,9 +338,14 @@ class HealthSettings(BaseModel):
     worker, each channel's at /ch/ID/ and a list of them at /."""
     token: SecretStr | None = None
     """The console's access token (a secret): required by the console when the host is not
-    the loopback; open it once as /?token=... (a cookie keeps it)."""
+    the loopback; open it once as /?token=... (a cookie keeps it, a week). Empty: none."""
     preview_fps: int = Field(default=2, ge=1, le=10)
     """Frames per second of the console's preview (JPEG), while someone watches."""
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        return None if v == "" else v  # (compose passes an unset variable as "")
 
 
 class FleetSettings(BaseModel):

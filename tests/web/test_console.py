@@ -16,13 +16,15 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from avatarcast.avatar.track import FaceTracker
 from avatarcast.settings import BrokerSettings
+from avatarcast.web.console.access import COOKIE, COOKIE_MAX_AGE_S, MISSES_ALLOWED, Access
 from avatarcast.web.console.preview import PreviewTap
 from avatarcast.web.console.routes import Console, served
 from avatarcast.web.port import HttpPort
-from harness.daemon import DaemonProc, QueueNames, Receiver
+from harness.daemon import AMQP, DaemonProc, QueueNames, Receiver, drain
 from harness.events import EventTap
 from harness.services import NginxRtmp, free_port
 from harness.speak import decode_audio
@@ -146,20 +148,114 @@ def test_the_console_wants_its_token_and_json() -> None:
                                                     "application/json"}, "POST"),
                 ("/api/status", None, {"Cookie": "avatarcast_token=s3cret-token"}, None),
             ]
-            return [await asyncio.to_thread(_call, port, *c) for c in calls]
+            got = [await asyncio.to_thread(_call, port, *c) for c in calls]
+            given = got[2][2]["Set-Cookie"].split(";")[0]  # what the browser sends back
+            got.append(await asyncio.to_thread(_call, port, "/api/status", None,
+                                               {"Cookie": given}))
+            return got
         finally:
             await server.aclose()
 
-    (bare, wrong, right, status, form, empty, unknown, no_broker, cookie) = asyncio.run(run())
+    (bare, wrong, right, status, form, empty, unknown, no_broker, raw_token,
+     cookie) = asyncio.run(run())
     assert bare[0] == 401 and "token" in bare[1]
     assert wrong[0] == 401
-    assert right[0] == 303 and "avatarcast_token=s3cret-token" in right[2]["Set-Cookie"]
-    assert "HttpOnly" in right[2]["Set-Cookie"]
+    assert right[0] == 303 and "avatarcast_token=" in right[2]["Set-Cookie"]
+    assert "s3cret-token" not in right[2]["Set-Cookie"]  # a signature, never the token
+    assert "HttpOnly" in right[2]["Set-Cookie"] and "Max-Age=604800" in right[2]["Set-Cookie"]
     assert status[0] == 200 and json.loads(status[1]) == {"state": "idle"}
     assert form[0] == 415 and "JSON" in form[1]
     assert empty[0] == 400 and "text" in empty[1]
     assert unknown[0] == 404 and "skip, clear, pause, resume" in unknown[1]
     assert no_broker[0] == 503 and "could not publish" in no_broker[1]
+    assert raw_token[0] == 401  # a cookie holding the token itself is not one we set
     assert cookie[0] == 200
     assert served("127.0.0.1", None) and not served("0.0.0.0", None)
     assert served("0.0.0.0", "t")
+
+
+@pytest.mark.services
+def test_without_a_token_only_calls_addressed_to_the_loopback_act(queues: QueueNames) -> None:
+    """Served on the loopback without a token, the address is the authority: a DNS-rebinding
+    page or a same-host proxy for another name (a foreign Host) is refused, and so is a page of
+    another origin posting to the loopback; the console's own calls publish."""
+    port = free_port()
+    console = Console(broker=BrokerSettings(url=AMQP, speak_queue=queues.speak,
+                                            control_queue=queues.control,
+                                            dead_letter_queue=queues.dead),
+                      status=lambda: {"state": "idle"}, preview=PreviewTap(2, 30, 240),
+                      token=None)
+    say = b'{"text": "Only from here."}'
+    js = {"Content-Type": "application/json"}
+    foreign = {"Host": "rebind.example.net"}
+
+    async def run() -> list[tuple[int, str, dict[str, str]]]:
+        server = HttpPort("127.0.0.1", port, lambda: {}, None, console.add_routes)
+        await server.start()
+        try:
+            calls = [
+                ("/api/say", say, {**js, **foreign}, "POST"),
+                ("/api/control/clear", b"{}", {**js, **foreign}, "POST"),
+                ("/api/status", None, foreign, None),
+                ("/api/say", say, {**js, "Origin": "http://evil.example"}, "POST"),
+                ("/api/say", say, {**js, "Origin": "null"}, "POST"),
+                ("/api/say", say, {**js, "Origin": f"http://127.0.0.1:{port}"}, "POST"),
+                ("/api/say", say, {**js, "Host": f"localhost:{port}"}, "POST"),
+                ("/api/status", None, {}, None),
+            ]
+            return [await asyncio.to_thread(_call, port, *c) for c in calls]
+        finally:
+            await server.aclose()
+
+    (rebound, clear, peek, evil, null, own, localhost, status) = asyncio.run(run())
+    for refused in (rebound, clear, peek):
+        assert refused[0] == 403 and "rebind.example.net" in refused[1], refused
+    assert evil[0] == 403 and null[0] == 403 and "another origin" in evil[1]
+    assert own[0] == 200 and localhost[0] == 200 and status[0] == 200
+    published = [json.loads(m.body) for m in drain(queues.speak)]
+    assert [m["text"] for m in published] == ["Only from here.", "Only from here."]
+    assert drain(queues.control) == []  # the foreign clear published nothing
+
+
+def test_a_client_that_keeps_guessing_is_held_off() -> None:
+    port = free_port()
+    console = Console(broker=BrokerSettings(url="amqp://guest:guest@127.0.0.1:1/"),
+                      status=lambda: {"state": "idle"}, preview=PreviewTap(2, 30, 240),
+                      token="s3cret-token")
+
+    async def run() -> list[tuple[int, str, dict[str, str]]]:
+        server = HttpPort("127.0.0.1", port, lambda: {}, None, console.add_routes)
+        await server.start()
+        try:
+            wrong = [await asyncio.to_thread(_call, port, f"/?token=guess-{n}")
+                     for n in range(MISSES_ALLOWED)]
+            right = await asyncio.to_thread(_call, port, "/api/status", None,
+                                            {"Authorization": "Bearer s3cret-token"})
+            return [*wrong, right]
+        finally:
+            await server.aclose()
+
+    *wrong, held = asyncio.run(run())
+    assert all(w[0] == 401 for w in wrong)
+    # Held off for the window, the right token included (a guesser learns nothing more).
+    assert held[0] == 429 and 1 <= int(held[2]["Retry-After"]) <= 60
+
+
+def test_the_cookie_expires_and_outlives_no_token_change() -> None:
+    now = [1_000_000.0]
+    access = Access("s3cret-token", clock=lambda: now[0])
+    cookie = access.cookie()
+    assert "s3cret-token" not in cookie
+
+    def shows(value: str) -> bool:
+        return access.allowed(make_mocked_request(
+            "GET", "/api/status", headers={"Cookie": f"{COOKIE}={value}"}))
+
+    assert shows(cookie)
+    now[0] += COOKIE_MAX_AGE_S - 1
+    assert shows(cookie)
+    now[0] += 2
+    assert not shows(cookie)  # a week old: open /?token=... again
+    assert not shows(Access("another-token", clock=lambda: now[0]).cookie())
+    issued, mac = Access("s3cret-token", clock=lambda: now[0]).cookie().split(".")
+    assert shows(f"{issued}.{mac}") and not shows(f"{int(issued) + 1}.{mac}")
