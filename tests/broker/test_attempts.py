@@ -35,3 +35,21 @@ def test_an_unreadable_file_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "attempts.json"
     path.write_text("{not json")
     assert fresh(path).deaths("x") == 0
+
+
+def test_an_orderly_stop_releases_what_it_did_not_settle(tmp_path: Path) -> None:
+    path = tmp_path / "attempts.json"
+    a = fresh(path)
+    a.begin("m1")  # died with an earlier process: that death stays counted
+    b = fresh(path)
+    b.begin("m1")
+    b.begin("m2")
+    b.release()  # stopped in order with both unsettled (a hung render, a lease lost)
+    c = fresh(path)
+    assert (c.deaths("m1"), c.deaths("m2")) == (1, 0)
+
+
+def test_a_torn_file_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "attempts.json"
+    path.write_bytes(b'{"m1": 2, "m' + b"\xc3")  # cut inside a character
+    assert fresh(path).deaths("m1") == 0

@@ -1,7 +1,9 @@
 """The state dir after a crash or a power cut, seen from outside: its small files torn (a line
 cut in the middle of a character, zeros where a block was never written, a JSON object cut
 short). The next process starts, says what it skipped, airs, and still knows every message it
-had handled, ids with line separators inside included."""
+had handled, ids with line separators inside included. And what the state dir counts as a
+death of the process is one: an orderly stop (SIGTERM, a fleet's lease lost) while a render
+hangs is not."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.daemon import DaemonProc, QueueNames, publish, queue_depth
+from harness.daemon import DaemonProc, QueueNames, drain, publish, queue_depth
 
 pytestmark = pytest.mark.services
 
@@ -55,3 +57,45 @@ def test_a_torn_state_dir_starts_and_remembers_what_it_handled(
     assert f"duplicate delivery of {SPLIT} (already handled)" in log, log[-3000:]
     assert [(e["id"], e["outcome"]) for e in st["recent"]] == [("half-b", "aired")]
     assert queue_depth(queues.speak) == 0
+
+
+def test_an_orderly_stop_while_a_render_hangs_is_not_a_death(
+    tmp_path: Path, queues: QueueNames
+) -> None:
+    """With crash_limit 1, a stop while the message's speech hangs was counted as the process
+    dying with it: the next start dead-lettered a sound text that never aired."""
+    hang_once = tmp_path / "espeak-hang-once"
+    hang_once.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *" ready") exec espeak-ng "$@";; esac\n'  # the start-up check
+        f'if [ ! -e "{tmp_path}/hung" ]; then touch "{tmp_path}/hung"; exec sleep 600; fi\n'
+        'exec espeak-ng "$@"\n')
+    hang_once.chmod(0o755)
+    env = {
+        "AVATARCAST_STATE_DIR": str(tmp_path / "state"),
+        "AVATARCAST_BROKER__CRASH_LIMIT": "1",
+        "AVATARCAST_SPEECH__PROVIDERS": '["espeak"]',
+        "AVATARCAST_SPEECH__ESPEAK_PATH": str(hang_once),
+        "AVATARCAST_SPEECH__TIMEOUT_S": "120",  # the render outlives the stop
+        "AVATARCAST_SHUTDOWN__GRACE_S": "1",
+    }
+    first = DaemonProc(tmp_path / "first", queues, env)
+    try:
+        first.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        speak(queues, "sound")
+        first.wait_for(lambda s: (s.get("rendering") or {}).get("id") == "sound", 30,
+                       "rendering")
+        assert first.stop(timeout=60) == 0
+    finally:
+        first.kill()
+    assert (tmp_path / "hung").exists()
+
+    second = DaemonProc(tmp_path / "second", queues, env)
+    try:
+        st = second.wait_for(lambda s: "sound" in second.outcomes(s) or s["dead_lettered"], 60,
+                             "sound settled")
+        assert second.stop() == 0
+    finally:
+        second.kill()
+    assert second.outcomes(st).get("sound") == "aired", second.log()[-3000:]
+    assert drain(queues.dead) == []

@@ -42,6 +42,7 @@ class Daemon:
         self.tasks = Tasks(on_death=self._task_died)
         self._stack = contextlib.AsyncExitStack()
         self._stop = asyncio.Event()
+        self._orderly = False  # the stop was asked for
         self._closed = False
         self.started_at = time.time()
         self.last_error: str | None = None
@@ -62,6 +63,8 @@ class Daemon:
         await looks.start()
         ch = self.channel = build(s, looks=looks, tasks=self.tasks, status=self.status,
                                   fence=self._fence, where=self._where())
+        # Closed after everything that could still take a message up.
+        stack.callback(self._release_attempts)
         consumer, encoder = _real(ch)
         stack.push_async_callback(ch.speech.aclose)  # loaded by a task, below
         if ch.llm is not None:
@@ -165,7 +168,14 @@ class Daemon:
     def request_stop(self) -> None:
         if not self._stop.is_set():
             log.info("shutdown requested")
+        self._orderly = True
         self._stop.set()
+
+    def _release_attempts(self) -> None:
+        # Asked to stop (SIGTERM, a lease lost): what it did not settle did not kill it. A
+        # stop for any other cause may be the message's doing: that still counts.
+        if self._orderly and self.channel is not None:
+            self.channel.attempts.release()
 
     def off_air_now(self, reason: str) -> None:
         """Stop publishing at once (a fleet worker lost this channel's lease), then stop:

@@ -3,8 +3,10 @@ crashing the daemon (or getting it killed: out of memory, a watchdog) is dead-le
 a bounded number of tries instead of being redelivered forever.
 
 Only deaths count: an attempt is recorded when the render worker takes a message up and erased
-when the message is settled (aired, skipped, failed or requeued at a clean shutdown). Whatever
-is still recorded when a new process starts died with the previous one. A redelivery after a
+when the message is settled (aired, skipped, failed or requeued at a clean shutdown), or when
+the process stops in order with it unsettled (a render that outlived the shutdown's grace, a
+fleet's lease lost). Whatever is still recorded when a new process starts died with the
+previous one. A redelivery after a
 broker reconnect, or a requeue at shutdown, is not counted. Owned by the event loop.
 """
 
@@ -56,6 +58,13 @@ class Attempts:
         was_open = msg_id in self._open
         self._open.discard(msg_id)
         if self._died.pop(msg_id, None) is not None or was_open:
+            self._save()
+
+    def release(self) -> None:
+        """An orderly stop (a shutdown, a fleet's lease lost): what this process took up and
+        did not settle goes back to the queue with the connection; it did not die with it."""
+        if self._open:
+            self._open.clear()
             self._save()
 
     def _save(self) -> None:
