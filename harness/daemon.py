@@ -284,7 +284,7 @@ def delete_queues(q: QueueNames) -> None:
         conn = await aio_pika.connect(AMQP)
         async with conn:
             ch = await conn.channel()
-            for name in (q.speak, q.control, q.dead):
+            for name in (q.speak, q.control, q.dead, q.control + ".standing"):
                 await ch.queue_delete(name)
             await ch.exchange_delete(q.events)
     asyncio.run(run())

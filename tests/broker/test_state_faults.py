@@ -7,6 +7,7 @@ hangs is not."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,38 @@ def test_an_orderly_stop_while_a_render_hangs_is_not_a_death(
         second.kill()
     assert second.outcomes(st).get("sound") == "aired", second.log()[-3000:]
     assert drain(queues.dead) == []
+
+
+def test_a_pause_and_a_set_outlive_the_daemon(tmp_path: Path, queues: QueueNames) -> None:
+    """`pause` and `set` are kept in the broker, not in the process: a restart (or the
+    channel's next owner, on any machine: a new state dir here) starts paused, in the look it
+    was set to, and a paused backlog waits for `resume`."""
+    first = DaemonProc(tmp_path / "first", queues, {})
+    try:
+        first.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        publish(queues.control, {"type": "control", "command": "set", "animator": "still"})
+        publish(queues.control, {"type": "control", "command": "pause"})
+        first.wait_for(lambda s: s["paused"] and s["animator"] == "still", 10, "paused, still")
+        assert first.stop() == 0
+    finally:
+        first.kill()
+    speak(queues, "held-1")
+    speak(queues, "held-2")
+
+    second = DaemonProc(tmp_path / "second", queues, {})
+    try:
+        st = second.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        assert st["paused"] and st["animator"] == "still"
+        second.wait_for(lambda s: queue_depth(queues.speak) == 0 and s["rendering"] is None,
+                        60, "both taken and rendered")
+        time.sleep(2)  # everything else is ready: a paused channel still airs nothing
+        st = second.status()
+        assert st is not None and st["recent"] == [] and st["on_air"] is None
+        publish(queues.control, {"type": "control", "command": "resume"})
+        st = second.wait_for(lambda s: {"held-1", "held-2"} <= set(second.outcomes(s)), 60,
+                             "both aired after resume")
+        assert second.stop() == 0
+    finally:
+        second.kill()
+    assert [(e["id"], e["outcome"]) for e in st["recent"]] == [("held-1", "aired"),
+                                                             ("held-2", "aired")]

@@ -21,6 +21,7 @@ from aio_pika.exceptions import ChannelInvalidStateError
 
 from ..infra.redact import global_redactor
 from ..settings import BrokerSettings
+from . import standing
 from .connection import connect_robust
 from .failures import BROKER_ERRORS, CLOSE_TIMEOUT_S, close_robust, describe, is_refusal
 from .messages import ControlMessage, MessageError, Utterable, parse_message
@@ -84,6 +85,7 @@ class Consumer:
         self._speak_q: AbstractQueue | None = None
         self._control_q: AbstractQueue | None = None
         self._tags: list[tuple[AbstractQueue, str]] = []
+        self._standing = standing.Standing()
         self.dead_lettered = 0
 
     @property
@@ -118,6 +120,14 @@ class Consumer:
         self._control_ch = await self._conn.channel()
         await self._control_ch.set_qos(prefetch_count=16)
         self._control_q = await declare_queue(self._control_ch, self._s.control_queue, self._s)
+        # As the channel was left (paused, a voice set), before the first text is taken.
+        standing_q = await standing.declare(self._speak_ch, self._s)
+        self._standing = await standing.read(standing_q)
+        for msg in self._standing.controls():
+            log.info("standing control from before: %s", msg.command)
+            if (reason := await handler.on_control(msg)) is not None:
+                log.warning("the standing control %s cannot be applied here: %s", msg.command,
+                            reason)
         self._tags = [
             (self._control_q, await self._control_q.consume(self._got_control)),
             (self._speak_q, await self._speak_q.consume(self._got_speak)),
@@ -155,8 +165,10 @@ class Consumer:
             assert self._handler is not None
             if (reason := await self._handler.on_control(msg)) is not None:
                 await self._reject(raw, reason)
-            else:
-                await self.ack(raw)
+                return
+            if self._standing.apply(msg) and self._speak_ch is not None:
+                await standing.write(self._speak_ch, self._s, self._standing)
+            await self.ack(raw)
 
     async def _decode(
         self, raw: AbstractIncomingMessage, *, speak: bool
