@@ -276,7 +276,10 @@ class LLMSettings(BaseModel):
     max_chars: int = Field(default=1500, ge=50, le=20_000)
     """Answers are cut after this many characters (what was said so far is kept)."""
     timeout_s: float = Field(default=60.0, gt=0, le=600)
-    """Seconds the server may stay silent, before its first piece or between two."""
+    """Seconds the server may send no words, before its first or between two (keep-alives
+    and empty pieces count as silence)."""
+    answer_timeout_s: float = Field(default=180.0, gt=0, le=3600)
+    """Seconds a whole answer may take; past it, what was said stands (none: it fails)."""
 
 
 class FaceSettings(BaseModel):

@@ -194,7 +194,15 @@ class Scheduler:
         if msg.command == "set":
             return await self._set(msg.changes())
         if msg.command == "skip":
-            self._program.skip()
+            busy, on_air = self.rendering, self._program.on_air
+            if on_air is None and busy is not None:
+                # Nothing airs: the one being made is what the viewer waits for (its speech
+                # may never come: a silent LLM, a hung provider).
+                self._stop_rendering(busy, Outcome.SKIPPED)
+            else:
+                self._program.skip()
+                if busy is not None and busy.segment is not None and busy.segment is on_air:
+                    self._stop_rendering(busy, Outcome.SKIPPED)  # its rest will not air
         elif msg.command == "clear":
             await self._clear()
         else:
@@ -210,7 +218,7 @@ class Scheduler:
         while self._backlog:
             self._settle_now(self._backlog.popleft(), Outcome.CLEARED)
         if self.rendering is not None:
-            self.rendering.cancelled = Outcome.CLEARED
+            self._stop_rendering(self.rendering, Outcome.CLEARED)
         purged = await self._broker.purge_speak()
         log.info("cleared the backlog (%d more purged from the queue)", purged)
 
@@ -285,6 +293,23 @@ class Scheduler:
         if end.outcome is not None:
             self._settle_now(utt, end.outcome)
 
+    def _stop_rendering(self, busy: Utterance, outcome: Outcome) -> None:
+        """End the render in hand now, not when its speech next comes (it may never: a
+        silent LLM, a hung provider). Its segment, if it has one, is the program's to settle
+        (cut or withdrawn by the caller); without one, it is settled here."""
+        if busy.cancelled is not None:
+            return
+        busy.cancelled = outcome
+        task = self._task
+        if task is None or task.done() or self.rendering is not busy:
+            return
+        task.cancel()
+        log.info("%s: rendering stopped (%s)", busy.id, outcome.value)
+        if busy.segment is None:
+            self._settle_now(busy, outcome)
+        elif busy.segment is not self._program.on_air:
+            self._program.withdraw(busy.segment, outcome)
+
     # -- outcomes ------------------------------------------------------------------------
 
     def _from_program(self, seg: Segment) -> None:
@@ -343,7 +368,7 @@ class Scheduler:
         on_air = self._program.on_air
         busy = self.rendering
         if busy is not None and (busy.segment is None or busy.segment is not on_air):
-            busy.cancelled = Outcome.REQUEUED
+            self._stop_rendering(busy, Outcome.REQUEUED)
         for utt in list(self._inflight.values()):
             if utt.segment is not None and utt.segment is not on_air:
                 self._program.withdraw(utt.segment, Outcome.REQUEUED)
@@ -351,7 +376,7 @@ class Scheduler:
     def requeue_all(self) -> None:
         self.requeue_waiting()
         if self.rendering is not None:
-            self.rendering.cancelled = Outcome.REQUEUED
+            self._stop_rendering(self.rendering, Outcome.REQUEUED)
         for utt in list(self._inflight.values()):
             if utt.segment is not None:
                 self._program.withdraw(utt.segment, Outcome.REQUEUED)

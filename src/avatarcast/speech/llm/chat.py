@@ -4,11 +4,13 @@ server-sent events): the answer's text, piece by piece.
 Retries (a 429 or 5xx, a timeout, a refused connection) happen only before the first piece:
 once the answer has started airing it cannot be asked for again. The answer is capped in
 characters (`max_chars`; `max_tokens` is asked of the model), and the server may not stay
-silent longer than `timeout_s`, before its first piece or between two.
+silent longer than `timeout_s`, before its first piece or between two (keep-alives and empty
+deltas are silence), nor take longer than `answer_timeout_s` in all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -50,8 +52,26 @@ class ChatClient:
                              {"role": "user", "content": prompt}]}
         lines = await self._open(body)
         total = 0
+        pieces = _pieces(lines)
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self._s.answer_timeout_s
         try:
-            async for piece in _pieces(lines):
+            while True:
+                # Silence is the lack of content: keep-alives, comments and empty deltas
+                # are not an answer, and do not reset the deadline.
+                wait = min(self._s.timeout_s, ends - loop.time())
+                try:
+                    async with asyncio.timeout(max(0.0, wait)):
+                        piece = await anext(pieces)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    if wait < self._s.timeout_s:
+                        raise LLMError(f"llm answer took longer than llm.answer_timeout_s "
+                                       f"({self._s.answer_timeout_s:g} s)",
+                                       retryable=False) from None
+                    raise LLMError(f"llm sent no words for {self._s.timeout_s:g} s "
+                                   "(llm.timeout_s)", retryable=False) from None
                 room = self._s.max_chars - total
                 if len(piece) >= room:
                     yield piece[:room]
@@ -60,6 +80,7 @@ class ChatClient:
                 total += len(piece)
                 yield piece
         finally:
+            await pieces.aclose()
             await lines.aclose()
 
     async def _open(self, body: dict[str, Any]) -> Any:
@@ -117,7 +138,7 @@ async def _lines(resp: Any) -> AsyncIterator[str]:
         await resp.aclose()
 
 
-async def _pieces(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+async def _pieces(lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
     """The content deltas of an SSE chat-completions stream, until [DONE]."""
     async for line in lines:
         if not line.startswith("data:"):
