@@ -9,7 +9,6 @@ import signal
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from harness.daemon import (
@@ -42,10 +41,9 @@ def _ffmpeg_publishing_to(url: str) -> int:
     raise AssertionError(f"no FFmpeg publishes to {url}")
 
 
-def _bursts(path: Path) -> int:
-    """Stretches of speech in a recording (loud 100 ms windows, apart by a second or more)."""
-    loud = np.flatnonzero(rms_windows(decode_audio(path), RATE, 0.1) > 0.02)
-    return 0 if not len(loud) else 1 + int((np.diff(loud) > 10).sum())
+def _speech_s(path: Path) -> float:
+    """Seconds of speech in a recording: its loud 100 ms windows."""
+    return 0.1 * int((rms_windows(decode_audio(path), RATE, 0.1) > 0.02).sum())
 
 
 def test_channels_air_their_own_queues_and_fail_alone(
@@ -92,9 +90,14 @@ def test_channels_air_their_own_queues_and_fail_alone(
                 r["id"] == "for-b" for r in s["channels"]["b"]["recent"])
                 and s["channels"]["a"]["encoder_restarts"] >= 1
                 and s["channels"]["a"]["encoder_alive"], 60, "for-b aired, a back")
-            b = st["channels"]["b"]
+            a, b = st["channels"]["a"], st["channels"]["b"]
             assert b["recent"][-1]["outcome"] == "aired"
-            assert b["frames_dropped"] == 0 and b["encoder_restarts"] == 0, daemon.log()[-4000:]
+            # b's encoder ran on, and b sent its ticks while a lost all of its own from the
+            # kill to its new FFmpeg (the 0.5 s backoff and its start: 15 frames or more). Not
+            # none dropped: b's FFmpeg may fall its 8 frames behind on a busy machine while
+            # a's starts; but b held up by a's outage would have lost about as many as a.
+            assert b["encoder_restarts"] == 0, daemon.log()[-4000:]
+            assert b["frames_dropped"] * 2 <= a["frames_dropped"], (b, daemon.log()[-4000:])
             assert [r["id"] for r in st["channels"]["a"]["recent"]] == ["for-a"]
 
             with urllib.request.urlopen(
@@ -116,9 +119,15 @@ def test_channels_air_their_own_queues_and_fail_alone(
     assert "[a] " in log and "[b] " in log
     for url in urls.values():
         assert url not in log  # stream keys stay out of the log
-    # Each stream carries its own channel's speech and only that.
-    assert _bursts(recordings["a"]) == 1
-    assert _bursts(recordings["b"]) == 1
+    # Each stream carries its own channel's speech and only that: about as much speech as
+    # its message aired (by its frames), not the other's as well. (The two texts are about
+    # as long; b's may start within a second of a's end, so no pause tells them apart.)
+    # Loud windows miss the quiet between words, and one across the speech's start or end
+    # may count: between half of it and it + 0.2 s.
+    for cid in "ab":
+        (entry,) = (r for r in st["channels"][cid]["recent"] if r["id"] == f"for-{cid}")
+        aired_s = entry["frames"] / 30  # at the default 30 fps
+        assert aired_s / 2 <= _speech_s(recordings[cid]) <= aired_s + 0.2, (cid, aired_s)
     # The worker's status holds every configured channel under its own id, the running ones
     # each reporting itself (not another channel's figures), and says it owns all three.
     assert st["owned"] == ["a", "b", "c"] and set(st["channels"]) == {"a", "b", "c"}
