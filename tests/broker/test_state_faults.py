@@ -8,7 +8,10 @@ hangs is not."""
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +138,59 @@ def test_a_pause_and_a_set_outlive_the_daemon(tmp_path: Path, queues: QueueNames
         second.kill()
     assert [(e["id"], e["outcome"]) for e in st["recent"]] == [("held-1", "aired"),
                                                              ("held-2", "aired")]
+
+
+def _fails_unhealthy(daemon: DaemonProc, what: str) -> dict[str, Any]:
+    """The status once the daemon says it failed (503 naming `what`); then it exits 1."""
+    st = daemon.wait_for(lambda s: bool(s.get("failed")), 60, f"{what} failed")
+    assert what in st["failed"], st["failed"]
+    with pytest.raises(urllib.error.HTTPError) as unhealthy:
+        urllib.request.urlopen(f"http://127.0.0.1:{daemon.health_port}/healthz", timeout=5)
+    assert unhealthy.value.code == 503
+    assert daemon.proc.wait(60) == 1, daemon.log()[-3000:]
+    return st
+
+
+def test_a_broken_state_dir_stops_the_daemon_unhealthy_and_loses_nothing(
+    tmp_path: Path, queues: QueueNames
+) -> None:
+    """The render worker and the settlements write to the state dir. When that fails (the disk
+    full, a path that is not a file), the daemon once went on accepting texts and airing none,
+    /healthz 200: now /healthz says 503 naming the task, the daemon exits 1 for its supervisor
+    to start it again, and the message goes back to the queue."""
+    state = tmp_path / "state"
+    env = {"AVATARCAST_STATE_DIR": str(state), "AVATARCAST_SHUTDOWN__GRACE_S": "2"}
+    # 1. The render worker cannot note that it takes a message up.
+    (state / "attempts.json.tmp").mkdir(parents=True)
+    first = DaemonProc(tmp_path / "first", queues, env)
+    try:
+        first.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
+        speak(queues, "m")
+        _fails_unhealthy(first, "render-worker")
+    finally:
+        first.kill()
+    assert queue_depth(queues.speak) == 1  # back in the queue
+    (state / "attempts.json.tmp").rmdir()
+
+    # 2. The disk is full when the aired message's id is to be kept.
+    second = DaemonProc(tmp_path / "second", queues, env)
+    try:
+        second.wait_for(lambda s: (s.get("rendering") or {}).get("id") == "m" or s["on_air"],
+                        60, "m taken up")
+        (state / "handled-ids.log").unlink(missing_ok=True)
+        (state / "handled-ids.log").symlink_to("/dev/full")  # writes: ENOSPC
+        _fails_unhealthy(second, "No space left on device")
+    finally:
+        second.kill()
+    assert "settled m: aired" not in second.log()
+    assert queue_depth(queues.speak) == 1  # not acked: its id could not be kept
+    (state / "handled-ids.log").unlink()
+
+    # 3. Repaired: it airs, once.
+    third = DaemonProc(tmp_path / "third", queues, env)
+    try:
+        st = third.wait_for(lambda s: "m" in third.outcomes(s), 60, "m settled")
+        assert third.stop() == 0
+    finally:
+        third.kill()
+    assert third.outcomes(st)["m"] == "aired" and queue_depth(queues.speak) == 0

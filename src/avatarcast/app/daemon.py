@@ -47,11 +47,24 @@ class Daemon:
         self.started_at = time.time()
         self.last_error: str | None = None
         self.exit_code = 0
+        self.failed: str | None = None  # why it stops by itself, if it does
         self.running = False  # started and not closed: status() and the metrics answer
         self.channel: Channel | None = None
 
     def _task_died(self, name: str, exc: BaseException) -> None:
-        self.last_error = f"{name}: {exc}"
+        # Nothing restarts a task in place (its state, the message it held, are gone with
+        # it): the daemon stops, unhealthy, and systemd or the fleet worker starts it again.
+        self.fail(f"task {name} died: {type(exc).__name__}: {exc}")
+
+    def fail(self, reason: str) -> None:
+        """Something the daemon depends on broke: /healthz says 503 naming it at once, and
+        the daemon stops, exit code 1, for its supervisor to start it again."""
+        if self.failed is None:
+            log.critical("%s; stopping (exit code 1) to be started again", reason)
+            self.failed = reason
+        self.last_error = reason
+        self.exit_code = 1
+        self._stop.set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -157,10 +170,7 @@ class Daemon:
         while True:
             await asyncio.sleep(0.5)
             if not pacer.running:
-                self.last_error = f"pacer stopped: {pacer.error}"
-                log.critical("%s", self.last_error)
-                self.exit_code = 1
-                self._stop.set()
+                self.fail(f"pacer stopped: {pacer.error}")
                 # Nothing feeds the encoder any more: end the stream now, not after the grace.
                 await asyncio.to_thread(encoder.close)
                 return
@@ -168,7 +178,8 @@ class Daemon:
     def request_stop(self) -> None:
         if not self._stop.is_set():
             log.info("shutdown requested")
-        self._orderly = True
+        if self.failed is None:
+            self._orderly = True
         self._stop.set()
 
     def _release_attempts(self) -> None:
@@ -235,7 +246,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         assert self.channel is not None
         return self.channel.figures.status(last_error=self.last_error,
-                                           started_at=self.started_at)
+                                           started_at=self.started_at, failed=self.failed)
 
 
 def _real(ch: Channel) -> tuple[Consumer, Encoder]:

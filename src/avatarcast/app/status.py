@@ -77,8 +77,10 @@ class Figures:
     def outputs(self) -> list[dict[str, Any]]:
         return self.encoder.outputs() if self.encoder is not None else []
 
-    def status(self, *, last_error: str | None, started_at: float) -> dict[str, Any]:
-        """The daemon's status: 200 on /healthz when `encoder_alive` and `broker_connected`."""
+    def status(self, *, last_error: str | None, started_at: float,
+               failed: str | None = None) -> dict[str, Any]:
+        """The daemon's status: 200 on /healthz when `encoder_alive` and `broker_connected`
+        and nothing `failed` (a part it depends on broke: it is stopping to be restarted)."""
         e, c, sch, looks = self.encoder, self.consumer, self.scheduler, self.looks
         return {
             "channel": self.channel,
@@ -103,6 +105,7 @@ class Figures:
             "avatar": looks.avatar_name(looks.default),
             "voice": self.speech.voice,
             "avatars_loaded": looks.loaded,
+            "failed": failed,
             "last_error": last_error or (e.last_error if e is not None else None),
             "uptime_s": round(time.time() - started_at, 1),
             "recent": list(sch.history),

@@ -46,7 +46,8 @@ class HttpPort:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         body = self._status()
-        ok = body.get("encoder_alive") and body.get("broker_connected")
+        ok = (body.get("encoder_alive") and body.get("broker_connected")
+              and not body.get("failed"))
         # Status text can quote FFmpeg or the broker; keep secrets out of it like out of logs.
         text = global_redactor()(json.dumps(body))
         return web.Response(
