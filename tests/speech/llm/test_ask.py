@@ -65,10 +65,14 @@ def test_the_chat_client_streams_caps_and_fails_clearly() -> None:
         assert [m["role"] for m in sent["messages"]] == ["system", "user"]
         assert asyncio.run(_answer(_client(server, max_chars=60))) == ANSWER[:60]
         server.fail = [503]
+        asked = len(server.requests)
         assert asyncio.run(_answer(_client(server))) == ANSWER  # retried once, then answered
-        server.fail = [500, 500]
+        assert len(server.requests) == asked + 2
+        server.fail = [500, 500, 500]
+        asked = len(server.requests)
         with pytest.raises(LLMError, match="gave up after 2 attempts"):
             asyncio.run(_answer(_client(server)))
+        assert len(server.requests) == asked + 2  # both attempts reached the server, no third
     with ChatServer() as server:
         bad = ChatClient(LLMSettings(base_url=server.base_url, api_key="sk-nope-123456789"),  # type: ignore[arg-type]
                          attempts=2)
