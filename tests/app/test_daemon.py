@@ -114,9 +114,11 @@ async def test_a_start_that_fails_halfway_closes_what_it_started(
     assert len(daemon.tasks) == 0
 
 
-async def test_a_background_task_that_dies_is_named_in_the_status(
+async def test_a_background_task_that_dies_fails_the_daemon_naming_it(
     tmp_path: Path, queues: QueueNames,
 ) -> None:
+    """Nothing restarts a task in place: the status names it (/healthz 503), and the daemon
+    stops with exit code 1, for its supervisor to start it again."""
     daemon = Daemon(_settings(tmp_path, queues, free_port()))
     async with _started(daemon):
         ch = daemon.channel
@@ -126,5 +128,7 @@ async def test_a_background_task_that_dies_is_named_in_the_status(
             raise OSError("too many open files")
 
         ch.consumer.queue_depth = broken  # type: ignore[method-assign]
-        await _until(lambda: daemon.status()["last_error"] is not None, 30)
-        assert daemon.status()["last_error"] == "queue-depth: too many open files"
+        await _until(lambda: daemon.status()["failed"] is not None, 30)
+        want = "task queue-depth died: OSError: too many open files"
+        assert daemon.status()["failed"] == want == daemon.status()["last_error"]
+        assert daemon.exit_code == 1
