@@ -366,6 +366,12 @@ class FleetSettings(BaseModel):
     """A channel stops publishing its stream when the broker has not confirmed its lease for
     this long: before the broker can have given it to another worker (less than
     heartbeat_s)."""
+    give_up_after: int = Field(default=3, ge=1, le=100)
+    """A channel that fails this many times in a row on a worker (each run shorter than a
+    minute) is handed over: the worker releases its lease for another worker to take."""
+    give_up_s: float = Field(default=300.0, ge=0, le=86_400)
+    """How long a worker that handed a channel over leaves it to the others before it takes
+    it again (then only if none of them did)."""
 
     @model_validator(mode="after")
     def _fence_first(self) -> FleetSettings:

@@ -42,8 +42,9 @@ def watched_rtmp(tmp_path: Path) -> Iterator[NginxRtmp]:
 
 
 def _worker(tmp_path: Path, name: str, queues: QueueNames, capacity: int,
-            channels: str = "channels.toml") -> DaemonProc:
+            channels: str = "channels.toml", **extra: str) -> DaemonProc:
     return DaemonProc(tmp_path / name, queues, {
+        **extra,
         "AVATARCAST_CHANNELS_FILE": str(tmp_path / channels),
         "AVATARCAST_OUTPUT__RTMP_URLS": "[]",
         "AVATARCAST_FACE__ANIMATOR": "still",
@@ -250,3 +251,34 @@ def test_a_broker_restart_loses_nothing_and_airs_nothing_twice(
         for w in workers:
             w.kill()
         delete_queues(q)
+
+
+def test_a_channel_that_keeps_failing_on_its_owner_goes_where_it_can_air(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp,
+) -> None:
+    """Worker `bad` lacks the channel's avatar (set for it alone); it once restarted the
+    channel there forever, holding its lease, while `good` stood by. Now it hands the channel
+    over after `fleet.give_up_after` failures in a row, and leaves it to `good`."""
+    _channels_file(tmp_path, rtmp_server, "a")
+    qa = queues.channel("a")
+    bad = _worker(tmp_path, "bad", queues, 1, AVATARCAST_AVATAR__ID="nobody",
+                  AVATARCAST_FLEET__GIVE_UP_AFTER="2")
+    good: DaemonProc | None = None
+    try:
+        bad.wait_for(lambda s: s.get("owned") == ["a"], 60, "bad owns a")
+        good = _worker(tmp_path, "good", queues, 1)
+        good.wait_for(lambda s: _ready(s, 1), 90, "good runs a")
+        publish(qa.speak, {"type": "speak", "id": "here", "text": "Airing where I can."})
+        good.wait_for(lambda s: any(r["id"] == "here" and r["outcome"] == "aired"
+                                         for r in s["channels"]["a"]["recent"]), 60, "aired")
+        mine = bad.status()
+        assert mine is not None and mine["owned"] == []
+        assert "handed over" in (mine["channels"]["a"]["last_error"] or "")
+        assert "avatar 'nobody'" in mine["channels"]["a"]["last_error"]
+        assert good.stop() == 0 and bad.stop() == 0
+    finally:
+        bad.kill()
+        if good is not None:
+            good.kill()
+        delete_queues(qa)
+    assert bad.log().count("restarting it in") == 1  # failed twice, then handed over

@@ -50,6 +50,7 @@ class Worker:
         self._daemons: dict[str, Daemon] = {}
         self._running: dict[str, asyncio.Task[None]] = {}  # the channels this worker owns
         self._errors: dict[str, str] = {}
+        self._shunned: dict[str, float] = {}  # handed over: not taken back before then
         self._stop = asyncio.Event()
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
@@ -120,7 +121,8 @@ class Worker:
             self._forget_stopped()
             now = time.monotonic()
             if now >= next_take and len(self._running) < self._capacity:
-                free = [c for c in self._channels if c not in self._running]
+                free = [c for c in self._channels if c not in self._running
+                        and self._shunned.get(c, 0.0) <= now]
                 random.shuffle(free)
                 for cid in free:
                     if len(self._running) >= self._capacity or self._stop.is_set():
@@ -164,6 +166,7 @@ class Worker:
         cid = settings.channel or "?"
         channel_id.set(cid)
         backoff = RESTART_MIN_S
+        failures = 0  # in a row, each run short of STABLE_S
         while not self._stop.is_set():
             if not self._leases.valid():
                 return  # the lease is gone: the channel is someone else's now
@@ -187,10 +190,25 @@ class Worker:
             if not self._leases.valid():
                 return
             if time.monotonic() - started > STABLE_S:
-                backoff = RESTART_MIN_S
+                backoff, failures = RESTART_MIN_S, 0
+            failures += 1
+            if failures >= self._base.fleet.give_up_after:
+                await self._hand_over(cid, failures, error)
+                return
             log.error("channel %s is off air (%s); restarting it in %.0f s", cid, error, backoff)
             await self._pause(backoff)
             backoff = min(backoff * 2, RESTART_MAX_S)
+
+    async def _hand_over(self, cid: str, failures: int, error: str) -> None:
+        """The channel keeps failing here (an avatar this machine lacks, an ingest that
+        refuses this host): let its lease go, for a worker where it may air, and leave it to
+        the others for a while."""
+        wait = self._base.fleet.give_up_s
+        self._errors[cid] = (f"failed {failures} times in a row on this worker ({error}); "
+                             f"handed over, not taken back here for {wait:g} s")
+        log.error("channel %s %s", cid, self._errors[cid])
+        self._shunned[cid] = time.monotonic() + wait
+        await self._leases.release(lease_queue(self._channels[cid].broker))
 
     def status(self) -> dict[str, Any]:
         channels: dict[str, Any] = {}
