@@ -369,7 +369,7 @@ class FleetSettings(BaseModel):
     give_up_after: int = Field(default=3, ge=1, le=100)
     """A channel that fails this many times in a row on a worker (each run shorter than a
     minute) is handed over: the worker releases its lease for another worker to take."""
-    give_up_s: float = Field(default=300.0, ge=0, le=86_400)
+    give_up_s: float = Field(default=60.0, ge=0, le=86_400)
     """How long a worker that handed a channel over leaves it to the others before it takes
     it again (then only if none of them did)."""
 

@@ -304,7 +304,8 @@ class Scheduler:
         if task is None or task.done() or self.rendering is not busy:
             return
         task.cancel()
-        log.info("%s: rendering stopped (%s)", busy.id, outcome.value)
+        log.info("%s: rendering stopped (%s)", busy.id, outcome.value,
+                 extra={"msg_id": busy.id})
         if busy.segment is None:
             self._settle_now(busy, outcome)
         elif busy.segment is not self._program.on_air:
