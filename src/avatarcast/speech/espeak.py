@@ -46,8 +46,10 @@ class EspeakSynthesizer:
 
     async def load(self) -> None:
         await self._run("ready", self._voice)
-        self._voices = voice_names((await self._exec("--voices"))[0].decode())
-        self._variants = variant_names((await self._exec("--voices=variant"))[0].decode())
+        voices = (await self._exec("--voices"))[0]
+        variants = (await self._exec("--voices=variant"))[0]
+        self._voices = voice_names(voices.decode(errors="replace"))
+        self._variants = variant_names(variants.decode(errors="replace"))
 
     def knows(self, voice: str) -> bool:
         """A voice espeak-ng lists, by any of its names, with one of its variants after a
