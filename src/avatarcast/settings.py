@@ -215,6 +215,11 @@ class PlayoutSettings(BaseModel):
         return max(video.fps, self.render_buffer_mb * 1024 * 1024 // frame)
 
 
+# OpenAI's documented speech voices.
+OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova",
+                 "onyx", "sage", "shimmer", "verse")
+
+
 class SpeechSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
@@ -244,6 +249,9 @@ class SpeechSettings(BaseModel):
     """The speech model asked for."""
     openai_voice: str = "alloy"
     """The voice when a message names none (a message's `voice` picks another)."""
+    openai_voices: list[str] = Field(default_factory=lambda: list(OPENAI_VOICES))
+    """The voices the server has (JSON list; OpenAI's by default): a message or `set` naming
+    one of these (or openai_voice) goes to this provider."""
     openai_format: Literal["pcm", "wav"] = "pcm"
     """pcm: raw 16-bit mono at openai_sample_rate (OpenAI's is 24 kHz); wav: read from its
     header."""

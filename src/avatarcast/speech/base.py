@@ -30,6 +30,9 @@ class Spoken:
     alignment: Alignment | None = None
     text: str | None = None
     last: bool = False  # nothing follows it: the utterance's audio is complete
+    # On an utterance's first chunk: why it is not in the voice asked for (that voice's
+    # provider failed, the next one speaks in its own voice).
+    fallback: str | None = None
 
 
 def rescale_alignment(alignment: Alignment, total: int) -> Alignment:
@@ -58,6 +61,10 @@ class Synthesizer(Protocol):
 
     async def load(self) -> None:
         """Load models; called once before the first synthesis."""
+
+    def knows(self, voice: str) -> bool:
+        """Whether `voice` is one of this provider's (after load)."""
+        ...
 
     def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
         """Yield audio sentence by sentence."""

@@ -49,7 +49,7 @@ def make_providers(settings: SpeechSettings, ffmpeg: str,
                 model=settings.openai_model, voice=settings.openai_voice,
                 response_format=settings.openai_format,
                 sample_rate=settings.openai_sample_rate, timeout_s=settings.timeout_s,
-                attempts=settings.retry_attempts))
+                attempts=settings.retry_attempts, voices=settings.openai_voices))
         elif name == "edge":
             from .edge import EdgeSynthesizer
 
@@ -99,13 +99,34 @@ class Speech:
     def providers(self) -> list[str]:
         return [p.name for p in self._usable]
 
-    async def synthesize(self, text: str, voice: str | None) -> AsyncGenerator[Spoken, None]:
-        """Speech at the output rate, sentence by sentence. Falls back to the next provider while
-        nothing has been produced; after the first sentence an error ends the utterance."""
+    def _plan(self, voice: str | None, fall_back: bool) -> list[tuple[Synthesizer, str | None]]:
+        """The providers to ask, in order, each with the voice to ask it for (None: its own).
+        A named voice goes to the first provider that knows it (those before it are skipped);
+        the ones after it speak it if they know it too, else (with `fall_back`) their own."""
+        if voice is None:
+            return [(p, None) for p in self._usable]
+        knowing = [p.knows(voice) for p in self._usable]
+        if not any(knowing):
+            have = ", ".join(self.providers) + "".join(
+                f"; {name} did not load" for name in self.load_errors)
+            raise SpeechError(f"no provider knows voice {voice!r} (providers: {have})",
+                              retryable=False)
+        first = knowing.index(True)
+        return [(p, voice if knows else None)
+                for p, knows in zip(self._usable[first:], knowing[first:], strict=True)
+                if knows or fall_back]
+
+    async def synthesize(self, text: str, voice: str | None, *,
+                         fall_back: bool = True) -> AsyncGenerator[Spoken, None]:
+        """Speech at the output rate, sentence by sentence, in `voice` (None: the one `set`
+        chose, else each provider's own). Falls back to the next provider while nothing has
+        been produced, in that provider's own voice if it does not know `voice` (said on the
+        first chunk, and logged); after the first sentence an error ends the utterance.
+        Without `fall_back`, only the providers that know `voice` are asked."""
         voice = voice if voice is not None else self.voice
         errors: list[str] = []
         timeout = self._settings.timeout_s
-        for provider in self._usable:
+        for provider, asked in self._plan(voice, fall_back):
             it: AsyncIterator[SpeechChunk] | None = None
             try:
                 async for attempt in AsyncRetrying(
@@ -115,7 +136,7 @@ class Speech:
                     reraise=True,
                 ):
                     with attempt:
-                        it = provider.synthesize(text, voice)
+                        it = provider.synthesize(text, asked)
                         first = await self._next(it, timeout, provider.name)
             except SpeechError as exc:
                 errors.append(f"{provider.name}: {exc}")
@@ -127,7 +148,12 @@ class Speech:
                 continue
             try:
                 # Only the utterance's start: later sentences keep the pause before them.
-                yield await self._resample(first, trim=True)
+                spoken = await self._resample(first, trim=True)
+                if asked != voice:  # the provider that knows the voice failed
+                    spoken.fallback = (f"voice {voice!r} fell back to {provider.name}'s own "
+                                       "voice: " + "; ".join(errors))
+                    log.warning("%s", spoken.fallback)
+                yield spoken
                 while (chunk := await self._next(it, timeout, provider.name)) is not None:
                     yield await self._resample(chunk)
             finally:
@@ -138,9 +164,10 @@ class Speech:
         raise SpeechError("speech failed: " + "; ".join(errors), retryable=False)
 
     async def try_voice(self, voice: str) -> str | None:
-        """Say a word with `voice`: None when a provider could, else why none could."""
+        """Say a word with `voice` itself (no provider's own voice instead): None when a
+        provider could, else why none could."""
         try:
-            async with aclosing(self.synthesize("Hello.", voice)) as chunks:
+            async with aclosing(self.synthesize("Hello.", voice, fall_back=False)) as chunks:
                 async for _ in chunks:
                     return None
         except SpeechError as exc:

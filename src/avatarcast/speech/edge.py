@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -10,6 +11,9 @@ import numpy as np
 from .base import SpeechChunk, SpeechError, pieces_of
 
 DECODE_RATE = 24_000
+# The voice names edge-tts accepts: "en-US-GuyNeural", or the long form it sends.
+_VOICE = re.compile(r"[a-z]{2,}-[A-Z]{2,}-.+Neural|Microsoft Server Speech Text to Speech "
+                    r"Voice \(.+,.+\)")
 
 
 class EdgeSynthesizer:
@@ -22,6 +26,10 @@ class EdgeSynthesizer:
 
     async def load(self) -> None:
         import edge_tts  # noqa: F401  (fail at start, not at the first message, if missing)
+
+    def knows(self, voice: str) -> bool:
+        """By its name's form: the service's list cannot be had offline."""
+        return voice == self._voice or _VOICE.fullmatch(voice) is not None
 
     async def _mp3(self, text: str, voice: str) -> bytes:
         import aiohttp

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import numpy as np
@@ -49,11 +49,12 @@ class OpenAISynthesizer:
 
     def __init__(self, *, base_url: str, api_key: str | None, model: str, voice: str,
                  response_format: str, sample_rate: int, timeout_s: float, attempts: int,
-                 ) -> None:
+                 voices: Iterable[str] = ()) -> None:
         self._url = base_url.rstrip("/") + "/audio/speech"
         self._key = api_key
         self._model = model
         self._voice = voice
+        self._voices = {voice, *voices}
         self._format = response_format
         self._rate = sample_rate
         self._timeout = timeout_s
@@ -64,6 +65,10 @@ class OpenAISynthesizer:
         import httpx
 
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout, connect=5.0))
+
+    def knows(self, voice: str) -> bool:
+        """The server's voices are not asked for: the configured list says them."""
+        return voice in self._voices
 
     async def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
         for sentence, last in pieces_of(text):

@@ -97,6 +97,13 @@ class PiperSynthesizer:
     async def load(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._voice, None)
 
+    def knows(self, voice: str) -> bool:
+        """The bundled voice, or one whose `.onnx` file is in the voices dir."""
+        try:
+            return self._model_path(voice)[1].is_file()
+        except SpeechError:
+            return False
+
     def _model_path(self, voice: str | None) -> tuple[str, Path]:
         if voice is None:
             if self._default is not None:
