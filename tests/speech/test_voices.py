@@ -22,6 +22,7 @@ from avatarcast.settings import SpeechProvider, SpeechSettings
 from avatarcast.speech.base import SpeechError, Spoken
 from avatarcast.speech.chain import Speech, make_providers
 from harness.daemon import DaemonProc, QueueNames, drain, publish
+from harness.events import EventTap
 from harness.openai_server import KEY, SpeechServer
 
 TEXT = "The first sentence. And the second one."
@@ -156,10 +157,13 @@ def test_a_voice_whose_provider_is_down_airs_on_the_next_and_one_nobody_has_fail
         })
         try:
             daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
-            publish(queues.speak, {"type": "speak", "id": "alloy-1", "voice": "alloy",
-                                   "text": "The hosted voice is down, so piper says this."})
-            st = daemon.wait_for(lambda s: "alloy-1" in daemon.outcomes(s), 90, "settled")
-            assert daemon.outcomes(st) == {"alloy-1": "aired"}, st["recent"]
+            with EventTap(queues.events) as tap:
+                publish(queues.speak, {"type": "speak", "id": "alloy-1", "voice": "alloy",
+                                       "text": "The hosted voice is down, so piper says this."})
+                st = daemon.wait_for(lambda s: "alloy-1" in daemon.outcomes(s), 90, "settled")
+                assert daemon.outcomes(st) == {"alloy-1": "aired"}, st["recent"]
+                tap.wait_for(lambda ev: any(e["event"] == "finished" for e in ev), 10, "event")
+                (finished,) = [e for e in tap.of("alloy-1") if e["event"] == "finished"]
             failed = say(queues, tmp_path, "--wait", "--id", "nobody-1", "--voice",
                          "no-such-voice-7", "Nobody has my voice.")
             assert daemon.stop() == 0
@@ -171,6 +175,7 @@ def test_a_voice_whose_provider_is_down_airs_on_the_next_and_one_nobody_has_fail
     assert len(fell) == 1, fell
     assert fell[0].startswith("voice 'alloy' fell back to piper's own voice: openai: "), fell
     assert all(ln.get("id") == "alloy-1" for ln in lines if "fell back" in ln["message"])
+    assert finished["fallback"] == fell[0]  # the event says who spoke instead
 
     why = "no provider knows voice 'no-such-voice-7' (providers: openai, piper)"
     assert failed.returncode == EXIT_FAILED, failed.stdout + failed.stderr

@@ -48,6 +48,7 @@ class Utterance:
     cut_out: asyncio.Event | None = None  # an interrupt's: set once its cut went to the encoder
     script: Script = field(default_factory=Script)  # its words and phones, as rendered
     answer: str = ""  # an ask's answer, as far as it was spoken
+    fallback: str | None = None  # its voice's provider was down: which spoke instead
 
     @property
     def urgent(self) -> bool:
@@ -118,6 +119,8 @@ class Renderer:
                     synth_s += time.perf_counter() - waited
                     if utt.cancelled is not None or (seg is not None and seg.done):
                         break
+                    if spoken.fallback and utt.fallback is None:
+                        utt.fallback = spoken.fallback  # the first (an ask asks per sentence)
                     self._script(utt.script, spoken, spoken_samples, timeline, captioner)
                     spoken_samples += len(spoken.pcm)
                     if seg is None:

@@ -143,5 +143,7 @@ class Settlement:
             reason = utt.error or RENDERING_FAILED
         if utt.answer:
             fields["answer"] = utt.answer
+        if utt.fallback:
+            fields["fallback"] = utt.fallback  # the voice's provider was down: who spoke
         self._lifecycle.emit(meaning.event, utt.id, at_frame=at, reason=reason,
                              **{k: round(v, 4) for k, v in utt.timings.items()}, **fields)
