@@ -302,7 +302,16 @@ class FaceSettings(BaseModel):
     """The face server of the remote animator (`avatarcast serve-face`), e.g.
     http://gpu-box:8090."""
     remote_timeout_s: float = Field(default=3.0, gt=0, le=60)
-    """Seconds the face server may stay silent before the lite animator takes over."""
+    """Seconds the face server may stay silent before the lite animator takes over; also the
+    longest one frame may take to arrive whole (a server that trickles bytes is given up)."""
+    server_max_width: int = Field(default=3840, ge=64, le=3840)
+    """The widest output a face server (`avatarcast serve-face`) renders for; a wider request
+    gets 400."""
+    server_max_height: int = Field(default=2160, ge=64, le=2160)
+    """The tallest output a face server renders for; a taller request gets 400."""
+    server_max_avatars: int = Field(default=4, ge=1, le=64)
+    """Avatars a face server keeps loaded (one per id and output size); past it, the one used
+    least recently is let go and loaded again when asked for."""
 
     @model_validator(mode="after")
     def _remote_has_url(self) -> FaceSettings:
