@@ -397,7 +397,13 @@ class WebRTCSettings(BaseModel):
     """Frames per second of the view: the stream's rate divided by a whole number, about
     this."""
     max_viewers: int = Field(default=4, ge=1, le=32)
-    """Browsers watching at once (each has encoders of its own: VP8 or H.264, and Opus)."""
+    """Browsers watching at once (each has encoders of its own: VP8 or H.264, and Opus); an
+    offer past it gets 503."""
+    max_offer_bytes: int = Field(default=64 * 1024, ge=4096, le=2**20)
+    """The largest SDP offer taken (a browser's is a few KiB); a larger one gets 413."""
+    max_media_sections: int = Field(default=4, ge=2, le=64)
+    """The most media sections (m= lines) an offer may have (a WHEP player's has two: audio
+    and video); more gets 400."""
 
 
 class ShutdownSettings(BaseModel):
