@@ -139,14 +139,20 @@ class FaceServer:
     async def _drop(self, key: Key) -> None:
         entry = self._loaded.pop(key)
         entry.dropped = True
-        if entry.users == 0:
-            await entry.animator.aclose()
         log.info("let go of avatar %r at %dx%d %d fps", *key)
+        if entry.users == 0:
+            await self._close(entry)
 
     async def _release(self, entry: _Loaded) -> None:
         entry.users -= 1
         if entry.dropped and entry.users == 0:
-            await entry.animator.aclose()
+            await self._close(entry)
+
+    async def _close(self, entry: _Loaded) -> None:
+        # Once the thread has done what it was given (a batch under way, a render's close):
+        # then the animator takes no more work.
+        await asyncio.get_running_loop().run_in_executor(self._executor, _nothing)
+        await entry.animator.aclose()
 
     async def _render(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -192,22 +198,31 @@ class FaceServer:
         loop = asyncio.get_running_loop()
         resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
         await resp.prepare(request)
+        # A batch at a time on the animators' thread, the next one rendered while this one is
+        # written from here: a client that does not read holds one batch, never the thread,
+        # which renders the other requests' batches meanwhile.
+        step = loop.run_in_executor(self._executor, _step, chunks)
         try:
-            # One batch on the animators' thread, then written from here: the thread renders
-            # the other requests' batches while this client reads.
-            while (chunk := await loop.run_in_executor(self._executor, _step, chunks)) is not None:
+            while (chunk := await step) is not None:
+                step = loop.run_in_executor(self._executor, _step, chunks)
                 await resp.write(chunk)
         except ConnectionError:
             log.info("a client left during its render")
             return resp
         finally:
-            self._executor.submit(chunks.close)  # on the thread that runs it
+            if not step.cancel() and not step.cancelled():  # its batch is not wanted
+                step.exception()  # nor its failure: retrieved, not logged as lost
+            self._executor.submit(chunks.close)  # on the thread that runs it, after that step
         await resp.write_eof()
         return resp
 
 
 def _step(chunks: Iterator[bytes]) -> bytes | None:
     return next(chunks, None)
+
+
+def _nothing() -> None:
+    pass
 
 
 async def serve(settings: Settings, host: str, port: int) -> None:
