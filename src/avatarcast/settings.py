@@ -310,7 +310,16 @@ class FaceSettings(BaseModel):
     """The face server of the remote animator (`avatarcast serve-face`), e.g.
     http://gpu-box:8090."""
     remote_timeout_s: float = Field(default=3.0, gt=0, le=60)
-    """Seconds the face server may stay silent before the lite animator takes over."""
+    """Seconds the face server may stay silent before the lite animator takes over; also the
+    longest one frame may take to arrive whole (a server that trickles bytes is given up)."""
+    server_max_width: int = Field(default=3840, ge=64, le=3840)
+    """The widest output a face server (`avatarcast serve-face`) renders for; a wider request
+    gets 400."""
+    server_max_height: int = Field(default=2160, ge=64, le=2160)
+    """The tallest output a face server renders for; a taller request gets 400."""
+    server_max_avatars: int = Field(default=4, ge=1, le=64)
+    """Avatars a face server keeps loaded (one per id and output size); past it, the one used
+    least recently is let go and loaded again when asked for."""
 
     @model_validator(mode="after")
     def _remote_has_url(self) -> FaceSettings:
@@ -402,7 +411,13 @@ class WebRTCSettings(BaseModel):
     """Frames per second of the view: the stream's rate divided by a whole number, about
     this."""
     max_viewers: int = Field(default=4, ge=1, le=32)
-    """Browsers watching at once (each has encoders of its own: VP8 or H.264, and Opus)."""
+    """Browsers watching at once (each has encoders of its own: VP8 or H.264, and Opus); an
+    offer past it gets 503."""
+    max_offer_bytes: int = Field(default=64 * 1024, ge=4096, le=2**20)
+    """The largest SDP offer taken (a browser's is a few KiB); a larger one gets 413."""
+    max_media_sections: int = Field(default=4, ge=2, le=64)
+    """The most media sections (m= lines) an offer may have (a WHEP player's has two: audio
+    and video); more gets 400."""
 
 
 class ShutdownSettings(BaseModel):

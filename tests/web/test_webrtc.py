@@ -230,6 +230,97 @@ def test_the_whep_endpoint_answers_over_http() -> None:
     assert out["viewers_after_close"] == 0 and out["tasks_left"] == []
 
 
+async def _split_post(port: int, offer: str, go: asyncio.Event) -> tuple[int, str]:
+    """POST /whep in two parts: the request's head now, its body (the offer) once `go` is set,
+    as a client whose offer comes in a second packet; (status, body) of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = offer.encode()
+    writer.write(f"POST /whep HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
+                 f"application/sdp\r\nContent-Length: {len(body)}\r\nConnection: close"
+                 "\r\n\r\n".encode())
+    await writer.drain()
+    await go.wait()
+    writer.write(body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    head, _, text = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), text.decode()
+
+
+def test_parallel_offers_get_exactly_max_viewers() -> None:
+    """Six offers at once for two places. Each handler has its request's head and waits for
+    the offer when the offers arrive (the sleep sets that up; the cap must hold in any order):
+    a cap checked before the offer is read, and taken after, lets all six in."""
+    port = free_port()
+
+    async def run() -> tuple[list[tuple[int, str]], int]:
+        loop = asyncio.get_running_loop()
+        whep = open_whep(Settings(webrtc=WebRTCSettings(max_viewers=2)), loop)
+        assert whep is not None
+        server = HttpPort("127.0.0.1", port, lambda: {}, None, whep.add_routes)
+        await server.start()
+        clients = [await _offer() for _ in range(6)]
+        try:
+            go = asyncio.Event()
+            posts = [asyncio.create_task(_split_post(port, sdp, go)) for _, sdp in clients]
+            await asyncio.sleep(0.5)
+            go.set()
+            answers = await asyncio.gather(*posts)
+            return answers, whep.viewers
+        finally:
+            await whep.aclose()
+            for pc, _ in clients:
+                await pc.close()
+            await server.aclose()
+
+    answers, viewers = asyncio.run(run())
+    got = [(status, text[:60]) for status, text in answers]
+    assert sorted(status for status, _ in answers) == [201, 201, 503, 503, 503, 503], got
+    assert all("max_viewers" in text for status, text in answers if status == 503), got
+    assert viewers == 2
+
+
+def test_an_offer_is_bounded_in_size_and_in_media_sections() -> None:
+    port = free_port()
+
+    async def run() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        whep = open_whep(Settings(), loop)  # 64 KiB and 4 media sections at most
+        assert whep is not None
+        server = HttpPort("127.0.0.1", port, lambda: {}, None, whep.add_routes)
+        await server.start()
+        sdp = {"Content-Type": "application/sdp"}
+        many, many_offer = await _offer(("video",) * 9 + ("audio",))
+        pc, offer = await _offer()
+        # The same offer, grown past 64 KiB by attributes nobody reads.
+        session, media = offer.split("m=", 1)
+        padded = session + ("a=x-pad:" + "x" * 80 + "\r\n") * 900 + "m=" + media
+        try:
+            out: dict[str, Any] = {}
+            out["many"] = await asyncio.to_thread(_call, port, "POST", "/whep", many_offer, sdp)
+            out["large"] = await asyncio.to_thread(_call, port, "POST", "/whep", padded, sdp)
+            out["viewers_after_refusals"] = whep.viewers
+            out["fine"] = await asyncio.to_thread(_call, port, "POST", "/whep", offer, sdp)
+            out["viewers"] = whep.viewers
+            out["sizes"] = (len(many_offer), len(padded), len(offer))
+            return out
+        finally:
+            await whep.aclose()
+            await many.close()
+            await pc.close()
+            await server.aclose()
+
+    out = asyncio.run(run())
+    assert out["sizes"][1] > 64 * 1024 > out["sizes"][0]
+    status, text, _ = out["many"]
+    assert status == 400 and "10 media sections" in text and "webrtc.max_media_sections" in text
+    status, text, _ = out["large"]
+    assert status == 413 and "webrtc.max_offer_bytes" in text, (status, text)
+    assert out["viewers_after_refusals"] == 0
+    assert out["fine"][0] == 201 and out["viewers"] == 1
+
+
 def test_the_view_follows_the_consoles_access_rule() -> None:
     async def run() -> tuple[object, object, object]:
         loop = asyncio.get_running_loop()

@@ -13,7 +13,9 @@ Answer: `200`, `Content-Type: application/x-avatarcast-patches`, streamed as fra
 rendered: for every frame in order, a 12-byte header (little-endian `uint32 index`, then
 `uint16 x, y, w, h`: the rectangle that differs from the idle frame, all even) followed by that
 rectangle of the yuv420p frame: w*h bytes of Y, then (w/2)*(h/2) of U and of V. A frame
-identical to its idle frame is a header with w = h = 0. Errors are JSON
+identical to its idle frame is a header with w = h = 0. The answer is not content-encoded
+(the receiver asks for identity and refuses anything else: a compressed stream could unpack
+to any size). Errors are JSON
 `{"error": {"message": ...}}`: 400 a bad request, 404 an avatar the server has not prepared,
 409 a different avatar under that id (its source differs).
 """
@@ -98,6 +100,13 @@ def planes(frame: Frame) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
     return (flat[:quarter].reshape(h // 2, w // 2), flat[quarter:].reshape(h // 2, w // 2))
 
 
+def check_patch(x: int, y: int, w: int, h: int, width: int, height: int) -> None:
+    """ValueError unless the rectangle of a header fits a width x height frame, all even: the
+    receiver checks it before it reads the w*h*3/2 bytes the header announces."""
+    if x + w > width or y + h > height or x % 2 or y % 2 or w % 2 or h % 2:
+        raise ValueError(f"patch {w}x{h} at {x},{y} does not fit a {width}x{height} frame")
+
+
 def apply_patch(idle: Frame, x: int, y: int, w: int, h: int, data: bytes) -> Frame:
     """The idle frame with a received rectangle pasted in (a new array)."""
     if w == 0 or h == 0:
@@ -106,9 +115,7 @@ def apply_patch(idle: Frame, x: int, y: int, w: int, h: int, data: bytes) -> Fra
         raise ValueError(f"a {w}x{h} patch needs {w * h * 3 // 2} bytes, got {len(data)}")
     out = idle.copy()
     rows, width = out.shape
-    fh = rows * 2 // 3
-    if x + w > width or y + h > fh or x % 2 or y % 2 or w % 2 or h % 2:
-        raise ValueError(f"patch {w}x{h} at {x},{y} does not fit a {width}x{fh} frame")
+    check_patch(x, y, w, h, width, rows * 2 // 3)
     buf = np.frombuffer(data, np.uint8)
     out[y : y + h, x : x + w] = buf[: w * h].reshape(h, w)
     u, v = planes(out)

@@ -1,25 +1,32 @@
 """`avatarcast serve-face`: a face server for remote animators (wire format: remote_wire.py).
 
 It renders with its own animator (face.animator: MuseTalk on a GPU box, lite otherwise) the
-avatars prepared in its avatars_dir, one request at a time, and streams each frame back as
-it is rendered: the rectangle that differs from the idle frame.
+avatars prepared in its avatars_dir, and streams each frame back as it is rendered: the
+rectangle that differs from the idle frame. It trusts no caller: the output asked for is
+bounded (face.server_max_width, face.server_max_height, MAX_FPS), the source is checked on every
+request, at most face.server_max_avatars stay loaded, and a client that does not read holds up
+no other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from ...infra.threads import iterate_in_thread
+from ...media.audio import Pcm
 from ...settings import Settings
 from .. import cache
 from ..prepare import load
 from ..runtime import Avatar, for_output
 from .base import FaceAnimator
+from .mouthtrack import MouthTrack
 from .remote_wire import CONTENT_TYPE, encode_patch, parse_body
 from .select import choose
 from .service import make_animator
@@ -27,14 +34,30 @@ from .service import make_animator
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 2**20  # minutes of speech, base64
+MAX_FPS = 60  # video.fps's bound: no daemon asks for more
+
+Key = tuple[str, int, int, int]  # avatar id, width, height, fps
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": {"message": message}}, status=status)
 
 
+@dataclass(eq=False)
+class _Loaded:
+    """An avatar loaded for one output, and the animator that renders it."""
+
+    avatar: Avatar
+    animator: FaceAnimator
+    sha: str  # of the source it was prepared from
+    users: int = 0  # requests rendering with it now
+    dropped: bool = False  # let go of; closed when its last user is done
+
+
 class FaceServer:
-    """Owned by the event loop; animators run on one thread, one request at a time."""
+    """Owned by the event loop. The animators run on one thread, a batch at a time: requests
+    take turns there batch by batch, and each batch is written to its client off that thread,
+    so a client that reads slowly (or not at all) waits alone."""
 
     def __init__(self, settings: Settings) -> None:
         self._s = settings
@@ -44,8 +67,8 @@ class FaceServer:
         self.animator_name = name
         log.info("face server animator: %s (%s)", name, why)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="face-server")
-        self._lock = asyncio.Lock()
-        self._loaded: dict[tuple[str, int, int, int], tuple[Avatar, FaceAnimator]] = {}
+        self._loading = asyncio.Lock()  # one load at a time: an avatar is loaded once
+        self._loaded: OrderedDict[Key, _Loaded] = OrderedDict()  # least recently used first
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
@@ -57,73 +80,149 @@ class FaceServer:
         return web.json_response({"animator": self.animator_name,
                                   "avatars_loaded": len(self._loaded)})
 
-    def _avatar(self, avatar_id: str, sha: str, w: int, h: int, fps: int
-                ) -> tuple[Avatar, FaceAnimator]:
-        """Blocking: loads (once per id and output) the avatar and an animator for it."""
-        key = (avatar_id, w, h, fps)
-        if key in self._loaded:
-            return self._loaded[key]
-        directory = self._s.avatar.avatars_dir / cache.check_id(avatar_id)
-        manifest = cache.read_manifest(directory)
+    def _output(self, body: dict[str, Any]) -> tuple[int, int, int]:
+        """The output a request asks frames for, within this server's bounds (ValueError)."""
+        w, h, fps = body["width"], body["height"], body["fps"]
+        if not all(type(v) is int for v in (w, h, fps)):
+            raise ValueError("width, height and fps must be integers")
+        face = self._s.face
+        for what, v, most in (("width", w, face.server_max_width),
+                              ("height", h, face.server_max_height)):
+            if not 64 <= v <= most or v % 2:
+                raise ValueError(f"{what} {v} is not an even number from 64 to {most} "
+                                 f"(face.server_max_{what})")
+        if not 1 <= fps <= MAX_FPS:
+            raise ValueError(f"fps {fps} is not from 1 to {MAX_FPS}")
+        return w, h, fps
+
+    def _source(self, avatar_id: str) -> str:
+        """Blocking: the sha256 of the source the avatar here was prepared from."""
+        manifest = cache.read_manifest(self._s.avatar.avatars_dir / cache.check_id(avatar_id))
         if manifest is None:
             raise LookupError(f"avatar {avatar_id!r} is not prepared on this face server; run "
                               f"`avatarcast prepare --id {avatar_id} ...` here with the same "
                               "source")
-        if manifest.get("source", {}).get("sha256") != sha:
-            raise PermissionError(f"avatar {avatar_id!r} here was prepared from a different "
-                                  "source; prepare it from the same file on both sides")
+        return str(manifest.get("source", {}).get("sha256", ""))
+
+    def _load(self, key: Key) -> tuple[Avatar, FaceAnimator]:
+        """Blocking, on the animators' thread: the avatar for an output, and its animator."""
+        avatar_id, w, h, fps = key
+        directory = self._s.avatar.avatars_dir / avatar_id
         avatar = for_output(load(directory), w, h, keep_rgb=self.animator_name == "musetalk")
         animator = make_animator(self.animator_name, self._s.face, fps)
         animator.load(avatar)
-        self._loaded[key] = (avatar, animator)
         return avatar, animator
+
+    async def _acquire(self, key: Key, sha: str) -> _Loaded:
+        """The avatar for this output, its source checked on every request, loaded when it is
+        not (the least recently used one let go past face.server_max_avatars); the caller
+        renders with it, then calls `_release`."""
+        async with self._loading:  # held while loading, never while a client reads
+            here = await asyncio.to_thread(self._source, key[0])
+            if here != sha:
+                raise PermissionError(f"avatar {key[0]!r} here was prepared from a different "
+                                      "source; prepare it from the same file on both sides")
+            entry = self._loaded.get(key)
+            if entry is not None and entry.sha != here:  # prepared again since it was loaded
+                await self._drop(key)
+                entry = None
+            if entry is None:
+                avatar, animator = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._load, key)
+                entry = self._loaded[key] = _Loaded(avatar, animator, here)
+                while len(self._loaded) > self._s.face.server_max_avatars:
+                    await self._drop(next(iter(self._loaded)))
+            self._loaded.move_to_end(key)
+            entry.users += 1
+            return entry
+
+    async def _drop(self, key: Key) -> None:
+        entry = self._loaded.pop(key)
+        entry.dropped = True
+        log.info("let go of avatar %r at %dx%d %d fps", *key)
+        if entry.users == 0:
+            await self._close(entry)
+
+    async def _release(self, entry: _Loaded) -> None:
+        entry.users -= 1
+        if entry.dropped and entry.users == 0:
+            await self._close(entry)
+
+    async def _close(self, entry: _Loaded) -> None:
+        # Once the thread has done what it was given (a batch under way, a render's close):
+        # then the animator takes no more work.
+        await asyncio.get_running_loop().run_in_executor(self._executor, _nothing)
+        await entry.animator.aclose()
 
     async def _render(self, request: web.Request) -> web.StreamResponse:
         try:
             body = await request.json()
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
+            w, h, fps = self._output(body)
             cycle, audio, mouth = parse_body(body)
             who = body["avatar"]
-            w, h, fps = int(body["width"]), int(body["height"]), int(body["fps"])
             avatar_id, sha = str(who["id"]), str(who.get("source_sha256", ""))
-            if fps <= 0 or abs(len(audio) - len(cycle) * 16_000 / fps) > 16_000 / fps:
+            if abs(len(audio) - len(cycle) * 16_000 / fps) > 16_000 / fps:
                 raise ValueError(f"audio_16k must hold {len(cycle)} frames of 16 kHz audio")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return _error(400, f"bad request: {exc}")
-        async with self._lock:  # one render at a time: the animator has one thread
-            loop = asyncio.get_running_loop()
-            try:
-                avatar, animator = await loop.run_in_executor(
-                    self._executor, self._avatar, avatar_id, sha, w, h, fps)
-            except LookupError as exc:
-                return _error(404, str(exc))
-            except PermissionError as exc:
-                return _error(409, str(exc))
-            except ValueError as exc:
-                return _error(400, str(exc))
-            idle = avatar.idle.frames
-            if any(c >= len(idle) for c in cycle):
-                return _error(400, f"cycle index beyond the avatar's {len(idle)} frames")
+        try:
+            entry = await self._acquire((avatar_id, w, h, fps), sha)
+        except LookupError as exc:
+            return _error(404, str(exc))
+        except PermissionError as exc:
+            return _error(409, str(exc))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        try:
+            return await self._stream(request, entry, cycle, audio, mouth)
+        finally:
+            await self._release(entry)
 
-            def patches() -> Any:
-                k = 0
-                for batch in animator.render(audio, cycle, mouth):
-                    out = b"".join(encode_patch(k + i, f, idle[cycle[k + i]])
-                                   for i, f in enumerate(batch))
-                    k += len(batch)
-                    yield out
+    async def _stream(self, request: web.Request, entry: _Loaded, cycle: list[int],
+                      audio: Pcm, mouth: MouthTrack) -> web.StreamResponse:
+        idle = entry.avatar.idle.frames
+        if any(c >= len(idle) for c in cycle):
+            return _error(400, f"cycle index beyond the avatar's {len(idle)} frames")
 
-            resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
-            await resp.prepare(request)
-            try:
-                async for chunk in iterate_in_thread(self._executor, patches):
-                    await resp.write(chunk)
-            except ConnectionError:
-                log.info("a client left during its render")
-                return resp
-            await resp.write_eof()
+        def patches() -> Generator[bytes, None, None]:
+            k = 0
+            for batch in entry.animator.render(audio, cycle, mouth):
+                out = b"".join(encode_patch(k + i, f, idle[cycle[k + i]])
+                               for i, f in enumerate(batch))
+                k += len(batch)
+                yield out
+
+        chunks = patches()
+        loop = asyncio.get_running_loop()
+        resp = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+        await resp.prepare(request)
+        # A batch at a time on the animators' thread, the next one rendered while this one is
+        # written from here: a client that does not read holds one batch, never the thread,
+        # which renders the other requests' batches meanwhile.
+        step = loop.run_in_executor(self._executor, _step, chunks)
+        try:
+            while (chunk := await step) is not None:
+                step = loop.run_in_executor(self._executor, _step, chunks)
+                await resp.write(chunk)
+        except ConnectionError:
+            log.info("a client left during its render")
             return resp
+        finally:
+            if not step.cancel() and not step.cancelled():  # its batch is not wanted
+                step.exception()  # nor its failure: retrieved, not logged as lost
+            self._executor.submit(chunks.close)  # on the thread that runs it, after that step
+        await resp.write_eof()
+        return resp
+
+
+def _step(chunks: Iterator[bytes]) -> bytes | None:
+    return next(chunks, None)
+
+
+def _nothing() -> None:
+    pass
 
 
 async def serve(settings: Settings, host: str, port: int) -> None:

@@ -10,6 +10,10 @@ The answer carries every ICE candidate (gathering completes before it is sent: n
 no STUN or TURN server is used, so it is for the LAN or the machine itself. POST and DELETE
 follow the console's access rule (console/access.py); the preflight cannot carry a token.
 
+An offer is bounded before it costs anything: its size (webrtc.max_offer_bytes: 413), the time
+it takes to arrive (OFFER_TIMEOUT_S: 408), its media sections (webrtc.max_media_sections: 400);
+then the viewers (webrtc.max_viewers: 503), checked and counted at once.
+
 A peer ends on DELETE, when its connection fails or closes (a browser that vanishes fails ICE
 consent within about 30 s), when it has not connected within CONNECT_TIMEOUT_S, and at close.
 """
@@ -43,6 +47,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 20.0
 ANSWER_TIMEOUT_S = 10.0
+OFFER_TIMEOUT_S = 10.0  # to send the offer, once the request's head is in
 SDP = "application/sdp"
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location"}
 # What aiortc raises for an offer it cannot take or answer.
@@ -71,6 +76,8 @@ class Whep:
         self._fps = stream_fps
         self._rate = sample_rate
         self._max = settings.max_viewers
+        self._max_offer = settings.max_offer_bytes
+        self._max_sections = settings.max_media_sections
         self._access = Access(token)
         self._viewers: dict[str, Viewer] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,13 +114,20 @@ class Whep:
         if request.content_type != SDP:
             raise web.HTTPUnsupportedMediaType(text=f"send the SDP offer as {SDP}",
                                                headers=CORS)
+        offer = await self._read_offer(request)
+        sections = sum(line.startswith("m=") for line in offer.splitlines())
+        if sections > self._max_sections:
+            raise web.HTTPBadRequest(
+                text=f"the offer has {sections} media sections, more than "
+                     f"{self._max_sections} (webrtc.max_media_sections)", headers=CORS)
+        # The cap is checked and the place taken with nothing awaited in between: offers that
+        # arrive together cannot all pass it.
         if self._closed or len(self._viewers) >= self._max:
             log.warning("WebRTC viewer refused: %d watching, the most allowed "
                         "(webrtc.max_viewers)", len(self._viewers))
             raise web.HTTPServiceUnavailable(
                 text=f"{len(self._viewers)} viewers already (webrtc.max_viewers); try later",
                 headers={**CORS, "Retry-After": "10"})
-        offer = await request.text()
         viewer = Viewer(uuid.uuid4().hex, RTCPeerConnection(RTCConfiguration(iceServers=[])))
         self._viewers[viewer.id] = viewer  # holds the place while the answer is made
         try:
@@ -132,6 +146,30 @@ class Whep:
                  self._max)
         return web.Response(status=201, text=answer, content_type=SDP,
                             headers={**CORS, "Location": f"{request.path.rstrip('/')}/{viewer.id}"})
+
+    async def _read_offer(self, request: web.Request) -> str:
+        """The offer, at most webrtc.max_offer_bytes of UTF-8, read within OFFER_TIMEOUT_S."""
+        most = self._max_offer
+        too_large = web.HTTPRequestEntityTooLarge(
+            max_size=most, actual_size=request.content_length or most + 1, headers=CORS,
+            text=f"the offer is larger than {most} bytes (webrtc.max_offer_bytes)")
+        if (request.content_length or 0) > most:
+            raise too_large
+        body = bytearray()
+        try:
+            async with asyncio.timeout(OFFER_TIMEOUT_S):
+                while len(body) <= most and (chunk := await request.content.readany()):
+                    body += chunk
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text=f"the offer did not arrive within "
+                                              f"{OFFER_TIMEOUT_S:g} s", headers=CORS) from None
+        if len(body) > most:
+            raise too_large
+        try:
+            return body.decode()
+        except UnicodeDecodeError:
+            raise web.HTTPBadRequest(text="cannot answer this offer: it is not UTF-8",
+                                     headers=CORS) from None
 
     async def _delete(self, request: web.Request) -> web.StreamResponse:
         vid = request.match_info["id"]
