@@ -27,8 +27,6 @@ import numpy.typing as npt
 
 from avatarcast.onair.encoder import START_WINDOW_S
 
-from .services import stop_process
-
 # A hole in the arrivals (or a jump in `arrival - pts`) at least this long is a stall, not
 # jitter: jitter here stays under 0.15 s (the largest wait between two packets, and the range
 # of arrival - pts over a run), a stall is a second or more. 0.5 s is far from both.
@@ -105,7 +103,10 @@ class Arrivals:
 
     def stop(self) -> npt.NDArray[np.float64]:
         """Ends the client; returns every video packet it received."""
-        stop_process(self.proc)
+        # Killed: what it received is already read, and FFmpeg blocked on the server's
+        # socket would only see a SIGTERM at its read timeout.
+        self.proc.kill()
+        self.proc.wait()
         self._thread.join(5)
         return self.packets()
 
