@@ -116,6 +116,14 @@ def largest_gap(rows: npt.NDArray[np.float64]) -> float:
     return float(np.diff(rows[:, 1]).max())
 
 
+def started(rows: npt.NDArray[np.float64]) -> float:
+    """When the stream a client received began (time.monotonic): its first packet's arrival
+    less that packet's pts. For a stream whose timestamps start at zero (a new encoder run, a
+    relay that rejoined), wherever the client joined it: nginx-rtmp starts a client that
+    joins late at the next keyframe, up to a keyframe interval after the stream began."""
+    return float(rows[0, 1] - rows[0, 0])
+
+
 def past_start(rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """The packets after the stream's start window: in an encoder run's first START_WINDOW_S
     its frames may wait for FFmpeg to get going and then catch up at once (by design, see
