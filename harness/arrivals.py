@@ -146,3 +146,9 @@ def frame_numbers(rows: npt.NDArray[np.float64], fps: int) -> npt.NDArray[np.int
     k = (rows[:, 0] - rows[0, 0]) * fps
     assert float(abs(k - np.round(k)).max()) < 0.05, "a pts that is no frame's"
     return np.round(k).astype(np.int64)
+
+
+def breaks(rows: npt.NDArray[np.float64], fps: int) -> npt.NDArray[np.float64]:
+    """The pts at which the frames do not go on by exactly one (one lost, repeated, or out of
+    order); empty for a stream that lost nothing, which then holds span * fps + 1 frames."""
+    return rows[1:][np.diff(frame_numbers(rows, fps)) != 1, 0]
