@@ -140,10 +140,9 @@ def test_two_outputs_stand_alone(tmp_path: Path, queues: QueueNames) -> None:
     assert 0 < b_after < backoff - GOP_S, (b_after, backoff)
     assert "accepts connections again; reconnecting now" in daemon.log()
     # ... at a keyframe: b's relay starts its stream's timestamps at zero on the frame it
-    # joins at, so b's keyframes fall on whole GOPs (a's, at the encoder's own offset, need
-    # not). Joined on any other frame, they would be off by that frame's distance to the
-    # next keyframe. (A client's first frame says nothing: nginx-rtmp starts each client on
-    # a keyframe.)
+    # joins at, so b's keyframes fall on whole GOPs. Joined on any other frame, they would be
+    # off by that frame's distance to the next keyframe. (A client's first frame says
+    # nothing: nginx-rtmp starts each client on a keyframe.)
     keys = rows_b[rows_b[:, 2] == 1, 0]
     phase = (keys / GOP_S) - np.round(keys / GOP_S)
     assert len(keys) >= 2 and float(abs(phase).max()) * GOP_S < 0.002, keys
