@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.arrivals import STALL_S, Arrivals, drift, largest_gap, past_start
 from harness.daemon import (
     DaemonProc,
     QueueNames,
@@ -36,6 +37,7 @@ def test_two_texts_and_a_malformed_message(
     url = rtmp_server.url(key)
     # The receiver connects first and waits, so it records the stream from its first frame.
     receiver = Receiver(url, tmp_path / "received.flv")
+    watch = Arrivals(url, idle_timeout_s=10)  # when each frame arrived
     daemon = DaemonProc(tmp_path, queues, {"AVATARCAST_OUTPUT__RTMP_URLS": json.dumps([url])})
     try:
         daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 60, "ready")
@@ -54,6 +56,7 @@ def test_two_texts_and_a_malformed_message(
     finally:
         daemon.kill()
         receiver.wait()
+        arrivals = watch.stop()
     log = daemon.log()
     assert url not in log and key not in log, "stream key leaked into the log"
 
@@ -76,6 +79,13 @@ def test_two_texts_and_a_malformed_message(
     gaps = np.diff(pts)
     assert gaps.max() <= 1 / FPS + 0.0015, f"largest gap {gaps.max():.4f} s"
     assert gaps.min() >= 1 / FPS - 0.0015, f"smallest gap {gaps.min():.4f} s"
+    # ... and in time: the timestamps count frames (a daemon that froze and then went on
+    # would leave them even), so the arrivals at a second client show that nothing stalled.
+    # STALL_S: a stall of a second or more, not the jitter of tens of ms measured here.
+    paced = past_start(arrivals)
+    assert float(paced[-1, 1] - paced[0, 1]) > 2  # the speech and the idle tail
+    assert largest_gap(paced) < STALL_S, f"a stall of {largest_gap(paced):.3f} s"
+    assert drift(paced) < STALL_S, f"the stream's clock moved {drift(paced):.3f} s"
 
     # Audio runs exactly as long as video. Both are measured from the stream's common origin:
     # FFmpeg starts video one AAC priming frame (1024 samples) after the audio packets, so the
@@ -85,7 +95,8 @@ def test_two_texts_and_a_malformed_message(
     assert abs(a_end - v_end) <= 1 / FPS, (a_end, v_end)
     print(f"\nreceived {len(pts)} frames (sent {sent}), {duration:.3f} s of video, "
           f"A/V end difference {1000 * (a_end - v_end):+.1f} ms, largest gap "
-          f"{1000 * np.diff(pts).max():.1f} ms")
+          f"{1000 * np.diff(pts).max():.1f} ms; arrivals: largest wait "
+          f"{1000 * largest_gap(paced):.0f} ms, drift {1000 * drift(paced):.0f} ms")
 
     # Speech where each text aired, silence everywhere else.
     samples = decode_audio(receiver.out)

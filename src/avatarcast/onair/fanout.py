@@ -191,6 +191,9 @@ class Relay(ChildStatus):
                     # second pair of streams of it (a recording then holds four).
                     continue
                 proc.stdin.write(tag.shifted(base))
+                # At once: the pipe's buffer (8 KiB) would hold the stream back and send it
+                # in bursts, up to half a second apart at a low bitrate.
+                proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             self._child.note_error(f"pipe closed: {exc}")
         finally:
