@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from avatarcast.onair.fanout import Fanout, Preamble, Relay
+from avatarcast.onair.fanout import Fanout, Preamble, Relay, Tag
 from avatarcast.onair.ffmpeg_args import Target, relay_args
 from harness.daemon import packets
 
@@ -142,3 +143,40 @@ def test_a_new_stream_restarts_the_relay_at_once_without_counting(
     assert relay.restarts == 0
     for f in recording.files:
         assert len(packets(f, "v")) >= 1, f
+
+
+# A stand-in for the relay's FFmpeg: notes how many bytes it has received, as they come.
+_COUNTING_CHILD = (
+    "import os, sys\n"
+    "total = 0\n"
+    "while chunk := os.read(0, 65536):\n"
+    "    total += len(chunk)\n"
+    "    with open(sys.argv[1], 'w') as f:\n"
+    "        f.write(str(total))\n"
+)
+
+
+def _video_tag(timestamp: int, keyframe: bool, size: int = 200) -> Tag:
+    data = bytes([0x17 if keyframe else 0x27, 0x01]) + bytes(size)  # AVC frame, not config
+    head = bytes([9]) + len(data).to_bytes(3, "big") + timestamp.to_bytes(3, "big") + bytes(4)
+    return Tag(kind=9, timestamp=timestamp, raw=head + data + (11 + len(data)).to_bytes(4, "big"))
+
+
+def test_each_tag_reaches_the_relays_ffmpeg_at_once(tmp_path: Path) -> None:
+    """Not held in a pipe's buffer until more come: at a low bitrate that sent the stream in
+    bursts half a second apart (seen by a live client as a stalling output)."""
+    got = tmp_path / "received"
+    relay = Relay(name="probe", args=lambda: [sys.executable, "-c", _COUNTING_CHILD, str(got)],
+                  servers=[], backoff_s=(0.2, 0.2), stable_after_s=30.0, preamble=Preamble())
+    relay.start()
+    try:
+        sent = 0
+        for n in range(4):
+            tag = _video_tag(33 * n, keyframe=n == 0)
+            until(lambda: relay._accepting)  # its child runs and takes tags
+            relay.feed(tag)
+            sent += len(tag.raw)
+            # Far less than a pipe's buffer: it arrives only if it was sent on its own.
+            until(lambda want=str(sent): got.exists() and got.read_text() == want, limit_s=10)
+    finally:
+        relay.close()
