@@ -40,6 +40,12 @@ class BrokerSettings(BaseModel):
     """Queue of control messages (skip, clear, pause, resume)."""
     dead_letter_queue: str = "avatarcast.dead"
     """Where rejected messages land, with headers naming the reason and the source queue."""
+    dead_letter_max_messages: int = Field(default=10_000, ge=1)
+    """Most messages the dead-letter queue keeps; past it, the oldest are dropped (set when
+    the queue is created: an existing queue keeps its arguments, see Dead letters)."""
+    dead_letter_max_mb: int = Field(default=100, ge=1)
+    """Most megabytes of bodies the dead-letter queue keeps; past it, the oldest are dropped
+    (as dead_letter_max_messages)."""
     events_exchange: str = "avatarcast.events"
     """Topic exchange for lifecycle events (accepted, on_air, finished, failed, ...), routing
     key = the event's name; `say --wait` follows them."""
