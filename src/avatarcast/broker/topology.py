@@ -53,7 +53,7 @@ async def _declare_dead(channel: AbstractChannel, settings: BrokerSettings) -> A
     except ChannelPreconditionFailed:
         log.warning("the dead-letter queue %s exists with other arguments and stays "
                     "unbounded (delete it when empty, or set a policy: see the README's "
-                    "Dead letters)", name)
+                    "Messages)", name)
         return await channel.declare_queue(name, passive=True)
     finally:
         if not probe.is_closed:
