@@ -40,6 +40,12 @@ class BrokerSettings(BaseModel):
     """Queue of control messages (skip, clear, pause, resume)."""
     dead_letter_queue: str = "avatarcast.dead"
     """Where rejected messages land, with headers naming the reason and the source queue."""
+    dead_letter_max_messages: int = Field(default=10_000, ge=1)
+    """Most messages the dead-letter queue keeps; past it, the oldest are dropped (set when
+    the queue is created: an existing queue keeps its arguments, see the README's Messages)."""
+    dead_letter_max_mb: int = Field(default=100, ge=1)
+    """Most megabytes of bodies the dead-letter queue keeps; past it, the oldest are dropped
+    (as dead_letter_max_messages)."""
     events_exchange: str = "avatarcast.events"
     """Topic exchange for lifecycle events (accepted, on_air, finished, failed, ...), routing
     key = the event's name; `say --wait` follows them."""
@@ -125,6 +131,19 @@ class OutputSettings(BaseModel):
     over HTTP to watch it)."""
     record_path: Path | None = None
     """Also record the stream to this file (strftime fields expanded); unset: no recording."""
+    record_segment_s: int = Field(default=0, ge=0)
+    """Cut the recording into files of about this many seconds (at the next keyframe), named
+    NAME.00000.EXT, NAME.00001.EXT, ...; 0: one file per encoder run."""
+    record_keep_files: int = Field(default=0, ge=0)
+    """Keep at most this many recording files, deleting the oldest (checked every few
+    seconds; the one being written is never deleted); 0: no limit."""
+    record_keep_mb: int = Field(default=0, ge=0)
+    """Keep at most this many megabytes of recording files, deleting the oldest (as
+    record_keep_files); 0: no limit. At the defaults a recording grows about 1.2 GB an hour."""
+    min_free_mb: int = Field(default=500, ge=0)
+    """Free space the recording's, the captions' and the state dir's disks keep: below it, a
+    warning, /healthz names it (`disk_low`) and the recording pauses (with other outputs; the
+    stream goes on) until there is room again; 0: not watched."""
     ffmpeg_path: str = "ffmpeg"
     """The FFmpeg executable."""
     queue_frames: int = Field(default=8, ge=2, le=120)
@@ -341,6 +360,13 @@ class CaptionSettings(BaseModel):
     transcript_path: Path | None = None
     """JSON lines with every aired message's words and phones on the stream's clock; unset:
     none."""
+    file_max_mb: float = Field(default=100.0, gt=0)
+    """A transcript or WebVTT file over this size is closed and a new one begun (the
+    transcript's renamed to NAME.YYYYmmdd-HHMMSS.EXT, a WebVTT file's next named as
+    recordings are)."""
+    keep_files: int = Field(default=0, ge=0)
+    """Keep at most this many transcript files, and as many WebVTT files, deleting the
+    oldest; 0: no limit."""
 
 
 class HealthSettings(BaseModel):

@@ -28,6 +28,8 @@ from ..broker.attempts import Attempts
 from ..broker.consumer import Consumer
 from ..broker.dedupe import HandledIds
 from ..broker.events import EventPublisher
+from ..infra.diskwatch import DiskWatch
+from ..infra.retention import Retention
 from ..infra.tasks import Tasks
 from ..media.audio import Pcm
 from ..media.frames import Frame
@@ -82,6 +84,7 @@ class Channel:
     encoder: Encoder | None = None
     depth: QueueDepth | None = None
     parts: dict[str, Part] = field(default_factory=dict)
+    disk: DiskWatch | None = None
 
 
 def build(
@@ -151,9 +154,10 @@ def build(
     pacer = Pacer(FrameClock(s.video.fps), program, sink, position=position, wake=cut,
                   fence=fence, on_first_frame=scheduler.segment_on_air, taps=taps)
     depth = QueueDepth(consumer) if consumer is not None else None
+    disk = _disk_watch(s, encoder)
     figures = Figures(channel=s.channel, machine=machine, program=program, pacer=pacer,
                       scheduler=scheduler, events=events, consumer=consumer, encoder=encoder,
-                      depth=depth, speech=speech, looks=looks)
+                      depth=depth, speech=speech, looks=looks, disk=disk)
     metrics = Metrics(figures.snapshot)
     lifecycle.subscribe(metrics.observe)
     if whep is not None:
@@ -163,8 +167,26 @@ def build(
         attempts=attempts, position=position, machine=machine, program=program,
         lifecycle=lifecycle, events=events, llm=llm, broker=broker, scheduler=scheduler,
         sink=sink, pacer=pacer, figures=figures, metrics=metrics, consumer=consumer,
-        encoder=encoder, depth=depth, parts=parts,
+        encoder=encoder, depth=depth, parts=parts, disk=disk,
     )
+
+
+def _disk_watch(s: Settings, encoder: Encoder | None) -> DiskWatch:
+    """The free space of every disk the channel writes to, and its files' retention; short of
+    space, the recording pauses."""
+    o, c = s.output, s.captions
+    dirs = {"state dir": s.state_dir}
+    retentions = []
+    if o.record_path is not None:
+        dirs["recording"] = o.record_path.parent
+        retentions.append(Retention(o.record_path, o.record_keep_files,
+                                    o.record_keep_mb * 1_000_000))
+    for what, path in (("transcript", c.transcript_path), ("captions", c.vtt_path)):
+        if path is not None:
+            dirs[what] = path.parent
+            retentions.append(Retention(path, c.keep_files))
+    return DiskWatch(dirs, o.min_free_mb, retentions,
+                     encoder.pause_recording if encoder is not None else lambda low: None)
 
 
 def _console(s: Settings, status: Callable[[], dict[str, Any]],

@@ -105,6 +105,8 @@ class Daemon:
         self._background(self._watch(), "watchdog")
         if ch.depth is not None:
             self._background(ch.depth.run(), "queue-depth")
+        if ch.disk is not None and ch.disk.needed:
+            self._background(ch.disk.run(), "disk-watch")
         self._background(consumer.start(ch.scheduler), "consumer-start")
         self.running = True
 

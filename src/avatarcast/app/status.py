@@ -13,6 +13,7 @@ from typing import Any
 from ..avatar.face.looks import Looks
 from ..broker.consumer import Consumer
 from ..broker.events import EventPublisher
+from ..infra.diskwatch import DiskWatch
 from ..onair.encoder import Encoder
 from ..onair.pacer import Pacer
 from ..onair.program import Program
@@ -53,6 +54,7 @@ class Figures:
     depth: QueueDepth | None
     speech: Speech
     looks: Looks
+    disk: DiskWatch | None = None
 
     @property
     def frames_late(self) -> int:
@@ -106,6 +108,8 @@ class Figures:
             "voice": self.speech.voice,
             "avatars_loaded": looks.loaded,
             "failed": failed,
+            # A disk short of space (the recording paused): named, the stream still healthy.
+            "disk_low": self.disk.low if self.disk is not None else None,
             "last_error": last_error or (e.last_error if e is not None else None),
             "uptime_s": round(time.time() - started_at, 1),
             "recent": list(sch.history),

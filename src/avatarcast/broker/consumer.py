@@ -22,9 +22,16 @@ from aio_pika.exceptions import ChannelInvalidStateError
 from ..infra.redact import global_redactor
 from ..settings import BrokerSettings
 from . import standing
+from .bounded import BoundedChannel, body_size
 from .connection import connect_robust
 from .failures import BROKER_ERRORS, CLOSE_TIMEOUT_S, close_robust, describe, is_refusal
-from .messages import ControlMessage, MessageError, Utterable, parse_message
+from .messages import (
+    MAX_BODY_BYTES,
+    ControlMessage,
+    MessageError,
+    Utterable,
+    parse_message,
+)
 from .topology import REASON_HEADER, SOURCE_HEADER, declare, declare_queue, persistent
 
 log = logging.getLogger(__name__)
@@ -113,6 +120,8 @@ class Consumer:
                 log.warning("%s; retrying in %.1f s", what, self._s.reconnect_interval_s)
                 await asyncio.sleep(self._s.reconnect_interval_s)
         self._conn.reconnect_callbacks.add(self._reconnected)
+        # A body over the limit is never held whole, on any channel of it (bounded.py).
+        self._conn.CHANNEL_CLASS = BoundedChannel  # type: ignore[attr-defined]
         self._speak_ch = await self._conn.channel(publisher_confirms=True)
         await self._speak_ch.set_qos(prefetch_count=self._s.prefetch)
         queues = await declare(self._speak_ch, self._s)
@@ -174,6 +183,10 @@ class Consumer:
         self, raw: AbstractIncomingMessage, *, speak: bool
     ) -> Utterable | ControlMessage | None:
         """The message, or None once it has been dead-lettered with the reason."""
+        if (size := body_size(raw.headers, raw.body)) > MAX_BODY_BYTES:
+            await self._reject(raw, f"body too large: {size} bytes, over the "
+                                    f"{MAX_BODY_BYTES // 1024} KiB limit")
+            return None
         try:
             msg = parse_message(raw.body, raw.message_id)
         except MessageError as exc:

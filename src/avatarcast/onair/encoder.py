@@ -157,8 +157,18 @@ class Encoder(ChildStatus):
         """Each output's state when there are several (no URLs: they may hold keys)."""
         if self._fanout is None:
             return []
-        return [{"name": r.name, "live": r.live, "restarts": r.restarts,
+        return [{"name": r.name, "live": r.live, "paused": r.paused, "restarts": r.restarts,
                  "last_error": r.last_error} for r in self._fanout.relays]
+
+    def pause_recording(self, on: bool) -> None:
+        """Pause the recording (the disk is short of space), or resume it. Only beside other
+        outputs: a recording that is the only output is the stream, and goes on."""
+        relays = self._fanout.relays if self._fanout is not None else []
+        for relay in relays:
+            if relay.name == "record":
+                relay.pause(on)
+        if on and not relays and self._targets[0].name == "record":
+            log.warning("the recording is the only output (the stream): it goes on")
 
     @property
     def alive(self) -> bool:

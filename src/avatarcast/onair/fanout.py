@@ -119,6 +119,7 @@ class Relay(ChildStatus):
         self._new_stream = False
         self._accepting = False
         self.live = False
+        self.paused = False  # by the disk watch: nothing written until it is unpaused
         self._child = FfmpegChild(
             args=self._command, serve=self._serve, on_exit=self._ended,
             policy=RestartPolicy(*backoff_s, stable_after_s, always_wait=True),
@@ -130,7 +131,7 @@ class Relay(ChildStatus):
         self._child.start()
 
     def feed(self, tag: Tag) -> None:
-        if not self._accepting:  # backing off: nothing to keep, it rejoins at a keyframe
+        if not self._accepting or self.paused:  # nothing to keep: it rejoins at a keyframe
             return
         try:
             self._tags.put_nowait(tag)
@@ -144,6 +145,13 @@ class Relay(ChildStatus):
         self._drop_queue()
         with contextlib.suppress(queue.Full):
             self._tags.put_nowait(None)
+
+    def pause(self, on: bool) -> None:
+        """Write nothing from now on (FFmpeg stays up, its file open and no longer growing),
+        or go on from the next keyframe."""
+        if on != self.paused:
+            self.paused = on
+            log.warning("output %s %s", self.name, "paused" if on else "resumes")
 
     def close(self, timeout: float = 5.0) -> None:
         self._child.stop()
@@ -169,27 +177,32 @@ class Relay(ChildStatus):
         self._drop_queue()
         self._accepting = True
         base: int | None = None
+        joined = False
         try:
             while not self._child.stopping and proc.poll() is None:
+                if self.paused:
+                    joined = self.live = False
                 try:
                     tag = self._tags.get(timeout=0.5)
                 except queue.Empty:
                     continue
                 if tag is None:
                     break
-                if base is None:
+                if not joined:
                     # Join at a keyframe (a decoder cannot start elsewhere); an AVC sequence
                     # header is flagged as a keyframe too, but it is not a frame.
-                    if not tag.keyframe or tag.config:
+                    if not tag.keyframe or tag.config or self.paused:
                         continue
-                    base = tag.timestamp
-                    proc.stdin.write(self._preamble.bytes())
-                    self.live = True
+                    if base is None:
+                        base = tag.timestamp
+                        proc.stdin.write(self._preamble.bytes())
+                    joined = self.live = True
                     log.info("output %s on air", self.name)
                 elif self._preamble.has(tag):
                     # Already sent in the preamble: sent again, FFmpeg's FLV reader makes a
                     # second pair of streams of it (a recording then holds four).
                     continue
+                assert base is not None  # (set at the first join)
                 proc.stdin.write(tag.shifted(base))
                 # At once: the pipe's buffer (8 KiB) would hold the stream back and send it
                 # in bursts, up to half a second apart at a low bitrate.

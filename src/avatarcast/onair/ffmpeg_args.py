@@ -26,6 +26,27 @@ def record_file(pattern: Path) -> str:
     return str(path)
 
 
+def segment_files(pattern: Path) -> str:
+    """This run's segment files, for FFmpeg's segment muxer: NAME.00000.EXT, NAME.00001.EXT,
+    ... (strftime fields expanded at the run's start, and a ~N as record_file adds, so a
+    restart never overwrites the previous run's)."""
+    first = record_file(pattern.with_name(f"{pattern.stem}.00000{pattern.suffix}"))
+    head, _, tail = first.rpartition(".00000")
+    return head.replace("%", "%%") + ".%05d" + tail.replace("%", "%%")
+
+
+def _record(pattern: Path, segment_s: int) -> Target:
+    """The recording: one file per encoder run, or (`segment_s`) files of about that many
+    seconds, cut at a keyframe, timestamps on the run's clock as captions have them."""
+    fmt = "matroska" if pattern.suffix == ".mkv" else "flv"
+    if segment_s <= 0:
+        return Target("record", lambda: record_file(pattern), fmt,
+                      () if fmt == "matroska" else ("-flvflags", "no_duration_filesize"))
+    flv = ("-segment_format_options", "flvflags=no_duration_filesize") if fmt == "flv" else ()
+    return Target("record", lambda: segment_files(pattern), "segment", (
+        "-segment_time", str(segment_s), "-segment_format", fmt, *flv))
+
+
 def log_line(line: str) -> tuple[bool, str]:
     """(is an error, text) of a line FFmpeg logs with `-loglevel level+...`."""
     level, _, text = line.partition("] ") if line.startswith("[") else ("", "", line)
@@ -82,11 +103,7 @@ def targets(output: OutputSettings) -> list[Target]:
             "-hls_flags", "delete_segments+independent_segments",
             "-hls_segment_filename", str(hls / "segment-%05d.ts"))))
     if output.record_path is not None:
-        pattern = output.record_path
-        mkv = pattern.suffix == ".mkv"
-        found.append(Target("record", lambda: record_file(pattern),
-                            "matroska" if mkv else "flv",
-                            () if mkv else ("-flvflags", "no_duration_filesize")))
+        found.append(_record(output.record_path, output.record_segment_s))
     if not found:
         raise ValueError("no output: set output.rtmp_urls, output.srt_urls, output.hls_dir "
                          "and/or output.record_path")

@@ -82,6 +82,7 @@ class Scheduler:
             air_record=AirRecord(
                 transcript=captions.transcript_path, vtt=captions.vtt_path,
                 sample_rate=sample_rate, fps=program.fps, max_chars=captions.max_chars,
+                file_max_bytes=round(captions.file_max_mb * 1e6),
             ),
             spf=program.spf,
         )

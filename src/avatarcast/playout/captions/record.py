@@ -6,6 +6,10 @@ is the timestamp a viewer's player or a recording of that run shows):
 * WebVTT, one cue per caption line; a new file for each encoder run (named as recordings are),
   since each run's timestamps start again at zero.
 
+A file over `file_max_bytes` is closed and a new one begun: the transcript is renamed to
+NAME.YYYYmmdd-HHMMSS.EXT (its path always holds the newest lines), a WebVTT file's successor is
+named as recordings are. Their retention is the disk watch's (infra/diskwatch.py).
+
 Owned by the event loop; a failure to write is logged once per file and never stops the air.
 """
 
@@ -33,8 +37,9 @@ def vtt_time(seconds: float) -> str:
 
 class AirRecord:
     def __init__(self, *, transcript: Path | None, vtt: Path | None, sample_rate: int,
-                 fps: int, max_chars: int) -> None:
+                 fps: int, max_chars: int, file_max_bytes: int = 100_000_000) -> None:
         self._transcript_path = transcript
+        self._max_bytes = file_max_bytes
         self._vtt_pattern = vtt
         self._rate = sample_rate
         self._fps = fps
@@ -65,6 +70,7 @@ class AirRecord:
                 "words": [[at(w.start), at(w.end), w.text] for w in script.words],
                 "phones": [[at(p.start), at(p.end), VISEMES[p.viseme]] for p in script.phones],
             }
+            self._rotate(self._transcript_path)
             self._append(self._transcript_path, json.dumps(entry, ensure_ascii=False) + "\n")
         if self._vtt_pattern is not None and script.words:
             self._cues(run, script, at)
@@ -84,7 +90,7 @@ class AirRecord:
 
     def _vtt_file(self, run: int) -> Path | None:
         """This run's WebVTT file, begun (named as recordings are) at its first cue."""
-        if self._vtt is not None and self._vtt_run == run:
+        if self._vtt is not None and self._vtt_run == run and not self._full(self._vtt):
             return self._vtt
         assert self._vtt_pattern is not None
         try:
@@ -96,6 +102,25 @@ class AirRecord:
         self._vtt, self._vtt_run = path, run
         log.info("captions of encoder run %d go to %s", run, path)
         return path
+
+    def _full(self, path: Path) -> bool:
+        try:
+            return path.stat().st_size >= self._max_bytes
+        except OSError:
+            return False
+
+    def _rotate(self, path: Path) -> None:
+        """A full transcript is renamed NAME.YYYYmmdd-HHMMSS.EXT; the next line begins anew."""
+        if not self._full(path):
+            return
+        try:
+            done = record_file(path.with_name(f"{path.stem}.%Y%m%d-%H%M%S{path.suffix}"))
+            path.replace(done)
+        except OSError as exc:
+            self._once(str(path), exc)
+            return
+        log.info("transcript %s full (%d bytes): continued after %s", path, self._max_bytes,
+                 done)
 
     def _append(self, path: Path, text: str) -> None:
         try:
