@@ -58,7 +58,7 @@ def test_rtmp_server_down_and_back(tmp_path: Path, queues: QueueNames,
         print("last_error during the outage:", st["last_error"])
 
         rtmp_server.start()
-        back = time.monotonic()
+        back, back_wall = time.monotonic(), time.time()
         # Waits past the backoff, so that a return at its end is measured, not a timeout.
         watch = Arrivals(rtmp_server.url("avatar"), idle_timeout_s=backoff + 10)
         on_air_after = started(watch.wait_packets(1, backoff + 10)) - back
@@ -74,7 +74,10 @@ def test_rtmp_server_down_and_back(tmp_path: Path, queues: QueueNames,
     # (A new stream, after the server's return: its timestamps start at zero.)
     assert 0 < on_air_after < backoff / 2, (on_air_after, backoff)
     assert "accepts connections again; reconnecting now" in daemon.log()
-    assert [e["id"] for e in st["recent"]] == ["cut"]  # aired once, after the return
+    (entry,) = st["recent"]  # aired once: in full, all of it after the return
+    assert entry["id"] == "cut" and entry["outcome"] == "aired"
+    assert entry["stream_last"] - entry["stream_first"] + 1 == entry["frames"] > 0
+    assert entry["aired_at"] > back_wall
     assert "cut by the encoder outage" in daemon.log()
     # Once back, the stream plays in time (the outage's frames were dropped, not held).
     assert rows is not None
