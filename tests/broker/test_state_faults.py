@@ -24,8 +24,11 @@ pytestmark = pytest.mark.services
 SPLIT = "half-a\u2028half-b"
 
 
+TEXT = "Hello there."
+
+
 def speak(q: QueueNames, msg_id: str) -> None:
-    publish(q.speak, {"type": "speak", "id": msg_id, "text": "Hello there."})
+    publish(q.speak, {"type": "speak", "id": msg_id, "text": TEXT})
 
 
 def test_a_torn_state_dir_starts_and_remembers_what_it_handled(
@@ -70,9 +73,9 @@ def test_an_orderly_stop_while_a_render_hangs_is_not_a_death(
     dying with it: the next start dead-lettered a sound text that never aired."""
     hang_once = tmp_path / "espeak-hang-once"
     hang_once.write_text(
-        "#!/bin/sh\n"
-        'case "$*" in *" ready") exec espeak-ng "$@";; esac\n'  # the start-up check
-        f'if [ ! -e "{tmp_path}/hung" ]; then touch "{tmp_path}/hung"; exec sleep 600; fi\n'
+        "#!/bin/sh\n"  # hangs the first time it is asked to say the text, then speaks
+        f'case "$*" in *"{TEXT}"*) if [ ! -e "{tmp_path}/hung" ]; then\n'
+        f'  touch "{tmp_path}/hung"; exec sleep 600; fi;; esac\n'
         'exec espeak-ng "$@"\n')
     hang_once.chmod(0o755)
     env = {
