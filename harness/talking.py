@@ -1,8 +1,9 @@
 """A talking reference video, made here, for the mouth atlas: the default avatar reads Harvard
-sentences (phonetically balanced) in piper's voice, its mouth moved by the lite animator's
-still-image warp from piper's phoneme timings, with a slow sway of the head so the atlas has to
-align every frame. It stands in for the minute of a real person reading aloud that a user
-would record; nothing is downloaded.
+sentences (phonetically balanced) in piper's voice, with mouths drawn for each class of sound
+by harness/mouths.py (not by any animator under test: shapes, colours and timing rules of its
+own, from piper's phoneme timings), and a sway of the head so the atlas has to align every
+frame. It stands in for the minute of a real person reading aloud that a user would record;
+nothing is downloaded (no video of a real face speaking is at hand offline).
 
   python -m harness.talking OUT.mp4 [SENTENCES]
 """
@@ -20,27 +21,26 @@ import cv2
 import numpy as np
 
 from avatarcast.avatar.cache import BuildSettings
-from avatarcast.avatar.face.base import ANIMATOR_RATE
-from avatarcast.avatar.face.lite import LiteAnimator
-from avatarcast.avatar.face.mouthtrack import Timeline
-from avatarcast.avatar.face.visemes import phones_from_alignment
-from avatarcast.avatar.prepare import build, load
-from avatarcast.avatar.runtime import for_output
-from avatarcast.media.audio import resample
+from avatarcast.avatar.prepare import build
+from avatarcast.avatar.track import FaceTracker
 from avatarcast.settings import DEFAULT_IDLE_SOURCE, SpeechSettings
 from avatarcast.speech.base import Spoken
 from avatarcast.speech.chain import Speech, make_providers
 
 from .daemon import VOICE_CACHE
+from .mouths import MouthPainter, Phone, frame_kinds, phones, shapes_for
 
+# Harvard sentences, the first four (the tests' reference) rich in closures, open vowels and
+# rounded ones.
 HARVARD = (
-    "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. "
-    "It's easy to tell the depth of a well. These days a chicken leg is a rare dish. "
-    "Rice is often served in round bowls. The juice of lemons makes fine punch. "
-    "The box was thrown beside the parked truck. The hogs were fed chopped corn and garbage. "
-    "Four hours of steady work faced us. A large size in stockings is hard to sell."
+    "The birch canoe slid on the smooth planks. The box was thrown beside the parked truck. "
+    "The hogs were fed chopped corn and garbage. Glue the sheet to the dark blue background. "
+    "Four hours of steady work faced us. It's easy to tell the depth of a well. "
+    "These days a chicken leg is a rare dish. Rice is often served in round bowls. "
+    "The juice of lemons makes fine punch. A large size in stockings is hard to sell."
 )
 RATE = 48_000
+SIZE = 512
 
 
 async def _speak(text: str, voices: Path) -> list[Spoken]:
@@ -53,60 +53,62 @@ async def _speak(text: str, voices: Path) -> list[Spoken]:
         await speech.aclose()
 
 
-def _sway(k: int, fps: int, size: int) -> np.ndarray:
+def speak(text: str, voices: Path | None = None) -> tuple[np.ndarray, list[Phone], list[Spoken]]:
+    """Piper reading `text` at RATE: the samples, its sounds with their classes
+    (harness/mouths.py), and the chunks as the daemon gets them (with phoneme timings)."""
+    spoken = asyncio.run(_speak(text, voices or VOICE_CACHE))
+    sounds: list[Phone] = []
+    at = 0
+    for s in spoken:
+        if not s.alignment:
+            raise RuntimeError("piper gave no phoneme timings (is the onnx package installed?)")
+        sounds += phones(s.alignment, at)
+        at += len(s.pcm)
+    return np.concatenate([s.pcm for s in spoken]), sounds, spoken
+
+
+def sway(k: int, fps: int, size: int) -> np.ndarray:
+    """The head's motion on frame k: a few degrees and pixels, on periods that never line up,
+    so the mouths' alignment matters."""
     t = k / fps
-    angle = 1.5 * np.sin(2 * np.pi * t / 5.0)
-    m = cv2.getRotationMatrix2D((size / 2, size * 0.55), angle, 1.0 + 0.01 * np.sin(t))
-    m[:, 2] += (3 * np.sin(2 * np.pi * t / 7.0), 2 * np.sin(2 * np.pi * t / 4.0))
+    angle = 3.0 * np.sin(2 * np.pi * t / 5.3)
+    m = cv2.getRotationMatrix2D((size / 2, size * 0.55), angle, 1.0 + 0.015 * np.sin(t))
+    m[:, 2] += (7 * np.sin(2 * np.pi * t / 7.1), 5 * np.sin(2 * np.pi * t / 4.3))
     return m
 
 
 def make_talking_video(out: Path, *, sentences: int = 10, fps: int = 30,
                        voices: Path | None = None) -> Path:
     text = ". ".join(s.strip().rstrip(".") for s in HARVARD.split(". ")[:sentences]) + "."
-    voices = voices or VOICE_CACHE
-    spoken = asyncio.run(_speak(text, voices))
-    size = 512
+    pcm, sounds, _ = speak(text, voices)
+    spf = RATE // fps
+    n = len(pcm) // spf
+    pcm = pcm[: n * spf]
+    bgr = cv2.imread(str(DEFAULT_IDLE_SOURCE))
+    bgr = cv2.resize(bgr, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    landmarks = FaceTracker().find(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    if landmarks is None:
+        raise RuntimeError(f"no face in {DEFAULT_IDLE_SOURCE}")
+    painter = MouthPainter(bgr, landmarks)
+    shapes = shapes_for(frame_kinds(sounds, n, spf))
     with tempfile.TemporaryDirectory(prefix="avatarcast-talking-") as tmp:
-        work = Path(tmp)
-        directory = build(DEFAULT_IDLE_SOURCE, "reference", work / "avatars",
-                          BuildSettings(fps=fps, max_frames=1, max_side=size))
-        avatar = for_output(load(directory), size, size, keep_rgb=False)
-        animator = LiteAnimator(fps)
-        animator.load(avatar)
-        spf = RATE // fps
-        timeline = Timeline(spf, fps)
-        at = 0
-        for s in spoken:
-            if s.alignment:
-                timeline.add(phones_from_alignment(s.alignment, at)[0])
-            at += len(s.pcm)
-        pcm = np.concatenate([s.pcm for s in spoken])
-        n = len(pcm) // spf
-        pcm = pcm[: n * spf]
-        wav = work / "speech.wav"
+        wav = Path(tmp) / "speech.wav"
         with wave.open(str(wav), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(RATE)
             w.writeframes(pcm.astype(np.int16).tobytes())
-        audio_16k = resample(pcm, RATE, ANIMATOR_RATE)
-        mouth = timeline.track(0, n, audio_16k, ANIMATOR_RATE)
         enc = subprocess.Popen(
             ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo",
-             "-pix_fmt", "bgr24", "-s", f"{size}x{size}", "-r", str(fps), "-i", "pipe:0",
+             "-pix_fmt", "bgr24", "-s", f"{SIZE}x{SIZE}", "-r", str(fps), "-i", "pipe:0",
              "-i", str(wav), "-c:v", "libx264", "-preset", "veryfast", "-crf", "16",
              "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(out)],
             stdin=subprocess.PIPE)
         assert enc.stdin is not None
-        k = 0
-        for batch in animator.render(audio_16k, [0] * n, mouth):
-            for frame in batch:
-                bgr = cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_I420)
-                bgr = cv2.warpAffine(bgr, _sway(k, fps, size), (size, size),
-                                     borderMode=cv2.BORDER_REPLICATE)
-                enc.stdin.write(bgr.tobytes())
-                k += 1
+        for k in range(n):
+            frame = cv2.warpAffine(painter.draw(shapes[k]), sway(k, fps, SIZE), (SIZE, SIZE),
+                                   borderMode=cv2.BORDER_REPLICATE)
+            enc.stdin.write(frame.tobytes())
         enc.stdin.close()
         if enc.wait() != 0:
             raise RuntimeError(f"ffmpeg could not write {out}")

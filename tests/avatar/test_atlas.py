@@ -1,6 +1,10 @@
 """The mouth atlas: built by `prepare --talking` from a video of the person speaking, and
 pasted by the lite animator: real mouths chosen for the track, nothing outside the mouth and
-chin touched, the idle frame itself at rest."""
+chin touched, the idle frame itself at rest.
+
+The talking reference (harness/talking.py) wears mouths drawn by harness/mouths.py, not made
+by any code under test: a text it never spoke must come out with its mouths, of the right
+class for each sound, in place on the portrait's face."""
 
 from __future__ import annotations
 
@@ -16,11 +20,16 @@ import pytest
 from avatarcast.avatar import mesh
 from avatarcast.avatar.cache import ATLAS_FILE, BuildSettings
 from avatarcast.avatar.face.atlas import MouthAtlas
+from avatarcast.avatar.face.base import ANIMATOR_RATE
 from avatarcast.avatar.face.lite import LiteAnimator
-from avatarcast.avatar.face.mouthtrack import MouthTrack
+from avatarcast.avatar.face.mouthtrack import MouthTrack, Timeline
+from avatarcast.avatar.face.visemes import phones_from_alignment
 from avatarcast.avatar.mouthframe import apply, similarity
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
+from avatarcast.media.audio import resample
+from harness.mouths import Phone, Seen, seen
+from harness.talking import RATE, speak
 
 from ..faces import PORTRAIT
 
@@ -118,6 +127,84 @@ def test_the_atlas_mouth_follows_the_track_and_touches_nothing_else(
     face = lm[:, :2]
     left = (slice(0, H), slice(0, max(int(face[:, 0].min()) - 5, 1)))
     assert max(moved(f, left) for f in frames) == 0.0
+
+
+# Not one of the reference's sentences: closures, open and rounded vowels in new words.
+NEW_TEXT = "Bob's mom bought a hot pot of soup, and Pam wore blue wool boots to the pool."
+
+
+def test_a_text_it_never_spoke_shows_the_references_mouths_for_each_sound(
+    atlas_avatar: Avatar,
+) -> None:
+    # At 720p, where the mouth is about 60 pixels wide.
+    assert atlas_avatar.directory is not None
+    avatar = for_output(load(atlas_avatar.directory), 1280, 720, keep_rgb=False)
+    pcm, sounds, spoken = speak(NEW_TEXT)
+    spf = RATE // FPS
+    n = len(pcm) // spf
+    # The mouth track as the daemon makes it, from piper's timings.
+    timeline = Timeline(spf, FPS)
+    at = 0
+    for s in spoken:
+        assert s.alignment
+        timeline.add(phones_from_alignment(s.alignment, at)[0])
+        at += len(s.pcm)
+    audio = resample(pcm[: n * spf], RATE, ANIMATOR_RATE)
+    track = timeline.track(0, n, audio, ANIMATOR_RATE)
+    animator = LiteAnimator(FPS)
+    animator.load(avatar)
+    frames = [f for b in animator.render(audio, [0] * n, track) for f in b]
+    assert len(frames) == n and avatar.faces is not None
+    # Where the portrait's own mouth is, in output pixels: the reference's was drawn there.
+    lm = avatar.faces.landmarks[0]
+    right, left = lm[mesh.MOUTH_RIGHT, :2], lm[mesh.MOUTH_LEFT, :2]
+    half = float(np.linalg.norm(left - right)) / 2
+    centre = (float(right[0] + left[0]) / 2, float(lm[13, 1] + lm[14, 1]) / 2)
+    idle = avatar.idle.frames[0]
+    looks = [seen(f, centre, half) for f in frames]
+
+    def window(p: Phone) -> list[Seen]:
+        # The frames of the sound, from two before it (the lips lead the sound).
+        return looks[max(p.start // spf - 2, 0) : -(-p.end // spf)]
+
+    inner = [p for p in sounds if 3 * spf <= p.start and p.end <= (n - 3) * spf]
+    closures = [p for p in inner if p.kind == "closed"]
+    opens = [p for p in inner if p.kind == "open" and p.end - p.start >= 2 * spf]
+    rounds = [p for p in inner if p.kind in ("round", "oo")]
+    assert len(closures) >= 8 and len(opens) >= 3 and len(rounds) >= 6  # what NEW_TEXT says
+
+    # The reference's mouths, not the portrait's own moved (it wears no lipstick): on every
+    # frame that is not the idle frame but those fading in and out of it.
+    moving = [v for f, v in zip(frames, looks, strict=True) if not np.array_equal(f, idle)]
+    full = float(np.median([v.lips for v in moving]))
+    assert full > 0.2 * half**2, "no lipstick: these are not the reference's mouths"
+    assert seen(idle, centre, half).lips < 0.05 * full
+    wearing = [v for v in moving if v.lips >= 0.5 * full]
+    assert len(wearing) >= 0.85 * len(moving) and len(moving) > n // 2
+
+    # Each class of sound with the reference's mouths of that class: the lips shut (no gap,
+    # no dark opening, the full width) on m/b/p, apart on a long open vowel ("hot", "Pam"),
+    # narrow and round on o/u/w ("bought", "soup", "wool"); the portrait's rest mouth spans
+    # 2 * half.
+    def shut(v: Seen) -> bool:
+        return (v.lips >= 0.5 * full and v.gap <= 0.07 * half and v.dark == 0
+                and v.width >= 1.5 * half)
+
+    def apart(v: Seen) -> bool:
+        return v.lips >= 0.5 * full and v.dark > 0 and (v.gap >= 0.1 * half
+                                                        or v.dark >= 0.1 * half**2)
+
+    def rounded(v: Seen) -> bool:
+        return v.lips >= 0.5 * full and v.width <= 1.35 * half
+
+    for kind, sounds_of, shown in (("closed", closures, shut), ("open", opens, apart),
+                                   ("rounded", rounds, rounded)):
+        missed = [p for p in sounds_of if not any(shown(v) for v in window(p))]
+        assert not missed, (kind, missed)
+    # ... and in place on the portrait's face, however the reference's head moved.
+    # (Here within 0.11 of the half-width, from the shapes' own asymmetry; the reference's
+    # head moved the mouth by over half of it.)
+    assert max(abs(v.x - centre[0]) for v in wearing) < 0.2 * half
 
 
 def test_neighbouring_frames_keep_one_mouth_on_a_steady_target(atlas_avatar: Avatar) -> None:

@@ -1,7 +1,8 @@
 """The remote animator and `avatarcast serve-face`: the wire format, a daemon whose faces a
-face server renders (on this machine, with the lite animator), and the services that fail it:
-nothing listening, a server that stalls, a server with a different avatar under the id. The
-stream never waits: the lite animator takes over, and the message airs."""
+face server renders (on this machine, with the lite animator, marking every frame it renders),
+and the services that fail it: nothing listening, a server that stalls, a server with a
+different avatar under the id. The stream never waits: the lite animator takes over, and the
+message airs."""
 
 from __future__ import annotations
 
@@ -17,10 +18,18 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from avatarcast.avatar import mesh
+from avatarcast.avatar.face.lite import LiteAnimator
 from avatarcast.avatar.face.mouthtrack import MouthTrack
 from avatarcast.avatar.face.remote_wire import apply_patch, encode_patch, parse_body, request_body
+from avatarcast.avatar.face.server import FaceServer
+from avatarcast.avatar.runtime import Avatar
+from avatarcast.media.audio import Pcm
+from avatarcast.media.frames import Frame
+from avatarcast.settings import Settings
 from harness.daemon import DaemonProc, QueueNames, publish
 from harness.services import free_port, stop_process, wait_port
+from harness.speak import decode_frames
 from harness.threadserver import ThreadedApp
 
 from ...faces import PORTRAIT
@@ -90,36 +99,108 @@ def _speak_with(tmp_path: Path, queues: QueueNames, url: str, avatars: Path
     return daemon, st
 
 
-@pytest.mark.services
-def test_a_face_server_renders_the_daemons_faces(tmp_path: Path, queues: QueueNames) -> None:
-    avatars, port = tmp_path / "avatars", free_port()
-    server = _serve_face(tmp_path, avatars, port)
-    try:
-        daemon, st = _speak_with(tmp_path, queues, f"http://127.0.0.1:{port}", avatars)
-    finally:
-        stop_process(server)
-    log = daemon.log()
-    assert "face animator: remote" in log
-    assert "remote face:" not in log, log[-3000:]  # no fallback: every frame came from afar
-    # The mouth moved in what was recorded (the face server's frames, pasted here), and only
-    # while the speech was on air.
-    from avatarcast.avatar import mesh
-    from avatarcast.avatar.track import FaceTracker
-    from harness.speak import decode_frames
+class _Marking:
+    """The face server's lite animator, marking every frame it renders with a block of pure
+    green on the chin (a colour no animator of the daemon draws there) and counting them."""
 
+    name = "lite"
+
+    def __init__(self, fps: int) -> None:
+        self._lite = LiteAnimator(fps)
+        self.rendered = 0
+        self.box = (0, 0, 0, 0)  # x0, y0, x1, y1 in output pixels, all even
+
+    def load(self, avatar: Avatar) -> None:
+        self._lite.load(avatar)
+        assert avatar.faces is not None
+        lm = avatar.faces.landmarks[0]
+        x, y = lm[mesh.CHIN, 0], (lm[17, 1] + 2 * lm[mesh.CHIN, 1]) / 3  # 17: lower lip
+        x0, y0 = int(x) // 2 * 2 - 4, int(y) // 2 * 2 - 2
+        self.box = (x0, y0, x0 + 8, y0 + 4)
+
+    def render(self, audio_16k: Pcm, cycle_indices: list[int], mouth: MouthTrack
+               ) -> Any:
+        for batch in self._lite.render(audio_16k, cycle_indices, mouth):
+            # (A frame at rest is the idle frame itself: marked on a copy.)
+            marked = [_stamp(frame.copy(), self.box) for frame in batch]
+            self.rendered += len(marked)
+            yield marked
+
+    async def aclose(self) -> None:
+        await self._lite.aclose()
+
+
+def _stamp(frame: Frame, box: tuple[int, int, int, int]) -> Frame:
+    rows, w = frame.shape
+    h = rows * 2 // 3
+    x0, y0, x1, y1 = box
+    frame[y0:y1, x0:x1] = 150
+    chroma = frame.reshape(-1)[h * w :].reshape(2, h // 2, w // 2)
+    chroma[0, y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = 44  # U, V: pure green
+    chroma[1, y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = 21
+    return frame
+
+
+class _MarkingFaceServer(ThreadedApp):
+    """`avatarcast serve-face`'s own server, on a thread here, its animator marking."""
+
+    def __init__(self, avatars: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.port = free_port()
+        self.animators: list[_Marking] = []
+
+        def make(name: str, settings: Any, fps: int) -> _Marking:
+            self.animators.append(_Marking(fps))
+            return self.animators[-1]
+
+        monkeypatch.setattr("avatarcast.avatar.face.server.make_animator", make)
+        self._server = FaceServer(Settings(_env_file=None, avatar={"avatars_dir": avatars},
+                                           face={"animator": "lite"}))
+
+    def routes(self, app: web.Application) -> None:
+        for route in self._server.app().router.routes():
+            app.router.add_route(route.method, route.resource.canonical,  # type: ignore[union-attr]
+                                 route.handler)
+
+
+@pytest.mark.services
+def test_a_face_server_renders_the_daemons_faces(
+    tmp_path: Path, queues: QueueNames, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    avatars = tmp_path / "avatars"
+    with _MarkingFaceServer(avatars, monkeypatch) as server:
+        daemon, st = _speak_with(tmp_path, queues, f"http://127.0.0.1:{server.port}", avatars)
+    assert "face animator: remote" in daemon.log()
+    (animator,) = server.animators
     (entry,) = st["recent"]
     first, last = entry["stream_first"], entry["stream_last"]
     path = tmp_path / "d" / "program.mkv"
-    rgb = decode_frames(path, 320, 240, "rgb24", 3)[first - 3]
-    lm = FaceTracker().find(np.ascontiguousarray(rgb))
+    rgb = decode_frames(path, 320, 240, "rgb24", 3)
+    # Every frame of the speech on air came from the face server: its mark is on each, and
+    # on no idle frame around them (the encoder may carry a trace into the next frame); and
+    # the server rendered as many frames as aired (none twice, none for nothing).
+    x0, y0, x1, y1 = animator.box
+    block = rgb[:, y0 + 1 : y1 - 1, x0 + 1 : x1 - 1].astype(np.int16).mean(axis=(1, 2))
+    green = block[:, 1] - (block[:, 0] + block[:, 2]) / 2
+    idle = np.r_[green[: first - 1], green[last + 3 :]]
+    print(f"\nmark: speaking min {green[first : last + 1].min():.0f}, idle max "
+          f"{idle.max():.0f}")
+    assert (green[first : last + 1] > 60).all(), green[first - 2 : last + 3].round()
+    assert first > 30 and (idle < 0).all()
+    assert animator.rendered == last - first + 1
+    # The mouth moved in what was recorded (the face server's frames, pasted here), and only
+    # while the speech was on air.
+    from avatarcast.avatar.track import FaceTracker
+
+    lm = FaceTracker().find(np.ascontiguousarray(rgb[first - 3]))
     assert lm is not None
     lips = lm[list(mesh.OUTER_UPPER + mesh.OUTER_LOWER), :2]
-    (x0, y0), (x1, y1) = lips.min(0).astype(int) - 3, lips.max(0).astype(int) + 6
+    (lx0, ly0), (lx1, ly1) = lips.min(0).astype(int) - 3, lips.max(0).astype(int) + 6
+    ly1 = min(ly1, y0)  # above the mark
     luma = decode_frames(path, 320, 240, "gray", 1)[..., 0].astype(np.int16)
-    box = luma[:, y0:y1, x0:x1]
+    box = luma[:, ly0:ly1, lx0:lx1]
     change = np.abs(box - box[first - 3]).mean(axis=(1, 2))
     speaking, before = change[first : last + 1], change[first - 12 : first - 3]
-    print(f"\nlips change: speaking median {np.median(speaking):.2f}, before max "
+    print(f"lips change: speaking median {np.median(speaking):.2f}, before max "
           f"{before.max():.2f}")
     assert np.mean(speaking > before.max() + 2.0) > 0.3
 
