@@ -109,7 +109,7 @@ class Figures:
             "avatars_loaded": looks.loaded,
             "failed": failed,
             # A disk short of space (the recording paused): named, the stream still healthy.
-            "disk_low": self.disk.low if self.disk is not None else None,
+            "disk_low": self.disk.state if self.disk is not None else None,
             "last_error": last_error or (e.last_error if e is not None else None),
             "uptime_s": round(time.time() - started_at, 1),
             "recent": list(sch.history),

@@ -19,6 +19,7 @@ from .retention import Retention
 log = logging.getLogger(__name__)
 
 CHECK_S = 2.0
+HUNG_S = 30.0  # a check (statvfs, retention) taking longer: said in `low`
 
 
 def _existing(path: Path) -> Path:
@@ -43,6 +44,13 @@ class DiskWatch:
         self._retentions = [r for r in retentions if r.enabled]
         self._on_low = on_low
         self.low: str | None = None  # what is short of space, in a line; None: all fine
+        self.hung: str | None = None  # a check that has not answered, in a line
+        self.hung_s = HUNG_S
+
+    @property
+    def state(self) -> str | None:
+        """What /healthz shows: what is short of space, or a check that hangs; None: fine."""
+        return self.hung or self.low
 
     @property
     def needed(self) -> bool:
@@ -75,5 +83,13 @@ class DiskWatch:
 
     async def run(self) -> None:
         while True:
-            await asyncio.to_thread(self.check)
+            check = asyncio.ensure_future(asyncio.to_thread(self.check))
+            done, _ = await asyncio.wait({check}, timeout=self.hung_s)
+            if not done:
+                # A disk that hangs (a dead NFS mount) is said, not waited on in silence; the
+                # same check is awaited, so no second thread piles up behind it.
+                self.hung = f"the disk check has not answered for {self.hung_s:g} s"
+                log.warning("%s (a hung disk?)", self.hung)
+            await check  # its error, if any, ends the task: the daemon notices
+            self.hung = None
             await asyncio.sleep(CHECK_S)

@@ -296,8 +296,8 @@ class Scheduler:
 
     def _stop_rendering(self, busy: Utterance, outcome: Outcome) -> None:
         """End the render in hand now, not when its speech next comes (it may never: a
-        silent LLM, a hung provider). Its segment, if it has one, is the program's to settle
-        (cut or withdrawn by the caller); without one, it is settled here."""
+        silent LLM, a hung provider). Without a segment it is settled here; with one, the
+        program settles it: withdrawn here when it waits, cut by the caller when on air."""
         if busy.cancelled is not None:
             return
         busy.cancelled = outcome
