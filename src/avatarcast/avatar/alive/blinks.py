@@ -63,8 +63,9 @@ class Blinks:
     def _start(self, t: float) -> None:
         # Shut for one frame's time: exactly one frame falls in it, whatever the rate.
         frame = 1.0 / self._fps
-        self._blink = _Blink(t, self._rng.uniform(0.075, 0.11), self._rng.uniform(0.16, 0.24),
-                             frame)
+        # Begun half a frame ago: the frame that starts it already shows the lid moving.
+        self._blink = _Blink(t - frame / 2, self._rng.uniform(0.075, 0.11),
+                             self._rng.uniform(0.16, 0.24), frame)
         self.count += 1
 
     def closure(self, n: int, rate_factor: float = 1.0, asked: float = 0.0) -> float:

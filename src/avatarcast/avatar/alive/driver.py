@@ -57,6 +57,7 @@ _ROLL = ((0.55, 6.53), (0.35, 10.31), (0.25, 15.53))
 _RISE = 0.02  # a breath lifts the shoulders by this share of the face's height
 _NOD = 0.025  # a full nod dips the head by this share
 _BROW = 0.03  # a full lift raises the brows by this share
+_CUE_OMEGA = 20.0  # nods and brows follow their cues this briskly (gestures.py leads by 2/it)
 _GLANCE_AFTER_S = 0.8  # thinking: the eyes go up and aside after this long
 _GLANCE = (0.5, -0.55)  # where they go (x toward the chosen side, y up)
 
@@ -71,6 +72,26 @@ class _Smooth:
     def step(self, target: float, frames: int = 1) -> float:
         k = 1.0 - (1.0 - self._k) ** max(frames, 1)
         self.value += (target - self.value) * k
+        return self.value
+
+
+class _Spring:
+    """A critically damped follower: no jump and no kink when its target jumps (a cut in the
+    middle of a nod), a delay of about 2 / omega seconds on a smooth target."""
+
+    def __init__(self, omega: float, fps: int) -> None:
+        self._w = omega
+        self._dt = 1.0 / fps
+        self.value = 0.0
+        self._speed = 0.0
+
+    def step(self, target: float, frames: int = 1) -> float:
+        # The exact solution over the step, relative to the target.
+        w, t = self._w, self._dt * max(frames, 1)
+        x, v = self.value - target, self._speed
+        decay = math.exp(-w * t)
+        self.value = target + (x + (v + w * x) * t) * decay
+        self._speed = (v - w * (v + w * x) * t) * decay
         return self.value
 
 
@@ -93,8 +114,8 @@ class MotionDriver:
         self._speaking = _Smooth(0.4, fps)
         self._glance = _Smooth(0.15, fps)
         self._tilt = _Smooth(0.45, fps)
-        self._nod = _Smooth(0.06, fps)
-        self._brow = _Smooth(0.08, fps)
+        self._nod = _Spring(_CUE_OMEGA, fps)
+        self._brow = _Spring(_CUE_OMEGA, fps)
 
     def _breath_period(self) -> float:
         rate = self._s.breaths_per_minute

@@ -28,7 +28,9 @@ Array = npt.NDArray[np.float32]
 
 _PAUSE_S = 0.15  # silence this long ends a phrase
 _SPACING_S = 0.7  # accents nodded on at least this far apart, within a phrase
-_RISE_S, _FALL_S, _EARLY_S = 0.2, 0.3, 0.1  # a nod's shape around its accent
+# A nod's shape around its accent: it begins _EARLY_S before the vowel (the driver's follower
+# takes 0.1 s of that back) and peaks just after the vowel's start.
+_RISE_S, _FALL_S, _EARLY_S = 0.2, 0.3, 0.2
 _SETTLE = (0.5, 0.2, 0.8)  # a phrase end's dip: strength, lead and length (seconds)
 _BROW_RAMP_S = 0.15
 
