@@ -160,7 +160,7 @@ def build(
     disk = _disk_watch(s, encoder)
     figures = Figures(channel=s.channel, machine=machine, program=program, pacer=pacer,
                       scheduler=scheduler, events=events, consumer=consumer, encoder=encoder,
-                      depth=depth, speech=speech, looks=looks, disk=disk)
+                      depth=depth, speech=speech, looks=looks, disk=disk, alive=enliven)
     metrics = Metrics(figures.snapshot)
     lifecycle.subscribe(metrics.observe)
     if whep is not None:

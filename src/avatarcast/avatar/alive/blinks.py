@@ -55,6 +55,11 @@ class Blinks:
         self._last_end = -math.inf
         self.count = 0
 
+    @property
+    def blinking(self) -> bool:
+        """A blink is under way (as of the last frame asked)."""
+        return self._blink is not None
+
     def _interval(self, factor: float) -> float:
         mean = 60.0 / max(self._rate * factor, 1e-3)
         mu = math.log(max(mean - _SHIFT_S, 0.05)) - _SIGMA**2 / 2
