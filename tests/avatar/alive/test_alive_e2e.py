@@ -62,19 +62,21 @@ def test_the_received_face_blinks_sways_and_keeps_its_lip_sync(
     (entry,) = st["recent"]
     first, last = entry["stream_first"], entry["stream_last"]
     tracker = FaceTracker()
-    frames, marks = [], []
+    openings, marks = [], []
     for rgb in iter_frames(recording, W, H, "rgb24", 3):
         lm = tracker.find(np.ascontiguousarray(rgb))
-        assert lm is not None, f"no face in received frame {len(marks)}"
-        marks.append(lm)
-        frames.append(_upper_opening_p10(rgb, lm))
+        marks.append(lm if lm is not None else np.full((468, 3), np.nan, np.float32))
+        openings.append(_upper_opening_p10(rgb, lm) if lm is not None else np.nan)
     lms = np.stack(marks)
-    eyes = np.array(frames)
-    face = float(np.median(np.linalg.norm(lms[:, 152, :2] - lms[:, 9, :2], axis=1)))
+    eyes = np.array(openings)
+    found = ~np.isnan(eyes)
+    # The landmarker misses a face now and then (the face is small at this size).
+    assert found.mean() > 0.97, np.flatnonzero(~found)
+    face = float(np.nanmedian(np.linalg.norm(lms[:, 152, :2] - lms[:, 9, :2], axis=1)))
 
     # The track the daemon ran, for the idle frames before the text arrived.
     driver = MotionDriver(settings, FPS)
-    idle = range(10, first - 20)
+    idle = [n for n in range(10, first - 20) if found[n]]
     track = [driver.at(n, Activity.IDLE) for n in range(first)]
     lids = np.array([m.lids for m in track])
     shut = [n for n in idle if lids[n] >= 0.95]
@@ -104,14 +106,15 @@ def test_the_received_face_blinks_sways_and_keeps_its_lip_sync(
         return [round(((a + b) / 2 - LEAD_S) * FPS) for a, b, v in aired["phones"]
                 if v in visemes]
 
-    closed = gap[middles(("PP",))]
-    wide = gap[middles(("aa",))]
+    closed = gap[[k for k in middles(("PP",)) if found[k]]]
+    wide = gap[[k for k in middles(("aa",)) if found[k]]]
     assert len(closed) >= 4 and len(wide) >= 4
     assert np.median(closed) < 0.4 * np.median(wide), (closed, wide)
 
     # No jump where speech cuts in and out: the stable points step no more there than the
     # largest step of the idle stretch, plus a pixel.
     steps = np.linalg.norm(np.diff(pos, axis=0), axis=1)
-    idle_max = float(steps[list(ok)[:-1]].max())
+    idle_max = float(np.nanmax(steps[ok[:-1]]))
     for cut in (first, last + 1):
+        assert found[cut - 1] and found[cut], "the landmarker lost the face at a cut"
         assert steps[cut - 1] <= idle_max + 1.0, (cut, steps[cut - 3:cut + 2], idle_max)
