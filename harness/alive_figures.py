@@ -205,8 +205,9 @@ def sine_fit(t: Series, v: Series, cpm: tuple[float, float]) -> tuple[float, flo
 
 def breathing(body_y: Series, span: npt.NDArray[np.bool_], fps: float) -> dict[str, Any]:
     """The body band's rise and fall in `span`: slower motion (sway, drift) removed, the rate
-    of the best-fitting sine and the rate of counted cycles (zero crossings upward, with a
-    hysteresis of a quarter SD: jitter from cycle to cycle does not hide them), amplitude."""
+    of the best-fitting sine and the rate of counted cycles (from the first upward zero
+    crossing to the last, with a hysteresis of a quarter SD: cycles that vary in length, as
+    breaths do, still count), amplitude."""
     ok = span & np.isfinite(body_y)
     if ok.sum() < BREATH_MIN_S * fps:
         return {"frames": int(ok.sum())}
@@ -215,16 +216,19 @@ def breathing(body_y: Series, span: npt.NDArray[np.bool_], fps: float) -> dict[s
     rate, p2p, share = sine_fit(t, v[ok], BREATH_CPM)
     smooth = _nan_smooth(v, max(1, int(0.4 * fps)))[ok]
     h = 0.25 * float(np.std(smooth))
-    ups, state = 0, 0
-    for s in smooth:
-        if s > h and state <= 0:
-            ups += state < 0
+    ups: list[float] = []
+    state = 0
+    for when, s in zip(t, smooth, strict=True):
+        if s > h and state < 0:
+            ups.append(float(when))
+        if s > h:
             state = 1
         elif s < -h:
             state = -1
+    counted = 60 * (len(ups) - 1) / (ups[-1] - ups[0]) if len(ups) > 2 else float("nan")
     p5, p95 = np.percentile(v[ok], [5, 95])
     return {"frames": int(ok.sum()), "rate_cpm": _r(rate),
-            "cycles_per_minute": _r(ups / (len(t) / fps / 60)), "sine_p2p_px": _r(p2p),
+            "cycles_per_minute": _r(counted), "sine_p2p_px": _r(p2p),
             "sine_share": _r(share), "range_px": _r(float(p95 - p5)),
             "sd_px": _r(float(np.std(v[ok])))}
 

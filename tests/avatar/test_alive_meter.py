@@ -14,7 +14,7 @@ import pytest
 
 from avatarcast.avatar.track import FaceTracker
 from avatarcast.settings import DEFAULT_IDLE_SOURCE
-from harness.alive_figures import find_blinks, relative_openness, summarize
+from harness.alive_figures import breathing, find_blinks, mask_of, relative_openness, summarize
 from harness.alive_landmarks import MediaPipeFace
 from harness.alive_meter import AliveMeter
 
@@ -121,15 +121,15 @@ def test_closed_eyes_are_counted_as_blinks_of_their_length(face: MediaPipeFace) 
     r = relative_openness(series["mediapipe.open_l"], series["mediapipe.open_r"], 30)
     blinks, _ = find_blinks(r)
     assert [b.start for b in blinks] == [10, 30, 38]
-    for b, frames_down in zip(blinks, (3, 5, 2), strict=True):
-        assert abs(b.frames - frames_down) <= 1
+    # Every frame with its lids 3/4 down or more is below 80% of open, every open one above.
+    assert [b.frames for b in blinks] == [3, 5, 2]
     assert blinks[1].bottom[0] - blinks[1].start == 1, "closing: the one 3/4 frame"
     assert blinks[1].end - blinks[1].bottom[1] == 2, "opening: the two 3/4 frames"
     f = figures["blinks"]["mediapipe"]  # type: ignore[index]
     assert f["early"]["count"] == 1 and f["late"]["count"] == 2
     assert f["all"]["closed_share"] == 1.0
     assert f["all"]["doubles"] == 1
-    assert f["all"]["duration_ms"]["median"] == pytest.approx(100, abs=34)
+    assert f["all"]["duration_ms"]["median"] == pytest.approx(100, abs=0.1)
     assert f["all"]["per_minute"] == pytest.approx(3 / (70 / 30 / 60), rel=0.01)
 
 
@@ -139,7 +139,7 @@ def test_head_rotation_and_translation_are_recovered(face: MediaPipeFace) -> Non
     pivot = (float(lm[:, 0].mean()), float(lm[152, 1] + 0.6 * np.ptp(lm[:, 1])))  # the neck
     t = np.arange(n) / fps
     angle = 1.5 * np.sin(2 * np.pi * t / 2.0)  # degrees, counter-clockwise on screen
-    shift = np.stack([4 * np.sin(2 * np.pi * t / 1.5), 2 * np.sin(2 * np.pi * t / 2.5)], 1)
+    shift = np.stack([4 * np.sin(2 * np.pi * t / 1.5), 3 * np.sin(2 * np.pi * t / 1.2)], 1)
 
     def warp(k: int) -> npt.NDArray[np.float64]:
         m = cv2.getRotationMatrix2D(pivot, float(angle[k]), 1.0)
@@ -159,7 +159,7 @@ def test_head_rotation_and_translation_are_recovered(face: MediaPipeFace) -> Non
     p5, p95 = np.percentile(angle, [5, 95])
     assert head["roll_deg"]["range"] == pytest.approx(p95 - p5, abs=0.1)
     steps = np.hypot(*np.diff(truth, axis=0).T)
-    assert head["step_px"]["max"] == pytest.approx(steps.max(), abs=0.1)
+    assert head["step_px"]["max"] == pytest.approx(steps.max(), abs=0.05)
     assert head["step_deg"]["max"] == pytest.approx(np.abs(np.diff(angle)).max(), abs=0.02)
     # The landmarks see the same motion, less precisely.
     assert np.corrcoef(series["mediapipe.pose_roll"], -angle)[0, 1] > 0.9
@@ -170,9 +170,10 @@ def test_breathing_rate_and_amplitude_are_recovered(face: MediaPipeFace) -> None
     rgb, lm = portrait(480)
     fps, n, rate_cpm, amp = 5, 120, 17.0, 2.5  # 24 s, a breath every 3.5 s, 5 px rise
     below = int(lm[152, 1] + 0.1 * np.ptp(lm[:, 1]))  # the chin stays where it is
+    jitter = np.random.default_rng(7).normal(0, 0.4, n)  # a fidget, frame to frame
 
     def frame(k: int) -> Image:
-        dy = amp * np.sin(2 * np.pi * rate_cpm / 60 * k / fps)
+        dy = amp * np.sin(2 * np.pi * rate_cpm / 60 * k / fps) + jitter[k]
         out = rgb.copy()
         out[below:] = shifted(rgb, dy)[below:]
         return out
@@ -180,10 +181,26 @@ def test_breathing_rate_and_amplitude_are_recovered(face: MediaPipeFace) -> None
     _, _, figures = measure(face, n, frame, fps=fps)
     b = figures["breathing"]["all"]  # type: ignore[index]
     assert b["rate_cpm"] == pytest.approx(rate_cpm, abs=0.5)
-    assert b["cycles_per_minute"] == pytest.approx(rate_cpm, abs=3)
+    assert b["cycles_per_minute"] == pytest.approx(rate_cpm, abs=1)
     assert b["sine_p2p_px"] == pytest.approx(2 * amp, rel=0.2)
     head = figures["head"]["all"]  # type: ignore[index]
     assert head["y_px"]["sd"] < 0.05, "the head stayed still"
+
+
+def test_breathing_is_counted_through_noise_drift_and_uneven_breaths() -> None:
+    fps, n = 30, 90 * 30
+    rng = np.random.default_rng(0)
+    # 15 a minute on average, each breath 20% longer or shorter than the last at random.
+    per_frame = np.repeat(rng.uniform(0.8, 1.2, n // 60 + 1), 60)[:n] * 15 / 60 / fps
+    phase = 2 * np.pi * np.cumsum(per_frame)
+    t = np.arange(n) / fps
+    sway = 5.0 * np.sin(2 * np.pi * t / 45)  # the head's slow sway, shared by the shoulders
+    y = 2.0 * np.sin(phase) + sway + rng.normal(0, 0.5, n)
+    b = breathing(y, mask_of(n, [(0, n)]), fps)
+    cycles = phase[-1] / (2 * np.pi) / (n / fps / 60)
+    assert b["rate_cpm"] == pytest.approx(cycles, abs=1.5)
+    assert b["cycles_per_minute"] == pytest.approx(cycles, abs=1)
+    assert b["sine_p2p_px"] == pytest.approx(4.0, rel=0.3)
 
 
 def test_dlib_sees_shut_eyes() -> None:
