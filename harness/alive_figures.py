@@ -29,7 +29,7 @@ Windows = dict[str, list[tuple[int, int]]]
 OPEN_BELOW, BLINK_BELOW, CLOSED_BELOW = 0.8, 0.5, 0.4
 LEVEL_S = 5.0  # the running open level: the median over this many seconds either side
 DOUBLE_GAP_S = 0.5
-DRIFT_S = 60.0  # drift: the first minute's mean position against the last minute's
+DRIFT_S = 60.0  # drift: the first minute's mean position against the last minute's (of idle)
 BREATH_CPM = (6.0, 40.0)  # breathing is looked for between these rates (cycles a minute)
 BREATH_MIN_S = 20.0
 TREND_S = 15.0  # slower than this is sway or drift, not breathing
@@ -173,15 +173,18 @@ def motion_figures(x: Series, y: Series, roll: Series, span: npt.NDArray[np.bool
     return out
 
 
-def drift(x: Series, y: Series, roll: Series, fps: float) -> dict[str, Any]:
-    """The mean position of the last minute less the first minute's (of a third of the
-    recording each, when it is shorter than three minutes)."""
-    n = len(x)
-    w = int(min(DRIFT_S * fps, n / 3))
+def drift(x: Series, y: Series, roll: Series, span: npt.NDArray[np.bool_], fps: float
+          ) -> dict[str, Any]:
+    """The mean position over the last minute of `span` less the first minute's (a third of
+    it each, when it is shorter than three minutes)."""
+    idx = np.flatnonzero(span)
+    w = int(min(DRIFT_S * fps, len(idx) / 3))
     if w < 1:
         return {}
+    first, last = idx[:w], idx[-w:]
+
     def shift(v: Series) -> float | None:
-        return _r(float(np.nanmean(v[-w:]) - np.nanmean(v[:w])))
+        return _r(float(np.nanmean(v[last]) - np.nanmean(v[first])))
     return {"window_s": round(w / fps, 1), "x_px": shift(x), "y_px": shift(y),
             "roll_deg": shift(roll)}
 
@@ -252,7 +255,8 @@ def summarize(series: dict[str, Series], info: dict[str, Any], windows: Windows 
     if "head_x" in series:
         hx, hy, hr = series["head_x"], series["head_y"], series["head_roll"]
         out["head"] = {k: motion_figures(hx, hy, hr, m) for k, m in spans.items()}
-        out["head_drift"] = drift(hx, hy, hr, fps)
+        # Over idle where there is one: speech moves the head on purpose.
+        out["head_drift"] = drift(hx, hy, hr, spans.get("idle", spans["all"]), fps)
         out["breathing"] = {k: breathing(series["body_y"], m, fps) for k, m in spans.items()}
         # Shoulders that only follow the head would show here (near 1).
         out["breathing"]["corr_with_head_y"] = _r(_corr(series["body_y"], hy))

@@ -14,7 +14,14 @@ import pytest
 
 from avatarcast.avatar.track import FaceTracker
 from avatarcast.settings import DEFAULT_IDLE_SOURCE
-from harness.alive_figures import breathing, find_blinks, mask_of, relative_openness, summarize
+from harness.alive_figures import (
+    breathing,
+    drift,
+    find_blinks,
+    mask_of,
+    relative_openness,
+    summarize,
+)
 from harness.alive_landmarks import MediaPipeFace
 from harness.alive_meter import AliveMeter
 
@@ -201,6 +208,17 @@ def test_breathing_is_counted_through_noise_drift_and_uneven_breaths() -> None:
     assert b["rate_cpm"] == pytest.approx(cycles, abs=1.5)
     assert b["cycles_per_minute"] == pytest.approx(cycles, abs=1)
     assert b["sine_p2p_px"] == pytest.approx(4.0, rel=0.3)
+
+
+def test_drift_is_the_last_minute_of_idle_against_the_first() -> None:
+    fps, idle = 10, 5 * 60 * 10  # five minutes of idle, then a minute of speech
+    n = idle + 600
+    x = np.r_[np.linspace(0, 2, idle), np.full(600, 9.0)]  # 2 px in idle; speech moves more
+    still = np.zeros(n)
+    d = drift(x, still, still, mask_of(n, [(0, idle)]), fps)
+    assert d["window_s"] == 60
+    assert d["x_px"] == pytest.approx(2 * 4 / 5, abs=0.01)  # minute 4.5 against minute 0.5
+    assert d["y_px"] == 0 and d["roll_deg"] == 0
 
 
 def test_dlib_sees_shut_eyes() -> None:
