@@ -32,6 +32,7 @@ DOUBLE_GAP_S = 0.5
 DRIFT_S = 60.0  # drift: the first minute's mean position against the last minute's (of idle)
 BREATH_CPM = (6.0, 40.0)  # breathing is looked for between these rates (cycles a minute)
 BREATH_MIN_S = 20.0
+BREATH_MIN_PX = 0.3  # below this (p95-p5) nothing rises and falls: a rate would be noise's
 TREND_S = 15.0  # slower than this is sway or drift, not breathing
 
 
@@ -230,6 +231,8 @@ def breathing(body_y: Series, span: npt.NDArray[np.bool_], fps: float) -> dict[s
             state = -1
     counted = 60 * (len(ups) - 1) / (ups[-1] - ups[0]) if len(ups) > 2 else float("nan")
     p5, p95 = np.percentile(v[ok], [5, 95])
+    if p95 - p5 < BREATH_MIN_PX:
+        rate = counted = float("nan")
     return {"frames": int(ok.sum()), "rate_cpm": _r(rate),
             "cycles_per_minute": _r(counted), "sine_p2p_px": _r(p2p),
             "sine_share": _r(share), "range_px": _r(float(p95 - p5)),

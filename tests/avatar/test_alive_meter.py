@@ -208,6 +208,9 @@ def test_breathing_is_counted_through_noise_drift_and_uneven_breaths() -> None:
     assert b["rate_cpm"] == pytest.approx(cycles, abs=1.5)
     assert b["cycles_per_minute"] == pytest.approx(cycles, abs=1)
     assert b["sine_p2p_px"] == pytest.approx(4.0, rel=0.3)
+    # A still body: the encoder's ripple has no rate.
+    still = breathing(rng.normal(0, 0.02, n), mask_of(n, [(0, n)]), fps)
+    assert still["rate_cpm"] is None and still["cycles_per_minute"] is None
 
 
 def test_drift_is_the_last_minute_of_idle_against_the_first() -> None:
