@@ -6,8 +6,13 @@ median of the frames around, so slow changes such as a lowered gaze are not blin
 
 * a blink is a run of frames below OPEN_BELOW of open that reaches below BLINK_BELOW; its
   duration is the run's frames; a run that never gets that low is a partial closure;
-* it "closed" when it reached below CLOSED_BELOW: neither landmarker reads a shut eye as 0 (the
-  bundled portrait with its lids painted shut reads 0.26-0.34 of open), so that is "shut";
+* it "closed" when it reached below CLOSED_BELOW: no landmarker reads a shut eye as 0 (the
+  bundled portrait with its lids painted shut reads 0.28-0.31 of open with MediaPipe's iris
+  model, 0.3-0.4 with dlib at 720p; dlib at 480p misses some shut eyes altogether);
+* lids lowered by two thirds or more make a blink (MediaPipe: 0.6 of the way down reads
+  0.50-0.55, 0.7 reads 0.47-0.52); half-lowered lids read about 0.8, a partial closure at most;
+* a glance down lowers the lids too: one shorter than the running level's window may read
+  as a partial closure;
 * closing is the run's frames before its bottom (the frames within a quarter of the way from
   its lowest to OPEN_BELOW), opening the frames after; all three are whole frames (33 ms at
   30 fps): a 70 ms closing reads as 2 or 3 frames;
