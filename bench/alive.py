@@ -15,8 +15,9 @@ amplitude (px, deg) and largest frame-to-frame step; its drift from the first mi
 last; breathing rate and amplitude; brows; gaze; faces not found; the daemon's dropped frames;
 and the lip-sync figures of bench/lipsync.py, computed from the same pass.
 
-  python -m bench alive [--minutes 3] [--size 720]     (about M + 2 minutes on air, then
-                                                        about 1.5x that measuring on 2 cores)
+  python -m bench alive [--minutes 3] [--size 720]     (on air about M + 1 minutes, then
+                                                        measured at about 20 frames a second
+                                                        on 2 cores: 7 minutes in all for M = 2)
 """
 
 from __future__ import annotations

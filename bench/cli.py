@@ -14,7 +14,7 @@
   python -m bench webrtc                      the WebRTC view's delay vs RTMP, and its CPU
   python -m bench alive [--minutes 3] [--size 720]
                                               blinks, head motion, breathing on the received
-                                              stream: idle, speech, thinking (M + 9 minutes)
+                                              stream: idle, speech, thinking (about 2M + 3 min)
   python -m bench summary                     the headline figures beside earlier runs' (no run)
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
