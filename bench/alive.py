@@ -13,7 +13,8 @@ Reported per window (idle, speech, thinking, the ask's answer): blinks a minute,
 duration, closing and opening, intervals (median, CV, skew), double blinks; the head's
 amplitude (px, deg) and largest frame-to-frame step; its drift from the first minute to the
 last; breathing rate and amplitude; brows; gaze; faces not found; the daemon's dropped frames;
-and the lip-sync figures of bench/lipsync.py, computed from the same pass.
+and the lip-sync figures of bench/lipsync.py, computed from the same pass. The README's stills
+and clip of the face alive come from the same recording (bench/alive_stills.py).
 
   python -m bench alive [--minutes 3] [--size 720]     (on air about M + 1 minutes, then
                                                         measured at about 20 frames a second
@@ -41,7 +42,7 @@ from harness.daemon import DaemonProc, QueueNames, Receiver, delete_queues, pack
 from harness.services import NginxRtmp, ensure_rabbitmq
 from harness.speak import decode_audio
 
-from . import lipsync
+from . import alive_stills, lipsync
 from .report import verdict
 from .session import BITRATE_KBPS, FPS, SIZES
 
@@ -206,6 +207,8 @@ def run(work: Path, minutes: float = 3.0, size: str = "720p"
     series, info = measure(recording, width, height)
     spans = windows(aired, marks)
     alive = summarize(series, info, spans)
+    for path in alive_stills.make(recording, width, height, series, spans):
+        print(f"wrote {path}")
     st = marks.get("status") or {}
     return {
         "size": size, "idle_minutes": minutes, "texts": len(TEXTS), "ask_delay_s": ASK_DELAY_S,
