@@ -1,8 +1,10 @@
 """Framing an avatar on its face, and saying when it will look soft.
 
 At prepare, `face` framing cuts one box of the output's aspect ratio out of the source: the
-face (brow to chin) takes `face_share` of its height, the eyes sit near the upper third, the
-hair has room above and the neck and shoulders show below. A video gets one box for the whole
+face (brow to chin) takes `face_share` of its height, the hair has room above (the mesh ends
+at the hairline; a full head of hair reaches about 0.65 face heights above it), the eyes sit
+at the upper third or, where the hair needs the room, a little lower, and the neck and
+shoulders show below. A video gets one box for the whole
 clip (from its median face, grown to hold every frame's face): a box that followed the face
 frame by frame would slide the background under a still head. The box never reaches outside
 the source: where the source cannot give that box it gives the largest one it can, and a
@@ -122,10 +124,10 @@ def _place(want: float, lo: float, hi: float, size: float, limit: int) -> float:
 def _even(
     x: float, y: float, w: float, h: float, width: int, height: int, letterbox: bool
 ) -> Box:
-    ew = max(2, min(int(round(w / 2)) * 2, width // 2 * 2))
-    eh = max(2, min(int(round(h / 2)) * 2, height // 2 * 2))
-    ex = min(max(0, int(round(x / 2)) * 2), (width - ew) // 2 * 2)
-    ey = min(max(0, int(round(y / 2)) * 2), (height - eh) // 2 * 2)
+    ew = max(2, min(round(float(w) / 2) * 2, width // 2 * 2))
+    eh = max(2, min(round(float(h) / 2) * 2, height // 2 * 2))
+    ex = min(max(0, round(float(x) / 2) * 2), (width - ew) // 2 * 2)
+    ey = min(max(0, round(float(y) / 2) * 2), (height - eh) // 2 * 2)
     return Box(ex, ey, ew, eh, letterbox)
 
 

@@ -133,8 +133,9 @@ def _decode(
     sx, sy = width / size[0], height / size[1]
     size = fit(box.w, box.h, settings.max_side)
     moved = [None if f is None else _into_box(f, sx, sy, box, size) for f in found]
-    frames, found = _track(tracker, bar, decode(source, size, settings.fps, settings.max_frames,
-                                                ffmpeg, crop=box.as_list()), fallback=moved)
+    cropped = decode(source, size, settings.fps, settings.max_frames, ffmpeg,
+                     crop=(box.x, box.y, box.w, box.h))
+    frames, found = _track(tracker, bar, cropped, fallback=moved)
     return frames, found, size, record
 
 
