@@ -171,5 +171,5 @@ def sharpness(manifest: dict[str, Any], width: int, height: int) -> Sharpness:
         grow = scale / SHARP_SCALE
         advice = (f"a source of {math.ceil(sw * grow)}x{math.ceil(sh * grow)} or more "
                   f"would be sharp (at most {SHARP_SCALE}x)")
-    return Sharpness(scale, True, f"{what} is scaled up {scale:.1f}x to {width}x{height} and "
+    return Sharpness(scale, True, f"{what} is scaled up {scale:.2f}x to {width}x{height} and "
                      f"looks soft; {advice}")
