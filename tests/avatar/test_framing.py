@@ -165,7 +165,7 @@ def test_the_portrait_framed_on_its_face_reads_on_a_phone(framed: Path) -> None:
     assert record["mode"] == "face" and record["source_size"] == [512, 512]
     x, y, w, h = record["box"]
     assert p.manifest["size"] == [w, h] and p.frames[0].shape == (h, w, 3)
-    assert 0 <= x and x + w <= 512 and 0 <= y and y + h <= 512
+    assert x >= 0 and y >= 0 and x + w <= 512 and y + h <= 512
     a = for_output(p, 1280, 720, keep_rgb=True)
     assert a.rgb is not None and a.faces is not None
     rgb = a.rgb[0]
@@ -206,7 +206,7 @@ def test_a_video_framed_on_its_face_has_one_box(tmp_path: Path) -> None:
     video = make_video(tmp_path / "idle.mp4")  # the face drifts 2 px a frame
     p = load(build(video, "clip", tmp_path / "avatars",
                    BuildSettings(30, 600, 1920, framing="face")))
-    x, y, w, h = p.manifest["framing"]["box"]
+    _, _, w, h = p.manifest["framing"]["box"]
     assert p.manifest["size"] == [w, h] and {f.shape for f in p.frames} == {(h, w, 3)}
     assert len(p.frames) == 16 and p.found.sum() == 16 - 3  # the faceless frames stay
     # Landmarks in the box's pixels, inside it, still drifting with the face.

@@ -84,6 +84,14 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def framed_as(manifest: dict[str, Any]) -> str:
+    """How a cache frames its source, in one comparable line: `source`, or `face X,Y,W,H` (the
+    box cut from the source, in its pixels). Two caches of one source draw the same picture
+    at an output size when these match."""
+    box = (manifest.get("framing") or {}).get("box")
+    return "face " + ",".join(str(int(v)) for v in box) if box else "source"
+
+
 def stale_reason(
     manifest: dict[str, Any] | None,
     avatar_id: str,
