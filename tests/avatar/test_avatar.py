@@ -134,6 +134,9 @@ def test_prepare_command(tmp_path: Path) -> None:
     done = _cli(tmp_path, "prepare", "--image", str(PORTRAIT), "--id", "cli")
     assert done.returncode == 0, done.stderr
     assert "prepared" in done.stdout and (tmp_path / "avatars" / "cli" / "manifest.json").exists()
+    # Framed on the face (the default for an image), 512 px of source is soft at 720p: said.
+    assert ("warning: the face crop 422x236 of the 512x512 source is scaled up 3.05x to "
+            "1280x720 and looks soft" in done.stdout), done.stdout
     again = _cli(tmp_path, "prepare", "--image", str(PORTRAIT), "--id", "cli")
     assert again.returncode == 0 and "up to date" in again.stdout
     wrong = _cli(tmp_path, "prepare", "--video", str(PORTRAIT), "--id", "cli")
