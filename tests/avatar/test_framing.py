@@ -230,3 +230,19 @@ def test_doctor_says_the_portrait_is_soft_at_1080p(framed: Path) -> None:
     assert small["avatar"].status == "ok"  # one cache for every output of its aspect
     assert small["avatar sharpness"].status == "ok"
     assert "drawn at 1.14x in 480x270" in small["avatar sharpness"].detail
+
+
+def test_the_still_animator_frames_on_the_face_only_when_told(tmp_path: Path) -> None:
+    from avatarcast.avatar.loader import load_avatar
+    from avatarcast.settings import AvatarSettings, VideoSettings
+
+    video = VideoSettings(width=640, height=360)
+    # auto, without a face animator: the idle source as it is (no face needed, none sought).
+    plain = load_avatar(AvatarSettings(avatars_dir=tmp_path), video, False, False)
+    assert plain.faces is None and not (tmp_path / "auto-avatar").exists()
+    # face: prepared, so the picture is the one a face animator would show.
+    framed = load_avatar(AvatarSettings(avatars_dir=tmp_path, framing="face"), video, False,
+                         False)
+    assert framed.faces is not None and (tmp_path / "auto-avatar").is_dir()
+    assert plain.idle.frames[0][:360, :8].std() == 0  # letterboxed: a bar at the side
+    assert framed.idle.frames[0][:360, :8].std() > 5  # filled with the picture
