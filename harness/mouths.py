@@ -265,7 +265,7 @@ def seen(frame: Image, centre: tuple[float, float], half: float) -> Seen:
     y0, y1 = int(cy - 0.9 * half), int(cy + 1.3 * half) + 1
     y, c = luma[y0:y1, x0:x1], cb_full[y0:y1, x0:x1]
     skin = float(np.median(c[:2]))  # between the nose and the lips
-    lips = (c > skin + 12) & (y >= 60)
+    lips = _lip_blobs((c > skin + 12) & (y >= 60))
     cols = np.flatnonzero(lips.sum(0) >= 2)
     if len(cols) == 0:
         return Seen(0, 0, 0.0, 0, float("nan"))
@@ -281,3 +281,16 @@ def seen(frame: Image, centre: tuple[float, float], half: float) -> Seen:
     xs = np.average(np.arange(x0, x1), weights=lips.sum(0))
     return Seen(int(lips.sum()), int(cols.max() - cols.min() + 1),
                 float(np.median(gaps)) if gaps else 0.0, dark, float(xs))
+
+
+def _lip_blobs(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """The lips among the pixels of their colour: the largest blob, and those at least a
+    tenth of its size (an open mouth can part the lips in two). A small lip-coloured thing at
+    the region's edge (a suit's collar ring beside the jaw of a face framed large) is not a
+    lip, and would widen the mouth measured to the whole region."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    if count <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= 0.1 * areas.max()) + 1
+    return np.isin(labels, keep)

@@ -118,7 +118,8 @@ def make_talking_video(out: Path, *, sentences: int = 10, fps: int = 30,
 def atlas_avatar_env(workdir: Path, talking: Path | None = None, fps: int = 30) -> dict[str, str]:
     """Prepare the portrait with a mouth atlas (from `talking`, or a reference made now) as
     avatar "talker" in workdir/avatars, where speak_and_record's daemon looks; the daemon's
-    environment for it."""
+    environment for it. Framed for a 16:9 output, as the daemon's default (a daemon of
+    another aspect would prepare it again, atlas and all)."""
     if talking is None:
         talking = make_talking_video(workdir / "talking.mp4", fps=fps)
     build(DEFAULT_IDLE_SOURCE, "talker", workdir / "avatars",

@@ -27,6 +27,7 @@ CHANNEL_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 SpeechProvider = Literal["piper", "edge", "espeak", "openai"]
 AnimatorName = Literal["auto", "lite", "musetalk", "still", "remote"]
+Framing = Literal["auto", "source", "face"]
 
 
 class BrokerSettings(BaseModel):
@@ -197,6 +198,17 @@ class AvatarSettings(BaseModel):
     """Frames read at most from a video idle source."""
     max_side: int = Field(default=1920, ge=64, le=4096)
     """Cached frames are scaled down to this many pixels on their long side."""
+    framing: Framing = "auto"
+    """How the avatar fills the picture, decided once at prepare: `source` shows the source as
+    it is (letterboxed to the output's aspect); `face` cuts a head-and-shoulders shot of the
+    output's aspect around the face, the face (brow to chin) face_share of the height, one
+    box for a whole video; `auto` is `face` for an image and `source` for a video (a video
+    keeps its own framing). The still animator without avatar.id shows the idle source as it
+    is unless this is `face`. Changing it, face_share or the output's aspect prepares the
+    avatar again."""
+    face_share: float = Field(default=0.35, ge=0.15, le=0.5)
+    """With face framing, the share of the picture's height the face takes from brow to
+    chin (more where the source cannot give a box that large)."""
     keep_loaded: int = Field(default=3, ge=1, le=32)
     """Avatars kept loaded with their animator (the default's included) for messages that
     name an avatar and for switches; beyond it the least recently used is unloaded."""

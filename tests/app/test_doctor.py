@@ -61,6 +61,13 @@ def test_doctor_on_a_working_machine(tmp_path: Path, queues: QueueNames,
     assert table["llm"][0] == "ok" and CHAT_KEY not in done.stdout
     assert table["gpu"][0] in ("ok", "warn") and "all needed checks passed" in done.stdout
     assert KEY not in done.stdout + done.stderr
+    # Not prepared yet: where prepare will frame the bundled portrait, and that 512 px of it
+    # framed on the face is soft at 720p (a warning, not a failure).
+    assert table["avatar"][0] == "warn" and "not prepared yet" in table["avatar"][1]
+    assert table["avatar sharpness"] == (
+        "warn", "once prepared: the face crop 422x236 of the 512x512 source is scaled up "
+        "3.05x to 1280x720 and looks soft; a source of 1042x1042 or more would be sharp (at "
+        "most 1.5x)")
 
 
 def test_doctor_names_what_is_broken_and_exits_3(tmp_path: Path, queues: QueueNames) -> None:

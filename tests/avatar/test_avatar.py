@@ -21,7 +21,9 @@ from harness.services import ROOT
 
 from ..faces import FACELESS, PORTRAIT, make_video
 
-SETTINGS = BuildSettings(fps=30, max_frames=600, max_side=1920)
+# The source as it is: these tests read the portrait's own pixels (its mouth at (222, 145) of
+# 512x512); test_framing.py covers the face box that an image gets by default.
+SETTINGS = BuildSettings(fps=30, max_frames=600, max_side=1920, framing="source")
 
 
 def _inside(points: np.ndarray, box: tuple[float, float, float, float]) -> bool:
@@ -111,7 +113,8 @@ def test_stale_and_foreign_caches_are_rebuilt_never_used(tmp_path: Path) -> None
     ensure("me", None, avatars, SETTINGS)
     assert json.loads((directory / "manifest.json").read_text())["format"] == 1
     # Other settings: rebuilt.
-    ensure("me", None, avatars, BuildSettings(fps=25, max_frames=600, max_side=1920))
+    ensure("me", None, avatars, BuildSettings(fps=25, max_frames=600, max_side=1920,
+                                              framing="source"))
     assert json.loads((directory / "manifest.json").read_text())["settings"]["fps"] == 25
     # Stale with its source gone: a clear error, not a silent use.
     source.unlink()
@@ -131,6 +134,9 @@ def test_prepare_command(tmp_path: Path) -> None:
     done = _cli(tmp_path, "prepare", "--image", str(PORTRAIT), "--id", "cli")
     assert done.returncode == 0, done.stderr
     assert "prepared" in done.stdout and (tmp_path / "avatars" / "cli" / "manifest.json").exists()
+    # Framed on the face (the default for an image), 512 px of source is soft at 720p: said.
+    assert ("warning: the face crop 422x236 of the 512x512 source is scaled up 3.05x to "
+            "1280x720 and looks soft" in done.stdout), done.stdout
     again = _cli(tmp_path, "prepare", "--image", str(PORTRAIT), "--id", "cli")
     assert again.returncode == 0 and "up to date" in again.stdout
     wrong = _cli(tmp_path, "prepare", "--video", str(PORTRAIT), "--id", "cli")

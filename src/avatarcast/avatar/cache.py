@@ -1,8 +1,9 @@
 """The versioned avatar cache under models/avatars/<id>/.
 
-    manifest.json   format, id, source (path, sha256), the settings it was built with,
-                    the face models' fingerprint, frame count and size
-    frames/NNNNNN.png   the idle cycle, lossless, at the source's resolution
+    manifest.json   format, id, source (path, sha256, kind), the settings it was built with,
+                    the face models' fingerprint, frame count and size, and its framing (mode,
+                    the source's size and, framed on the face, the box cut from it)
+    frames/NNNNNN.png   the idle cycle, lossless, at the source's (or the box's) resolution
     geometry.npz    landmarks (N, 468, 3), found (N,), crop_boxes (N, 4), in frame pixels
     masks.npz       mouth and lower_face (N, 256, 256) uint8, in crop space
     atlas.npz       the mouth atlas from a talking reference, when one was given (atlas_build.py)
@@ -18,14 +19,14 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from ..infra.errors import UserError
-from ..settings import AVATAR_ID_PATTERN
+from ..settings import AVATAR_ID_PATTERN, Framing
 
 FORMAT = 1
 ATLAS_FILE = "atlas.npz"
@@ -37,12 +38,34 @@ class AvatarCacheError(UserError):
 
 @dataclass(frozen=True)
 class BuildSettings:
+    """What a cache is built with; the defaults are those of a default daemon (1280x720)."""
+
     fps: int
     max_frames: int
     max_side: int
+    framing: Framing = "auto"
+    aspect: float = 16 / 9  # the output's width / height, the shape of a face box
+    face_share: float = 0.35
 
-    def as_dict(self) -> dict[str, int]:
-        return {"fps": self.fps, "max_frames": self.max_frames, "max_side": self.max_side}
+    def framing_for(self, image: bool) -> Literal["source", "face"]:
+        if self.framing == "auto":
+            return "face" if image else "source"
+        return self.framing
+
+    @property
+    def box_aspect(self) -> float:
+        """The aspect a face box is cut to: three figures, so that outputs of one shape
+        (854x480, 1280x720, 1920x1080) share a cache; drawing it cuts what is left over."""
+        return float(f"{self.aspect:.3g}")
+
+    def as_dict(self, image: bool) -> dict[str, Any]:
+        """As recorded in the manifest and compared. A cache of the source as it is records
+        no framing, as caches did before framing existed, so those stay current."""
+        built: dict[str, Any] = {"fps": self.fps, "max_frames": self.max_frames,
+                                 "max_side": self.max_side}
+        if self.framing_for(image) == "face":
+            built.update(framing="face", aspect=self.box_aspect, face_share=self.face_share)
+        return built
 
 
 def check_id(avatar_id: str) -> str:
@@ -61,6 +84,14 @@ def read_manifest(directory: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def framed_as(manifest: dict[str, Any]) -> str:
+    """How a cache frames its source, in one comparable line: `source`, or `face X,Y,W,H` (the
+    box cut from the source, in its pixels). Two caches of one source draw the same picture
+    at an output size when these match."""
+    box = (manifest.get("framing") or {}).get("box")
+    return "face " + ",".join(str(int(v)) for v in box) if box else "source"
+
+
 def stale_reason(
     manifest: dict[str, Any] | None,
     avatar_id: str,
@@ -76,8 +107,9 @@ def stale_reason(
         return f"cache format {manifest.get('format')!r}, this version reads {FORMAT}"
     if manifest.get("id") != avatar_id:
         return f"built for avatar {manifest.get('id')!r}"
-    if manifest.get("settings") != build.as_dict():
-        return f"built with {manifest.get('settings')}, now {build.as_dict()}"
+    wanted = build.as_dict(manifest.get("source", {}).get("kind") == "image")
+    if manifest.get("settings") != wanted:
+        return f"built with {manifest.get('settings')}, now {wanted}"
     if manifest.get("models") != models:
         return "the face models changed"
     if source_sha is not None and manifest.get("source", {}).get("sha256") != source_sha:

@@ -26,8 +26,10 @@ def _still(prepared: PreparedAvatar) -> bool:
     return len(prepared.frames) == 1
 
 
-def build_settings(avatar: AvatarSettings, fps: int) -> BuildSettings:
-    return BuildSettings(fps=fps, max_frames=avatar.max_idle_frames, max_side=avatar.max_side)
+def build_settings(avatar: AvatarSettings, video: VideoSettings) -> BuildSettings:
+    return BuildSettings(fps=video.fps, max_frames=avatar.max_idle_frames,
+                         max_side=avatar.max_side, framing=avatar.framing,
+                         aspect=video.width / video.height, face_share=avatar.face_share)
 
 
 def auto_id(avatar: AvatarSettings) -> str:
@@ -44,7 +46,7 @@ def load_avatar(
     alive = alive or AliveSettings(enabled="off")
     if avatar.id is None and alive_for(alive, is_image(avatar.idle_source)):
         needs_face = True
-    if avatar.id is None and not needs_face:
+    if avatar.id is None and not needs_face and avatar.framing != "face":
         idle = load_idle(avatar.idle_source, video.width, video.height, video.fps,
                          avatar.max_idle_frames, ffmpeg)
         return Avatar(idle)
@@ -55,7 +57,7 @@ def load_avatar(
     else:
         avatar_id, source = auto_id(avatar), avatar.idle_source
     directory = ensure(
-        avatar_id, source, avatar.avatars_dir, build_settings(avatar, video.fps), ffmpeg=ffmpeg
+        avatar_id, source, avatar.avatars_dir, build_settings(avatar, video), ffmpeg=ffmpeg
     )
     prepared = load(directory)
     return for_output(prepared, video.width, video.height, keep_rgb,
@@ -77,7 +79,7 @@ def load_prepared(
     if manifest is None:
         raise AvatarCacheError(f"avatar {avatar_id!r} is not prepared (no cache in "
                                f"{directory}); run `avatarcast prepare --id {avatar_id} ...`")
-    settings = build_settings(avatar, video.fps)
+    settings = build_settings(avatar, video)
     reason = stale_reason(directory, avatar_id, settings, None, manifest, talking=KEEP_TALKING)
     if reason is not None:
         raise AvatarCacheError(f"avatar {avatar_id!r} must be prepared again ({reason}); run "

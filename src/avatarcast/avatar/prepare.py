@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from . import cache, masks
+from . import cache, framing, masks
 from .atlas_build import build_atlas
 from .cache import ATLAS_FILE, AvatarCacheError, BuildSettings
 from .models import models_fingerprint
@@ -22,13 +23,14 @@ from .track import FaceTracker, NoFaceError, fill_gaps, smooth
 log = logging.getLogger(__name__)
 
 Image = npt.NDArray[np.uint8]
+Landmarks = npt.NDArray[np.float32]
 
 
 @dataclass
 class PreparedAvatar:
     directory: Path
     manifest: dict[str, Any]
-    frames: list[Image]  # RGB at the source's (capped) resolution
+    frames: list[Image]  # RGB at the source's (or its face box's) capped resolution
     landmarks: npt.NDArray[np.float32]  # (N, 468, 3)
     found: npt.NDArray[np.bool_]
     crop_boxes: npt.NDArray[np.float32]  # (N, 4)
@@ -59,17 +61,13 @@ def build(
                           "which the person speaks")
     t0 = time.perf_counter()
     width, height, estimate = probe_size(source, ffmpeg)
-    size = fit(width, height, settings.max_side)
-    total = 1 if is_image(source) else min(estimate, settings.max_frames)
-    tracker = FaceTracker()
-    frames: list[Image] = []
-    found: list[npt.NDArray[np.float32] | None] = []
-    with tqdm(total=total, unit="frame", desc=f"prepare {avatar_id}",
-              disable=not show_progress) as bar:
-        for rgb in decode(source, size, settings.fps, settings.max_frames, ffmpeg):
-            frames.append(rgb)
-            found.append(tracker.find(rgb))
-            bar.update(1)
+    image = is_image(source)
+    mode = settings.framing_for(image)
+    total = 1 if image else min(estimate, settings.max_frames)
+    with tqdm(total=total * (2 if mode == "face" else 1), unit="frame",
+              desc=f"prepare {avatar_id}", disable=not show_progress) as bar:
+        frames, found, size, record = _decode(source, (width, height), mode, settings, bar,
+                                              ffmpeg)
     try:
         landmarks, have = fill_gaps(found)
     except NoFaceError:
@@ -85,11 +83,12 @@ def build(
         "id": avatar_id,
         "source": {"path": str(source.resolve()), "sha256": file_sha256(source),
                    "kind": "image" if is_image(source) else "video"},
-        "settings": settings.as_dict(),
+        "settings": settings.as_dict(image),
         "models": models_fingerprint(),
         "frames": len(frames),
         "size": list(size),
         "faces_found": int(have.sum()),
+        "framing": record,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     extra: dict[str, dict[str, Any]] = {}
@@ -107,11 +106,109 @@ def build(
     )
     missing = len(frames) - int(have.sum())
     log.info(
-        "prepared avatar %s: %d frame(s) at %dx%d, face in %d (%d filled from neighbours), "
-        "%.1f s", avatar_id, len(frames), size[0], size[1], int(have.sum()), missing,
-        time.perf_counter() - t0,
+        "prepared avatar %s: %d frame(s) at %dx%d%s, face in %d (%d filled from neighbours), "
+        "%.1f s", avatar_id, len(frames), size[0], size[1], _framed(record), int(have.sum()),
+        missing, time.perf_counter() - t0,
     )
     return directory
+
+
+def _decode(
+    source: Path, source_size: tuple[int, int], mode: framing.Mode, settings: BuildSettings,
+    bar: tqdm[Any], ffmpeg: str,
+) -> tuple[list[Image], list[Landmarks | None], tuple[int, int], dict[str, Any]]:
+    """The frames to cache, the face found in each, their size and the framing's record.
+    Framed on the face, the source is read twice: once to find the box (its frames are not
+    kept), once for the box alone at its own resolution, where the faces are found again."""
+    width, height = source_size
+    size = fit(width, height, settings.max_side)
+    record: dict[str, Any] = {"mode": mode, "source_size": [width, height]}
+    tracker = FaceTracker()
+    frames, found = _track(tracker, bar, decode(source, size, settings.fps,
+                                                settings.max_frames, ffmpeg), keep=mode != "face")
+    if mode != "face":
+        return frames, found, size, record
+    box = _face_box(found, size, source_size, settings, source)
+    record.update(box=box.as_list(), letterbox=box.letterbox)
+    sx, sy = width / size[0], height / size[1]
+    size = fit(box.w, box.h, settings.max_side)
+    moved = [None if f is None else _into_box(f, sx, sy, box, size) for f in found]
+    cropped = decode(source, size, settings.fps, settings.max_frames, ffmpeg,
+                     crop=(box.x, box.y, box.w, box.h))
+    frames, found = _track(tracker, bar, cropped, fallback=moved)
+    return frames, found, size, record
+
+
+def _track(
+    tracker: FaceTracker, bar: tqdm[Any] | None, frames: Iterator[Image], *, keep: bool = True,
+    fallback: list[Landmarks | None] | None = None,
+) -> tuple[list[Image], list[Landmarks | None]]:
+    """The frames (when kept) and the face found in each; where none is found, the
+    fallback's (the same frame's face found before, moved into these frames)."""
+    kept: list[Image] = []
+    found: list[Landmarks | None] = []
+    for i, rgb in enumerate(frames):
+        if keep:
+            kept.append(rgb)
+        lm = tracker.find(rgb)
+        if lm is None and fallback is not None and i < len(fallback):
+            lm = fallback[i]
+        found.append(lm)
+        if bar is not None:
+            bar.update(1)
+    return kept, found
+
+
+def plan(source: Path, settings: BuildSettings, ffmpeg: str = "ffmpeg") -> dict[str, Any]:
+    """The frame size and framing a cache of this source would record, without building it.
+    Framed on the face, a video's box is estimated from its first frame (the clip's box holds
+    every frame's face: as large or larger)."""
+    width, height, _ = probe_size(source, ffmpeg)
+    mode = settings.framing_for(is_image(source))
+    size = fit(width, height, settings.max_side)
+    record: dict[str, Any] = {"mode": mode, "source_size": [width, height]}
+    if mode == "face":
+        _, found = _track(FaceTracker(), None, decode(source, size, settings.fps, 1, ffmpeg),
+                          keep=False)
+        box = _face_box(found, size, (width, height), settings, source)
+        record.update(box=box.as_list(), letterbox=box.letterbox)
+        size = fit(box.w, box.h, settings.max_side)
+    return {"size": list(size), "framing": record}
+
+
+def _face_box(
+    found: list[Landmarks | None], size: tuple[int, int], source_size: tuple[int, int],
+    settings: BuildSettings, source: Path,
+) -> framing.Box:
+    """The face box, in the source's pixels, from the faces found in frames of `size`."""
+    (w, h), (sw, sh) = size, source_size
+    to_source = np.array([sw / w, sh / h, 1.0], np.float32)
+    faces = [framing.FaceSpan.of(f * to_source) for f in found if f is not None]
+    if not faces:
+        raise NoFaceError(f"no face found in {source} ({len(found)} frame(s) searched)")
+    return framing.face_box(faces, sw, sh, settings.box_aspect, settings.face_share)
+
+
+def _into_box(
+    lm: Landmarks, sx: float, sy: float, box: framing.Box, size: tuple[int, int]
+) -> Landmarks:
+    """Landmarks of a whole frame (source pixels per frame pixel: sx, sy) moved into the
+    frames of the box at `size`."""
+    kx, ky = size[0] / box.w, size[1] / box.h
+    out = lm.copy()
+    out[:, 0] = (lm[:, 0] * sx - box.x) * kx
+    out[:, 1] = (lm[:, 1] * sy - box.y) * ky
+    out[:, 2] = lm[:, 2] * sx * kx
+    return out
+
+
+def _framed(record: dict[str, Any]) -> str:
+    if record["mode"] != "face":
+        return ""
+    x, y, w, h = record["box"]
+    sw, sh = record["source_size"]
+    return (f", framed on the face: {w}x{h} at ({x}, {y}) of the {sw}x{sh} source"
+            + (", letterboxed: the source is too narrow" if record["letterbox"] else ""))
 
 
 def ensure(

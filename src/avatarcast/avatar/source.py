@@ -63,11 +63,16 @@ def fit(width: int, height: int, max_side: int) -> tuple[int, int]:
 
 
 def decode(
-    path: Path, size: tuple[int, int], fps: int, max_frames: int, ffmpeg: str = "ffmpeg"
+    path: Path, size: tuple[int, int], fps: int, max_frames: int, ffmpeg: str = "ffmpeg",
+    crop: tuple[int, int, int, int] | None = None,
 ) -> Iterator[Image]:
-    """RGB frames of the source at size, resampled to fps; one frame for an image."""
+    """RGB frames of the source at size, resampled to fps; one frame for an image. With a
+    crop (x, y, w, h in the source's pixels), frames of that part of it."""
     w, h = size
     vf = f"scale={w}:{h}:flags=area,setsar=1"
+    if crop is not None:
+        cx, cy, cw, ch = crop
+        vf = f"crop={cw}:{ch}:{cx}:{cy}:exact=1," + vf
     if not is_image(path):
         vf = f"fps={fps}," + vf
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-i", str(path), "-vf", vf,

@@ -131,6 +131,17 @@ def test_the_source_is_checked_on_every_request_and_loaded_avatars_are_bounded(
     # The same avatar and output, now loaded: another source under the id is still refused.
     other = httpx.post(url, json=_body("f" * 64, 6), timeout=30)
     assert other.status_code == 409 and "different source" in other.text, other.text[:300]
+    # The same source framed otherwise (another aspect, share or framing on the daemon's
+    # side) would not line up with the daemon's idle frames: refused too; framed alike, drawn.
+    manifest = cache.read_manifest(prepared[0] / "astro")
+    assert manifest is not None and cache.framed_as(manifest).startswith("face ")
+    for framing, status in (("source", 409), ("face 0,0,512,288", 409),
+                            (cache.framed_as(manifest), 200)):
+        body = _body(sha, 4)
+        body["avatar"]["framing"] = framing
+        r = httpx.post(url, json=body, timeout=30)
+        assert r.status_code == status, (framing, r.text[:300])
+        assert status == 200 or "framed" in r.json()["error"]["message"]
     # Three outputs, two kept: the least recently used goes, and comes back when asked for.
     for w, h in [(320, 180), (480, 270), (W, H)]:
         r = httpx.post(url, json=_body(sha, 4, w, h), timeout=30)

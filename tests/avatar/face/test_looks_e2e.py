@@ -31,7 +31,9 @@ def _prepare(workdir: Path) -> Path:
     guest = cv2.imread(str(DEFAULT_IDLE_SOURCE))[:, ::-1]
     guest = cv2.add(guest, np.full_like(guest, (60, 0, 0)))  # BGR: bluer
     cv2.imwrite(str(workdir / "guest.png"), guest)
-    settings = BuildSettings(fps=FPS, max_frames=600, max_side=1920)
+    # Framed for the daemon's output (4:3): a prepared avatar framed for another aspect
+    # must be prepared again before a message may name it.
+    settings = BuildSettings(fps=FPS, max_frames=600, max_side=1920, aspect=W / H)
     build(DEFAULT_IDLE_SOURCE, "anchor", avatars, settings)
     build(workdir / "guest.png", "guest", avatars, settings)
     return avatars

@@ -34,7 +34,7 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
     if talking is not None and is_image(talking):
         return fail(f"--talking {talking}: an image; it must be a video in which the person "
                     "speaks", EXIT_USAGE)
-    build_with = build_settings(settings.avatar, settings.video.fps)
+    build_with = build_settings(settings.avatar, settings.video)
     directory = settings.avatar.avatars_dir / avatar_id
     try:
         current = stale_reason(directory, avatar_id, build_with, source, talking=talking) is None
@@ -44,6 +44,7 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
             build(source, avatar_id, settings.avatar.avatars_dir, build_with, talking=talking,
                   ffmpeg=settings.output.ffmpeg_path, show_progress=True)
             print(f"avatar {avatar_id} prepared in {directory}" + _atlas_line(directory))
+        _print_sharpness(directory, settings.video.width, settings.video.height)
     except NoFaceError as exc:
         return fail(str(exc), EXIT_FAILED)
     except SourceError as exc:
@@ -51,6 +52,16 @@ def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
     except FaceModelError as exc:
         return fail(str(exc), EXIT_UNAVAILABLE)
     return _prepare_musetalk(settings, directory)
+
+
+def _print_sharpness(directory: Path, width: int, height: int) -> None:
+    from ...avatar.cache import read_manifest
+    from ...avatar.framing import sharpness
+
+    manifest = read_manifest(directory)
+    if manifest is not None:
+        sharp = sharpness(manifest, width, height)
+        print(("warning: " if sharp.soft else "") + sharp.text)
 
 
 def _atlas_line(directory: Path) -> str:

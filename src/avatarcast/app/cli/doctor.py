@@ -1,7 +1,7 @@
 """`avatarcast doctor`: is everything the daemon needs here and working? FFmpeg and its
 encoders, the broker (login, declare), every output (an RTMP handshake), each voice (a word
-synthesized), the avatar cache, the GPU and the MuseTalk weights, the LLM and the face server
-when configured, the state directory.
+synthesized), the avatar cache and how sharp it looks at the output size, the GPU and the
+MuseTalk weights, the LLM and the face server when configured, the state directory.
 
 A table, one row per check: ok, warn (works, but worse than it could) or FAIL (the daemon
 cannot do its job), with what to do. Exit 0 when nothing failed, 3 otherwise. Secrets are
@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ...infra.redact import global_redactor
 from ...settings import Settings
@@ -178,16 +179,45 @@ def _avatar(s: Settings) -> list[Row]:
             return [Row("avatar", FAIL, f"{avatar_id!r} is not prepared in {directory}; run "
                         f"`avatarcast prepare --id {avatar_id} --image|--video FILE`")]
         return [Row("avatar", WARN, f"{avatar_id} not prepared yet: the first start prepares "
-                    "it (seconds), or run `avatarcast prepare` now")]
-    reason = stale_reason(directory, avatar_id, build_settings(s.avatar, s.video.fps), source,
+                    "it (seconds), or run `avatarcast prepare` now"), _sharpness(s, None, source)]
+    reason = stale_reason(directory, avatar_id, build_settings(s.avatar, s.video), source,
                           manifest, talking=_recorded_talking(manifest))
     atlas = manifest.get("talking")
     mouth = (f"mouth atlas of {atlas['entries']} mouths" if atlas else
              "still-image mouth (no talking reference)")
     if reason is not None:
-        return [Row("avatar", WARN, f"{avatar_id}: {reason}; the daemon rebuilds it at start")]
+        recorded = Path(str(manifest.get("source", {}).get("path", "")))
+        return [Row("avatar", WARN, f"{avatar_id}: {reason}; the daemon rebuilds it at start"),
+                _sharpness(s, None, source or (recorded if recorded.is_file() else None))]
     return [Row("avatar", OK, f"{avatar_id}: {manifest['frames']} frame(s) at "
-                f"{manifest['size'][0]}x{manifest['size'][1]}, {mouth}")]
+                f"{manifest['size'][0]}x{manifest['size'][1]}, {mouth}"),
+            _sharpness(s, manifest, None)]
+
+
+def _sharpness(s: Settings, manifest: dict[str, Any] | None, source: Path | None) -> Row:
+    """How sharp the avatar will look at the output size: from the cache's manifest, or,
+    before it is prepared, from where prepare would frame the source (one frame read)."""
+    from ...avatar.framing import sharpness
+    from ...avatar.loader import build_settings
+    from ...avatar.models import FaceModelError
+    from ...avatar.prepare import plan
+    from ...avatar.source import SourceError, is_image
+    from ...avatar.track import NoFaceError
+
+    name, note = "avatar sharpness", ""
+    if manifest is None:
+        if source is None:
+            return Row(name, WARN, "unknown: the avatar's source is not at hand")
+        settings = build_settings(s.avatar, s.video)
+        try:
+            manifest = plan(source, settings, s.output.ffmpeg_path)
+        except (NoFaceError, SourceError, FaceModelError) as exc:
+            return Row(name, WARN, f"unknown: {exc}")
+        estimated = not is_image(source) and settings.framing_for(False) == "face"
+        note = ("once prepared (estimated from its first frame): " if estimated else
+                "once prepared: ")
+    sharp = sharpness(manifest, s.video.width, s.video.height)
+    return Row(name, WARN if sharp.soft else OK, note + sharp.text)
 
 
 def _recorded_talking(manifest: dict[str, object]) -> Path | None:

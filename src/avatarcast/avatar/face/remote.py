@@ -48,6 +48,7 @@ class RemoteAnimator:
         self._avatar: Avatar | None = None
         self._id = ""
         self._sha = ""
+        self._framing = ""
         self.frames_remote = 0
         self.frames_local = 0
 
@@ -57,6 +58,7 @@ class RemoteAnimator:
             raise ValueError("the remote animator needs a prepared avatar")
         self._id = str(manifest["id"])
         self._sha = str(manifest.get("source", {}).get("sha256", ""))
+        self._framing = cache.framed_as(manifest)
         self._avatar = avatar
         self._fallback.load(avatar)
 
@@ -94,7 +96,7 @@ class RemoteAnimator:
         rows, width = frames[0].shape
         height = rows * 2 // 3
         body = request_body(self._id, self._sha, width, height, self._fps, cycle, audio_16k,
-                            mouth)
+                            mouth, self._framing)
         timeout = httpx.Timeout(self._timeout, connect=min(2.0, self._timeout))
         started = time.monotonic()
         batch: list[Frame] = []

@@ -2,7 +2,8 @@
 
 Request: `POST {url}/v1/render`, `Content-Type: application/json`:
 
-    {"avatar": {"id": "anna", "source_sha256": "..."},   the same prepared avatar on both sides
+    {"avatar": {"id": "anna", "source_sha256": "...",    the same prepared avatar on both sides,
+                "framing": "face 14,8,422,236"},         framed alike (cache.framed_as)
      "width": 1280, "height": 720, "fps": 30,             the output the frames are for
      "cycle": [12, 13, ...],                              idle-cycle index of every frame
      "audio_16k": "<base64 of 16-bit mono PCM at 16 kHz, exactly len(cycle) frames of it>",
@@ -17,7 +18,8 @@ identical to its idle frame is a header with w = h = 0. The answer is not conten
 (the receiver asks for identity and refuses anything else: a compressed stream could unpack
 to any size). Errors are JSON
 `{"error": {"message": ...}}`: 400 a bad request, 404 an avatar the server has not prepared,
-409 a different avatar under that id (its source differs).
+409 a different avatar under that id (its source or its framing differs; a request without
+a framing is not compared on it).
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ _TRACK = ("jaw", "spread", "press", "tuck")
 
 
 def request_body(avatar_id: str, source_sha256: str, width: int, height: int, fps: int,
-                 cycle: list[int], audio_16k: Pcm, mouth: MouthTrack) -> dict[str, Any]:
+                 cycle: list[int], audio_16k: Pcm, mouth: MouthTrack,
+                 framing: str | None = None) -> dict[str, Any]:
+    who = {"id": avatar_id, "source_sha256": source_sha256}
+    if framing is not None:
+        who["framing"] = framing
     return {
-        "avatar": {"id": avatar_id, "source_sha256": source_sha256},
+        "avatar": who,
         "width": width, "height": height, "fps": fps, "cycle": cycle,
         "audio_16k": base64.b64encode(np.asarray(audio_16k, "<i2").tobytes()).decode(),
         "mouth": {**{k: np.round(getattr(mouth, k), 4).tolist() for k in _TRACK},

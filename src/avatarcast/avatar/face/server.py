@@ -49,7 +49,7 @@ class _Loaded:
 
     avatar: Avatar
     animator: FaceAnimator
-    sha: str  # of the source it was prepared from
+    sha: str  # of the source it was prepared from, and how it is framed
     users: int = 0  # requests rendering with it now
     dropped: bool = False  # let go of; closed when its last user is done
 
@@ -95,14 +95,15 @@ class FaceServer:
             raise ValueError(f"fps {fps} is not from 1 to {MAX_FPS}")
         return w, h, fps
 
-    def _source(self, avatar_id: str) -> str:
-        """Blocking: the sha256 of the source the avatar here was prepared from."""
+    def _source(self, avatar_id: str) -> tuple[str, str]:
+        """Blocking: the sha256 of the source the avatar here was prepared from, and how it
+        is framed (cache.framed_as)."""
         manifest = cache.read_manifest(self._s.avatar.avatars_dir / cache.check_id(avatar_id))
         if manifest is None:
             raise LookupError(f"avatar {avatar_id!r} is not prepared on this face server; run "
                               f"`avatarcast prepare --id {avatar_id} ...` here with the same "
                               "source")
-        return str(manifest.get("source", {}).get("sha256", ""))
+        return str(manifest.get("source", {}).get("sha256", "")), cache.framed_as(manifest)
 
     def _load(self, key: Key) -> tuple[Avatar, FaceAnimator]:
         """Blocking, on the animators' thread: the avatar for an output, and its animator."""
@@ -113,15 +114,22 @@ class FaceServer:
         animator.load(avatar)
         return avatar, animator
 
-    async def _acquire(self, key: Key, sha: str) -> _Loaded:
-        """The avatar for this output, its source checked on every request, loaded when it is
-        not (the least recently used one let go past face.server_max_avatars); the caller
-        renders with it, then calls `_release`."""
+    async def _acquire(self, key: Key, sha: str, framing: str | None) -> _Loaded:
+        """The avatar for this output, its source (and framing, when the request names one)
+        checked on every request, loaded when it is not (the least recently used one let go
+        past face.server_max_avatars); the caller renders with it, then calls `_release`."""
         async with self._loading:  # held while loading, never while a client reads
-            here = await asyncio.to_thread(self._source, key[0])
-            if here != sha:
+            source, framed = await asyncio.to_thread(self._source, key[0])
+            if source != sha:
                 raise PermissionError(f"avatar {key[0]!r} here was prepared from a different "
                                       "source; prepare it from the same file on both sides")
+            if framing is not None and framed != framing:
+                # Its frames would not line up with the idle frames the daemon airs.
+                raise PermissionError(
+                    f"avatar {key[0]!r} here is framed {framed}, the daemon's {framing}; "
+                    "prepare it with the same avatar.framing, avatar.face_share and output "
+                    "aspect on both sides")
+            here = f"{source} {framed}"
             entry = self._loaded.get(key)
             if entry is not None and entry.sha != here:  # prepared again since it was loaded
                 await self._drop(key)
@@ -163,12 +171,13 @@ class FaceServer:
             cycle, audio, mouth = parse_body(body)
             who = body["avatar"]
             avatar_id, sha = str(who["id"]), str(who.get("source_sha256", ""))
+            framing = None if who.get("framing") is None else str(who["framing"])
             if abs(len(audio) - len(cycle) * 16_000 / fps) > 16_000 / fps:
                 raise ValueError(f"audio_16k must hold {len(cycle)} frames of 16 kHz audio")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return _error(400, f"bad request: {exc}")
         try:
-            entry = await self._acquire((avatar_id, w, h, fps), sha)
+            entry = await self._acquire((avatar_id, w, h, fps), sha, framing)
         except LookupError as exc:
             return _error(404, str(exc))
         except PermissionError as exc:
