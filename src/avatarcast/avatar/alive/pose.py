@@ -1,10 +1,11 @@
 """The head and the body moved on yuv420p: the head turned about the top of the neck and
 shifted, the shoulders and chest raised by the breath, everything else still.
 
-The displacement is worked out on the rig's coarse grid (the head's weight times its rigid
-move, plus the body's weight times the breath), upsampled over the region that moves, and
-each plane is remapped once. A displacement this small and this smooth is its own inverse to
-well under a tenth of a pixel, so each output pixel is taken from where it came from."""
+Where each pixel comes from is worked out on the rig's coarse grid (the head's weight times
+its rigid move, plus the lift's weight times the breath), upsampled over the region that
+moves, and each plane is remapped once. A displacement this small and this smooth is its own
+inverse to well under a tenth of a pixel, so each output pixel is taken from where it came
+from."""
 
 from __future__ import annotations
 
@@ -20,18 +21,18 @@ from .rig import GRID, Pose
 Array = npt.NDArray[np.float32]
 
 
-def displacement(pose: Pose, dx: float, dy: float, roll_deg: float,
-                 rise: float) -> tuple[Array, Array]:
-    """Where each coarse node moves to, less where it is (pixels): the head's rigid move and
-    the body's rise (`rise` pixels up), each by its weight; the head rides on the body."""
+def source_of(pose: Pose, dx: float, dy: float, roll_deg: float,
+              rise: float) -> Array:
+    """Where each coarse node's pixel comes from, (gh, gw, 2) in pixels: the node less the
+    head's rigid move and the body's rise (`rise` pixels up), each by its weight; the head
+    rides on the body."""
     px, py = pose.pivot
     t = math.radians(roll_deg)
     c, s = math.cos(t) - 1.0, math.sin(t)
     rx, ry = pose.grid_x - px, pose.grid_y - py
-    head_x = c * rx - s * ry + dx
-    head_y = s * rx + c * ry + dy
-    lift = np.maximum(pose.body, 0.6 * pose.head) * np.float32(-rise)
-    return (pose.head * head_x).astype(np.float32), (pose.head * head_y + lift).astype(np.float32)
+    head_x = pose.head * (c * rx - s * ry + dx)
+    head_y = pose.head * (s * rx + c * ry + dy) - pose.lift * np.float32(rise)
+    return np.dstack([pose.grid_x - head_x, pose.grid_y - head_y]).astype(np.float32)
 
 
 def move_body(out: Frame, src: Frame, pose: Pose, dx: float, dy: float, roll_deg: float,
@@ -41,26 +42,27 @@ def move_body(out: Frame, src: Frame, pose: Pose, dx: float, dy: float, roll_deg
     w, h = x1 - x0, y1 - y0
     if w < 4 or h < 4:
         return
-    ddx, ddy = displacement(pose, dx, dy, roll_deg, rise)
     rows, fw = src.shape
     fh = rows * 2 // 3
-    gh, gw = ddx.shape
-    # Where each output pixel comes from, upsampled from the nodes (a cell beyond the region
-    # on each side: the region's own pixels are all between nodes).
-    size = (gw * GRID, gh * GRID)
-    map_x = cv2.resize(pose.grid_x - ddx, size)[GRID:GRID + h, GRID:GRID + w]
-    map_y = cv2.resize(pose.grid_y - ddy, size)[GRID:GRID + h, GRID:GRID + w]
-    out[y0:y1, x0:x1] = cv2.remap(src[:fh], map_x, map_y, cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REPLICATE)
-    # A chroma sample sits between four luma pixels and comes from half as far as they do:
-    # the map at its top-left luma pixel, halved.
-    cmx = map_x[::2, ::2] * np.float32(0.5)
-    cmy = map_y[::2, ::2] * np.float32(0.5)
+    nodes = source_of(pose, dx, dy, roll_deg, rise)
+    gh, gw = nodes.shape[:2]
+    # Upsampled from the nodes (a cell beyond the region on each side, so that every pixel of
+    # the region lies between nodes and is interpolated exactly): luma at full size; chroma at
+    # half size, where a sample's centre lies between four luma pixels.
+    luma_map = cv2.resize(nodes, (gw * GRID, gh * GRID))[GRID:GRID + h, GRID:GRID + w]
+    # (With a two-channel first map the second must be None; OpenCV's stubs do not say so,
+    # and an empty array in its place is read as a map.)
+    out[y0:y1, x0:x1] = cv2.remap(src[:fh], luma_map, None,  # type: ignore[call-overload]
+                                  cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    half = GRID // 2
+    chroma_map = cv2.resize(nodes, (gw * half, gh * half))[half:half + h // 2,
+                                                          half:half + w // 2]
+    chroma_map = chroma_map * np.float32(0.5) - np.float32(0.25)
     quarter = (fh // 2) * (fw // 2)
     planes = out.reshape(-1)[fh * fw:]
     sources = src.reshape(-1)[fh * fw:]
     for k in (0, 1):
         plane = sources[k * quarter:(k + 1) * quarter].reshape(fh // 2, fw // 2)
         dst = planes[k * quarter:(k + 1) * quarter].reshape(fh // 2, fw // 2)
-        dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = cv2.remap(
-            plane, cmx, cmy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = cv2.remap(  # type: ignore[call-overload]
+            plane, chroma_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

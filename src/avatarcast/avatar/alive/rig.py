@@ -65,6 +65,7 @@ class Pose:
     grid_y: Array
     head: Array  # (gh, gw) weights
     body: Array
+    lift: Array  # how much of the breath's rise reaches each node (the head rides on it)
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,9 @@ def _pose(xy: Array, face: float, chin: npt.NDArray[np.float32], width: int,
     edge = (smoothstep((grid_x - bx0) / (2 * GRID)) * smoothstep((bx1 - grid_x) / (2 * GRID))
             * smoothstep((grid_y - by0) / (2 * GRID)))
     pivot = (cx, float(chin[1]) - 0.1 * face)
-    return Pose(face, pivot, box, grid_x, grid_y, (head * edge).astype(np.float32),
-                (body * edge).astype(np.float32))
+    head, body = (head * edge).astype(np.float32), (body * edge).astype(np.float32)
+    return Pose(face, pivot, box, grid_x, grid_y, head, body,
+                np.maximum(body, 0.6 * head).astype(np.float32))
 
 
 class FaceRig:
