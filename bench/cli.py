@@ -12,6 +12,9 @@
   python -m bench fleet                       a channel's failover: owner killed -> video again
   python -m bench capacity [--minutes 10]     720p30 channels one machine carries, CPU split
   python -m bench webrtc                      the WebRTC view's delay vs RTMP, and its CPU
+  python -m bench alive [--minutes 3] [--size 720]
+                                              blinks, head motion, breathing on the received
+                                              stream: idle, speech, thinking (about 2M + 3 min)
   python -m bench summary                     the headline figures beside earlier runs' (no run)
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,6 +33,7 @@ from typing import Any
 
 from . import (
     air,
+    alive,
     ask,
     cadence,
     capacity,
@@ -235,9 +240,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("kind", nargs="?",
                     choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
                              "renderers", "console", "ask", "fleet",
-                             "webrtc", "capacity", "summary"),
+                             "webrtc", "capacity", "alive", "summary"),
                     default="quick")
-    ap.add_argument("--minutes", type=float, default=60, help="soak length")
+    ap.add_argument("--minutes", type=float, default=60,
+                    help="soak length (alive: minutes of idle, default 3)")
     ap.add_argument("--say-every", type=float, default=20, help="soak: seconds between says")
     ap.add_argument("--idle-s", type=float, default=45, help="quick: idle cadence window")
     ap.add_argument("--messages", type=int, default=20, help="quick: time-to-air messages")
@@ -254,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--preset", default="superfast", help="capacity: the channels' x264 preset")
     ap.add_argument("--queue-frames", type=int, default=None,
                     help="capacity: the channels' output.queue_frames (default: the daemon's)")
+    ap.add_argument("--size", type=int, choices=(480, 720, 1080), default=720,
+                    help="alive: the output's height")
     ap.add_argument("--out", type=Path, default=report.ROOT / "bench" / "results")
     args = ap.parse_args(argv)
     if args.kind == "stills":
@@ -264,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     stamp = time.strftime("%Y%m%dT%H%M%S")
     t = time.monotonic()
+    series: dict[str, Any] = {}  # alive: the per-frame measures, for its chart only
     if args.kind == "pipeline":
         with tempfile.TemporaryDirectory(prefix="avatarcast-pipeline-") as tmp:
             figures = pipeline.run(Path(tmp), args.cuts)
@@ -287,6 +296,10 @@ def main(argv: list[str] | None = None) -> None:
                                    args.preset, args.queue_frames)
     elif args.kind == "webrtc":
         figures = webrtc.measure()
+    elif args.kind == "alive":
+        with tempfile.TemporaryDirectory(prefix="avatarcast-alive-") as tmp:
+            figures, series = alive.run(Path(tmp), args.minutes if args.minutes != 60 else 3,
+                                        f"{args.size}p")
     elif args.kind == "lipsync":
         figures = {}
         # Phoneme timings, the sound alone, and phoneme timings with a mouth atlas.
@@ -300,7 +313,8 @@ def main(argv: list[str] | None = None) -> None:
         "kind": args.kind, "stamp": stamp, "duration_s": round(time.monotonic() - t, 1),
         "machine": report.machine(), "versions": report.versions(),
         "settings": {"fps": FPS, "preset": PRESET, "bitrate_kbps": BITRATE_KBPS,
-                     **({} if args.kind == "pipeline" else {"animator": "lite", "speech": "piper"}),
+                     **({} if args.kind in ("pipeline", "alive")
+                        else {"animator": "lite", "speech": "piper"}),
                      **{k: v for k, v in vars(args).items() if k not in ("out", "kind")}},
         "figures": figures,
     }
@@ -322,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
                      capacity.draw)
     elif args.kind == "webrtc":
         report.write(args.kind, stamp, record, webrtc.rows(figures), args.out, webrtc.draw)
+    elif args.kind == "alive":
+        report.write(args.kind, stamp, record, alive.rows(figures), args.out,
+                     functools.partial(alive.draw, series=series))
     else:
         report.write(args.kind, stamp, record, rows(figures), args.out, chart.draw)
     summary.update()

@@ -17,17 +17,20 @@ from typing import Any
 import cv2
 import numpy as np
 
+from avatarcast.avatar.alive.stage import Enliven
 from avatarcast.avatar.cache import BuildSettings
 from avatarcast.avatar.face.base import ANIMATOR_RATE
 from avatarcast.avatar.face.lite import LiteAnimator
 from avatarcast.avatar.face.mouthtrack import MouthTrack, Timeline
 from avatarcast.avatar.face.visemes import Phone, phones_from_alignment
-from avatarcast.avatar.prepare import build, load
+from avatarcast.avatar.prepare import PreparedAvatar, build, load
 from avatarcast.avatar.runtime import for_output
 from avatarcast.media.audio import resample
+from avatarcast.onair.state import StreamState
+from avatarcast.onair.tick import TickOutput
 from avatarcast.playout.captions.burn import Captioner
 from avatarcast.playout.captions.words import Word
-from avatarcast.settings import DEFAULT_IDLE_SOURCE, Settings
+from avatarcast.settings import DEFAULT_IDLE_SOURCE, AliveSettings, Settings
 from avatarcast.speech.base import SpeechError
 from avatarcast.speech.chain import Speech, make_providers
 from harness.openai_server import KEY, SpeechServer
@@ -186,11 +189,33 @@ def lite_fps(speech: Speech16k, runs: int = 3, talking: Path | None = None) -> d
                 out[name] = {"fps": round(fps, 1), "x_real_time": round(fps / FPS, 2),
                              "ms_per_frame_median": round(statistics.median(per_frame), 2),
                              "ms_per_frame_p95": round(float(np.percentile(per_frame, 95)), 2),
-                             "captions_ms_per_frame": _captions_ms(avatar.idle.frames[0], w, h)}
+                             "captions_ms_per_frame": _captions_ms(avatar.idle.frames[0], w, h),
+                             **_motion_ms(prepared, w, h)}
         finally:
             os.sched_setaffinity(0, cores)
             cv2.setNumThreads(threads)
     return out
+
+
+def _motion_ms(prepared: PreparedAvatar, w: int, h: int, seconds: int = 20) -> dict[str, float]:
+    """The face's motion on air (blinks, sway, breathing) drawn on each tick, at the default
+    settings, as the pacer thread does it: ms a tick, and ms on the ticks of a blink."""
+    avatar = for_output(prepared, w, h, keep_rgb=False, alive=True)
+    stage = Enliven(AliveSettings(), FPS, lambda: StreamState.IDLE)
+    frame = avatar.idle.frames[0]
+    every, blinking = [], []
+    for n in range(seconds * FPS):
+        out = TickOutput(frame, np.zeros(RATE // FPS, np.int16), shown=avatar.idle)
+        t = time.perf_counter()
+        stage(n, out)
+        ms = (time.perf_counter() - t) * 1000
+        every.append(ms)
+        if stage.driver.blinks.blinking:
+            blinking.append(ms)
+    return {"motion_ms_per_frame_median": round(statistics.median(every), 2),
+            "motion_ms_per_frame_p95": round(float(np.percentile(every, 95)), 2),
+            "motion_ms_blink_frame_median": round(statistics.median(blinking), 2)
+            if blinking else float("nan")}
 
 
 def _captions_ms(frame: np.ndarray, w: int, h: int) -> float:

@@ -96,8 +96,9 @@ def decode_audio(path: Path, rate: int = 16000) -> np.ndarray:
 def speak_and_record(
     workdir: Path, queues: QueueNames, rtmp_server: NginxRtmp, env: dict[str, str],
     texts: list[str], *, animator: str, width: int, height: int, fps: int = 30,
+    idle_s: float = 1.0,
 ) -> tuple[DaemonProc, dict[str, Any], Path]:
-    """Run the daemon at width x height, air each text after a second of idle, one after the
+    """Run the daemon at width x height, air each text after `idle_s` of idle, one after the
     other, stop; return the daemon, its last status and the recording a real RTMP client made
     from the stream's first frame (so stream frame n is frame n of the recording)."""
     url = rtmp_server.url(f"k{uuid.uuid4().hex}")
@@ -116,7 +117,7 @@ def speak_and_record(
     try:
         st = daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 90, "ready")
         assert st["animator"] == animator
-        daemon.wait_for(lambda s: s["frames_sent"] >= fps, 10, "a second of idle")
+        daemon.wait_for(lambda s: s["frames_sent"] >= idle_s * fps, 10 + idle_s, "idle first")
         for i, text in zip(ids, texts, strict=True):
             publish(queues.speak, {"type": "speak", "id": i, "text": text})
         st = daemon.wait_for(

@@ -203,9 +203,9 @@ class AvatarSettings(BaseModel):
     it is (letterboxed to the output's aspect); `face` cuts a head-and-shoulders shot of the
     output's aspect around the face, the face (brow to chin) face_share of the height, one
     box for a whole video; `auto` is `face` for an image and `source` for a video (a video
-    keeps its own framing). The still animator without avatar.id shows the idle source as it
-    is unless this is `face`. Changing it, face_share or the output's aspect prepares the
-    avatar again."""
+    keeps its own framing). Where no face is needed (the still animator, alive motion off,
+    no avatar.id), the idle source is shown as it is unless this is `face`. Changing it,
+    face_share or the output's aspect prepares the avatar again."""
     face_share: float = Field(default=0.35, ge=0.15, le=0.5)
     """With face framing, the share of the picture's height the face takes from brow to
     chin (more where the source cannot give a box that large)."""
@@ -219,6 +219,27 @@ class AvatarSettings(BaseModel):
         if v is not None and not AVATAR_ID_PATTERN.match(v):
             raise ValueError("use 1-64 letters, digits, '.', '_' or '-'")
         return v
+
+
+class AliveSettings(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    enabled: Literal["auto", "on", "off"] = "auto"
+    """Blinks, head and body motion and gaze drawn on the avatar: `auto` for a still image
+    (a video keeps its own motion), `on` for any source, `off` for none."""
+    seed: int = Field(default=1, ge=0)
+    """The motion is the same for the same seed (tests, reproducible stills)."""
+    blinks_per_minute: float = Field(default=17.0, ge=0.0, le=60.0)
+    """Blinks a minute at rest (fewer while speaking, one at a pause or after a long
+    sentence); 0: none."""
+    motion: float = Field(default=1.0, ge=0.0, le=3.0)
+    """Head motion, as a share of the default (a sway of about 1 % of the face's height
+    and under a degree at rest, nods on accents when speaking); 0: a still head."""
+    breaths_per_minute: float = Field(default=15.0, ge=0.0, le=30.0)
+    """Breathing rate (each breath 20 % shorter or longer at random); 0: no breathing."""
+    breathing: float = Field(default=1.0, ge=0.0, le=3.0)
+    """How far the shoulders and chest rise, as a share of the default (2 % of the face's
+    height)."""
 
 
 class PlayoutSettings(BaseModel):
@@ -495,6 +516,8 @@ class Settings(BaseSettings):
     """Where the stream goes (FFmpeg)."""
     avatar: AvatarSettings = AvatarSettings()
     """The face on air."""
+    alive: AliveSettings = AliveSettings()
+    """The face alive: blinks, head and body motion, gaze."""
     playout: PlayoutSettings = PlayoutSettings()
     """Timing of what airs."""
     speech: SpeechSettings = SpeechSettings()

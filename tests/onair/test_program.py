@@ -540,3 +540,21 @@ def test_a_segment_rendered_slower_than_air_waits_for_enough_frames() -> None:
     assert not fresh.ready(float("inf"), 30)  # a few frames in hand first: 3 at 30 fps
     fresh.frames.append(np.zeros((H * 3 // 2, W), np.uint8))
     assert fresh.ready(float("inf"), 30)
+
+
+def test_each_tick_says_whose_face_it_shows_and_what_the_speech_asks_of_it() -> None:
+    from avatarcast.media.cues import Cue
+
+    prog, _ = make()
+    assert prog.tick(0).shown is prog.idle and prog.tick(1).cue is None
+    planned = prog.plan_start()
+    seg = talking(prog, "a", 6, planned)
+    other = idle_cycle(1)
+    seg.idle = other
+    seg.add_cues(Cue(nod=k / 10) for k in range(4))  # fewer than its frames
+    prog.submit(seg)
+    outs = [prog.tick(n) for n in range(2, planned + 8)]
+    on_air = [o for o in outs if o.segment is seg]
+    assert [o.cue.nod if o.cue else None for o in on_air] == [0.0, 0.1, 0.2, 0.3, None, None]
+    assert all(o.shown is other for o in on_air)
+    assert seg.cues.held == 0  # let go of as they air

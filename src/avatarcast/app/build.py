@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..avatar.alive.stage import Enliven
 from ..avatar.face.looks import Looks
 from ..broker.attempts import Attempts
 from ..broker.consumer import Consumer
@@ -151,13 +152,15 @@ def build(
         if (whep := open_whep(s, asyncio.get_running_loop(), where)) is not None:
             parts["whep"] = whep
             taps.append(whep.tap)
+    enliven = Enliven(s.alive, s.video.fps, lambda: machine.state)
     pacer = Pacer(FrameClock(s.video.fps), program, sink, position=position, wake=cut,
-                  fence=fence, on_first_frame=scheduler.segment_on_air, taps=taps)
+                  fence=fence, on_first_frame=scheduler.segment_on_air, taps=taps,
+                  stage=enliven)
     depth = QueueDepth(consumer) if consumer is not None else None
     disk = _disk_watch(s, encoder)
     figures = Figures(channel=s.channel, machine=machine, program=program, pacer=pacer,
                       scheduler=scheduler, events=events, consumer=consumer, encoder=encoder,
-                      depth=depth, speech=speech, looks=looks, disk=disk)
+                      depth=depth, speech=speech, looks=looks, disk=disk, alive=enliven)
     metrics = Metrics(figures.snapshot)
     lifecycle.subscribe(metrics.observe)
     if whep is not None:

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..avatar.alive.stage import Enliven
 from ..avatar.face.looks import Looks
 from ..broker.consumer import Consumer
 from ..broker.events import EventPublisher
@@ -55,6 +56,15 @@ class Figures:
     speech: Speech
     looks: Looks
     disk: DiskWatch | None = None
+    alive: Enliven | None = None
+
+    @property
+    def motion(self) -> str:
+        """The face's motion on air: "on" (the default avatar has it), "off", or why it
+        stopped ("failed: ..."; the picture airs unmoved)."""
+        if self.alive is not None and self.alive.failed is not None:
+            return f"failed: {self.alive.failed}"
+        return "on" if self.looks.default.idle.rig is not None else "off"
 
     @property
     def frames_late(self) -> int:
@@ -107,6 +117,7 @@ class Figures:
             "avatar": looks.avatar_name(looks.default),
             "voice": self.speech.voice,
             "avatars_loaded": looks.loaded,
+            "motion": self.motion,
             "failed": failed,
             # A disk short of space (the recording paused): named, the stream still healthy.
             "disk_low": self.disk.state if self.disk is not None else None,

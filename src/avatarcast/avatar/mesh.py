@@ -18,3 +18,14 @@ MOUTH_RIGHT, MOUTH_LEFT = 61, 291
 UPPER_LIP_TOP = 0
 CHIN = 152
 NOSE_BOTTOM = 2
+
+# The eyes' lids, each from the eye's outer corner to its inner one (the subject's right eye
+# is on the image's left), and the brows' lower and upper edges, from outside in.
+RIGHT_UPPER_LID = (33, 246, 161, 160, 159, 158, 157, 173, 133)
+RIGHT_LOWER_LID = (33, 7, 163, 144, 145, 153, 154, 155, 133)
+LEFT_UPPER_LID = (263, 466, 388, 387, 386, 385, 384, 398, 362)
+LEFT_LOWER_LID = (263, 249, 390, 373, 374, 380, 381, 382, 362)
+RIGHT_BROW_LOWER = (46, 53, 52, 65, 55)
+RIGHT_BROW_UPPER = (70, 63, 105, 66, 107)
+LEFT_BROW_LOWER = (276, 283, 282, 295, 285)
+LEFT_BROW_UPPER = (300, 293, 334, 296, 336)

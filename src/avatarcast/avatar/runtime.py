@@ -14,6 +14,7 @@ import numpy.typing as npt
 from ..media.frames import Frame
 from ..media.idle import PAD_RGB, IdleCycle
 from . import framing
+from .alive.rig import FaceRig
 from .prepare import PreparedAvatar
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,10 @@ def rgb_to_frame(rgb: npt.NDArray[np.uint8]) -> Frame:
     return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
 
 
-def for_output(prepared: PreparedAvatar, width: int, height: int, keep_rgb: bool) -> Avatar:
+def for_output(prepared: PreparedAvatar, width: int, height: int, keep_rgb: bool,
+               alive: bool = False) -> Avatar:
+    """The prepared avatar fitted to the output; `alive`: with the face rig that moves it on
+    air (avatar/alive)."""
     frames: list[Frame] = []
     rgbs: list[npt.NDArray[np.uint8]] = []
     scale, offset = 1.0, (0, 0)
@@ -85,4 +89,5 @@ def for_output(prepared: PreparedAvatar, width: int, height: int, keep_rgb: bool
         logging.WARNING if sharp.soft else logging.INFO, "avatar %s: %d frame(s) fitted to "
         "%dx%d: %s", prepared.manifest.get("id"), len(frames), width, height, sharp.text,
     )
-    return Avatar(IdleCycle(frames), faces, rgbs or None, prepared.directory)
+    rig = FaceRig(lm, width, height) if alive else None
+    return Avatar(IdleCycle(frames, rig), faces, rgbs or None, prepared.directory)

@@ -23,10 +23,13 @@ class IdleSourceError(UserError):
 
 
 class IdleCycle:
-    def __init__(self, frames: list[Frame]) -> None:
+    def __init__(self, frames: list[Frame], rig: object | None = None) -> None:
         if not frames:
             raise IdleSourceError("idle source has no frames")
         self.frames = frames
+        # The face rig that brings these frames to life on air (avatar/alive/rig.py), or
+        # None: they air as they are.
+        self.rig = rig
 
     @property
     def length(self) -> int:

@@ -14,7 +14,7 @@ from ..media.frames import Frame
 from .clock import FrameClock, StreamPosition
 from .program import Program
 from .segment import Segment
-from .tick import Receipt
+from .tick import Receipt, TickOutput
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class Pacer:
     called on this thread when a segment's first frame went to the encoder (with the encoder
     run and its frame number): keep it short, hand work to another thread. `taps` see every
     tick sent, on this thread: (frame number, frame, its audio); the console's preview and the
-    WebRTC view keep what they need, while unwatched a comparison."""
+    WebRTC view keep what they need, while unwatched a comparison. `stage` may change each
+    tick's frame before anyone sees it (the avatar's motion, avatar/alive/stage.py)."""
 
     def __init__(
         self,
@@ -54,6 +55,7 @@ class Pacer:
         fence: Callable[[], bool] | None = None,
         on_first_frame: Callable[[Segment, int, int], None] | None = None,
         taps: Sequence[Callable[[int, Frame, Pcm], None]] = (),
+        stage: Callable[[int, TickOutput], None] | None = None,
     ) -> None:
         self.clock = clock
         self.program = program
@@ -74,6 +76,7 @@ class Pacer:
         self.error: BaseException | None = None
         self._on_first_frame = on_first_frame
         self._taps = tuple(taps)
+        self._stage = stage
 
     def start(self) -> None:
         self._thread = start_thread(self._loop, name="pacer", daemon=True)
@@ -136,6 +139,8 @@ class Pacer:
 
     def _emit(self, n: int) -> None:
         out = self.program.tick(n)
+        if self._stage is not None:
+            self._stage(n, out)
         if out.rush:
             self._rush_to = max(self._rush_to, n + out.rush)
         run = self.sink.generation

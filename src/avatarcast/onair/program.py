@@ -293,6 +293,7 @@ class Program:
             if self._current is None:
                 # Nothing may start before _free_at (see _maybe_start): silence until then.
                 out.quiet_after = max(0, self._free_at - n - 1)
+            out.shown = self._shown
             self._update_state(out)
             return out
 
@@ -344,13 +345,15 @@ class Program:
             held = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self._shown.frame(n)
             return TickOutput(held, self._silence, seg)
         frame = seg.frames[k]
-        out = TickOutput(frame, seg.audio[k], seg)
+        cue = seg.cues[k] if k < len(seg.cues) else None
+        out = TickOutput(frame, seg.audio[k], seg, cue=cue)
         if k == 0:
             out.rush = max(0, min(START_BURST, seg.available) - 1)
         self._pos = k + 1
         # Sent once, never again (a cut shows the last frame; an outage renders anew).
         seg.frames.drop_before(k)
         seg.audio.drop_before(k + 1)
+        seg.cues.drop_before(k + 1)
         total = seg.total
         weight = self._xf.weight(k, total)
         if weight is not None:

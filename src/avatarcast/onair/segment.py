@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ..media.audio import Pcm
+from ..media.cues import Cue
 from ..media.frames import Frame
 from ..media.idle import IdleCycle
 
@@ -99,6 +100,9 @@ class Segment:
     rendering_since: float | None = None
     audio: Window[Pcm] = field(default_factory=Window)
     frames: Window[Frame] = field(default_factory=Window)
+    # What the speech asks of the face besides its mouth, per frame (nods, brows, blinks);
+    # added with the audio, possibly shorter (a frame without one asks for nothing).
+    cues: Window[Cue] = field(default_factory=Window)
     sealed: bool = False
     # All its audio is in `audio` (the speech ended), though frames may still be rendering:
     # nothing more can arrive late, so it need not wait for `min_unsealed`.
@@ -168,6 +172,10 @@ class Segment:
         self.audio.extend(audio)
         self.heard_all = heard_all
 
+    def add_cues(self, cues: Iterable[Cue]) -> None:
+        """Per-frame cues, following the audio's frames (added before them or with them)."""
+        self.cues.extend(cues)
+
     def add_frames(self, frames: Iterable[Frame]) -> None:
         self.frames.extend(frames)
 
@@ -213,3 +221,4 @@ class Segment:
         MB at 720p for a long message) would wait for a full garbage collection."""
         self.frames.clear()
         self.audio.clear()
+        self.cues.clear()

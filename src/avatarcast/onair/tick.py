@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..media.audio import Pcm
+from ..media.cues import Cue
 from ..media.frames import Frame
+from ..media.idle import IdleCycle
 from .segment import Outcome, Segment
 
 # Ticks sent to the encoder at once, ahead of the clock: at a cut (its tick and the next) and
@@ -57,3 +59,7 @@ class TickOutput:
     # Ticks after this one that go to the encoder at once, without waiting for their time
     # (CUT_BURST, START_BURST).
     rush: int = 0
+    # The avatar whose face is in the frame, and what the speech asks of it besides its
+    # mouth on this frame: the motion on air (avatar/alive) moves the face by them.
+    shown: IdleCycle | None = None
+    cue: Cue | None = None

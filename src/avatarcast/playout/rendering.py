@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..avatar.alive.gestures import Gestures
 from ..avatar.face.base import ANIMATOR_RATE
 from ..avatar.face.looks import Look, LookError, Looks
 from ..avatar.face.mouthtrack import Timeline
@@ -105,6 +106,7 @@ class Renderer:
         msg = utt.delivery.message
         slicer = FrameSlicer(self._spf)
         timeline = Timeline(self._spf, self._program.fps)
+        gestures = Gestures(self._spf, self._program.fps)
         captioner = self._captioner()
         utt.script = Script()
         spoken_samples = 0
@@ -121,7 +123,8 @@ class Renderer:
                         break
                     if spoken.fallback and utt.fallback is None:
                         utt.fallback = spoken.fallback  # the first (an ask asks per sentence)
-                    self._script(utt.script, spoken, spoken_samples, timeline, captioner)
+                    self._script(utt.script, spoken, spoken_samples, timeline, captioner,
+                                 gestures)
                     spoken_samples += len(spoken.pcm)
                     if seg is None:
                         utt.timings["tts_first_s"] = time.perf_counter() - t0
@@ -138,11 +141,12 @@ class Renderer:
                     audio = slicer.push(spoken.pcm)
                     if spoken.last:
                         audio += slicer.flush()
-                    await self._extend(utt, look, seg, audio, timeline, captioner,
-                                       heard_all=spoken.last)
+                    await self._extend(utt, look, seg, audio, timeline, captioner, gestures,
+                                       heard_all=spoken.last, timed=bool(spoken.alignment))
                     waited = time.perf_counter()
             if seg is not None and utt.cancelled is None and not seg.done:
-                await self._extend(utt, look, seg, slicer.flush(), timeline, captioner)
+                await self._extend(utt, look, seg, slicer.flush(), timeline, captioner,
+                                   gestures)
                 if not len(seg.audio):
                     # Chunks that resampled to nothing: a segment of no frames never airs.
                     raise SpeechError("speech produced no audio", retryable=False)
@@ -209,13 +213,14 @@ class Renderer:
 
     @staticmethod
     def _script(script: Script, spoken: Spoken, at: int, timeline: Timeline,
-                captioner: Captioner | None) -> None:
-        """The piece's phones (for the mouth) and words (for captions), placed at sample `at`
-        of the segment."""
+                captioner: Captioner | None, gestures: Gestures) -> None:
+        """The piece's phones (for the mouth and the head) and words (for captions), placed
+        at sample `at` of the segment."""
         spans: list[tuple[int, int]] = []
         if spoken.alignment:
             phones, spans = phones_from_alignment(spoken.alignment, at)
             timeline.add(phones)
+            gestures.add(phones, spoken.text or "")
             script.phones.extend(phones)
         words = timed_words(spoken.text, spans, at, at + len(spoken.pcm))
         script.words.extend(words)
@@ -224,7 +229,8 @@ class Renderer:
 
     async def _extend(
         self, utt: Utterance, look: Look, seg: Segment, audio: list[Pcm], timeline: Timeline,
-        captioner: Captioner | None, *, heard_all: bool = False,
+        captioner: Captioner | None, gestures: Gestures, *, heard_all: bool = False,
+        timed: bool = True,
     ) -> None:
         if not audio:
             return
@@ -236,6 +242,9 @@ class Renderer:
         )
         mouth = await asyncio.to_thread(timeline.track, first, len(audio), audio_16k,
                                         ANIMATOR_RATE)
+        if not timed:  # no phones: the head follows the mouth's openings and pauses
+            gestures.add_sound(mouth.jaw, first)
+        seg.add_cues(gestures.cues(first, len(audio)))
         seg.add_audio(audio, heard_all=heard_all)
         async with aclosing(look.face.render(audio_16k, indices, mouth)) as batches:
             async for batch in batches:

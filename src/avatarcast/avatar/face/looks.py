@@ -133,10 +133,11 @@ class Looks:
                 settings = s.avatar.model_copy(update={"id": avatar_id})
                 avatar = await asyncio.to_thread(
                     load_avatar, settings, s.video, needs_face(animator), animator == "musetalk",
-                    s.output.ffmpeg_path)
+                    s.output.ffmpeg_path, s.alive)
             else:
                 avatar = await asyncio.to_thread(
-                    load_prepared, avatar_id, s.avatar, s.video, animator == "musetalk")
+                    load_prepared, avatar_id, s.avatar, s.video, animator == "musetalk",
+                    s.alive)
         except UserError as exc:
             if startup:
                 raise

@@ -1,0 +1,66 @@
+"""The motion put on air: each tick's frame, idle or talking, moved by the channel's motion
+track, on the pacer thread, after the program chose it and before the encoder and the taps
+see it. Since the mouth is drawn first and the whole face is moved after, the mouth follows
+the head exactly whichever animator drew it; since the track runs on the clock, a cut, a skip
+or an interrupt changes the picture under the motion, never the motion."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ...media.frames import Frame
+from ...onair.state import StreamState
+from ...onair.tick import TickOutput
+from ...settings import AliveSettings
+from .driver import Activity, Motion, MotionDriver
+from .lids import move_eye
+from .pose import move_body
+from .rig import FaceRig
+
+log = logging.getLogger(__name__)
+
+
+def draw(frame: Frame, rig: FaceRig, index: int, m: Motion) -> Frame:
+    """`frame` (picture `index` of its avatar's cycle) in pose `m`: a new frame."""
+    r = rig.at(index)
+    face = r.pose.face
+    out = frame.copy()
+    src = frame
+    if m.lids > 0.01 or abs(m.brows) > 1e-4 or m.gaze_x or m.gaze_y:
+        for eye in r.eyes:
+            move_eye(out, frame, eye, closed=m.lids, brow_px=m.brows * face,
+                     gaze=(m.gaze_x, m.gaze_y))
+        src = out.copy()
+    move_body(out, src, r.pose, m.head_x * face, m.head_y * face, m.roll, m.rise * face)
+    return out
+
+
+class Enliven:
+    """Owned by the pacer thread (called by it once per tick). `state` tells the stream's
+    state (the state machine's, stepped by the same thread)."""
+
+    def __init__(self, settings: AliveSettings, fps: int,
+                 state: Callable[[], StreamState]) -> None:
+        self.driver = MotionDriver(settings, fps)
+        self._state = state
+        self.failed: str | None = None  # why the motion stopped (a bug), if it did
+
+    def __call__(self, n: int, out: TickOutput) -> None:
+        if out.segment is not None:
+            activity = Activity.SPEAKING
+        elif self._state() is StreamState.PROCESSING:
+            activity = Activity.THINKING
+        else:
+            activity = Activity.IDLE
+        motion = self.driver.at(n, activity, out.cue)
+        idle = out.shown
+        rig = idle.rig if idle is not None else None
+        if not isinstance(rig, FaceRig) or self.failed is not None:
+            return
+        try:
+            out.frame = draw(out.frame, rig, idle.index(n) if idle is not None else 0, motion)
+        except Exception as exc:  # a bug here must not take the stream off air
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.exception("the avatar's motion failed; the picture airs without it")
+
