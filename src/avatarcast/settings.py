@@ -203,9 +203,9 @@ class AvatarSettings(BaseModel):
     it is (letterboxed to the output's aspect); `face` cuts a head-and-shoulders shot of the
     output's aspect around the face, the face (brow to chin) face_share of the height, one
     box for a whole video; `auto` is `face` for an image and `source` for a video (a video
-    keeps its own framing). The still animator without avatar.id shows the idle source as it
-    is unless this is `face`. Changing it, face_share or the output's aspect prepares the
-    avatar again."""
+    keeps its own framing). Where no face is needed (the still animator, alive motion off,
+    no avatar.id), the idle source is shown as it is unless this is `face`. Changing it,
+    face_share or the output's aspect prepares the avatar again."""
     face_share: float = Field(default=0.35, ge=0.15, le=0.5)
     """With face framing, the share of the picture's height the face takes from brow to
     chin (more where the source cannot give a box that large)."""
