@@ -103,9 +103,11 @@ def test_the_received_face_blinks_sways_and_keeps_its_lip_sync(
     eye_line = lms[:, 263, :2] - lms[:, 33, :2]
     angle = np.degrees(np.arctan2(eye_line[:, 1], eye_line[:, 0]))
     ok = [n for n in idle if lids[max(0, n - 3):n + 4].max() == 0]  # blinks shake the points
-    print(f"\nreceived head x against the track's: r {np.corrcoef(pos[ok, 0], expected[ok, 0])[0, 1]:.2f}, "
-          f"roll r {np.corrcoef(angle[ok], np.degrees(roll[ok]))[0, 1]:.2f}, SD ratio "
-          f"{np.std(pos[ok, 0]) / np.std(expected[ok, 0]):.2f}; eyes shut on {len(shut)} frames")
+    r_x = np.corrcoef(pos[ok, 0], expected[ok, 0])[0, 1]
+    r_roll = np.corrcoef(angle[ok], np.degrees(roll[ok]))[0, 1]
+    print(f"\nreceived head against the track's: x r {r_x:.2f}, roll r {r_roll:.2f}, SD "
+          f"ratio {np.std(pos[ok, 0]) / np.std(expected[ok, 0]):.2f}; eyes shut on "
+          f"{len(shut)} frames")
     assert np.corrcoef(pos[ok, 0], expected[ok, 0])[0, 1] > 0.8
     assert np.corrcoef(angle[ok], np.degrees(roll[ok]))[0, 1] > 0.7
     assert 0.6 < np.std(pos[ok, 0]) / np.std(expected[ok, 0]) < 1.5
