@@ -74,6 +74,8 @@ def make(recording: Path, width: int, height: int, series: dict[str, npt.NDArray
     if gx is not None and gy is not None and t1 > t0:
         rest_x, rest_y = np.nanmedian(gx[i0:i1]), np.nanmedian(gy[i0:i1])
         away = np.hypot(gx[t0:t1] - rest_x, gy[t0:t1] - rest_y)
+        # Not a blink (the iris is lost under the lid and its reading jumps).
+        away[openness[t0:t1] < 0.8 * np.nanmedian(openness[i0:i1])] = np.nan
         thinking = t0 + int(np.nanargmax(away))
     else:
         thinking = t0 + 2 * FPS

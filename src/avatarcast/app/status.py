@@ -118,6 +118,7 @@ class Figures:
             "voice": self.speech.voice,
             "avatars_loaded": looks.loaded,
             "motion": self.motion,
+            "motion_ms_per_frame": self.alive.ms_per_frame if self.alive is not None else None,
             "failed": failed,
             # A disk short of space (the recording paused): named, the stream still healthy.
             "disk_low": self.disk.state if self.disk is not None else None,

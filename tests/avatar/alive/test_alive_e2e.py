@@ -1,5 +1,6 @@
-"""The face alive in the received stream: a real daemon on its default avatar and settings
-(blinks made more frequent to see several in a short run) airs to nginx-rtmp, a real client
+"""The face alive in the received stream: a real daemon on its default avatar and settings,
+the motion turned on (`auto`, as for a still; blinks made more frequent to see several in a
+short run), airs to nginx-rtmp, a real client
 records it, and the project's landmarker reads every received frame.
 
 In idle, the frames are checked against the motion track the daemon's settings make (the
@@ -55,7 +56,7 @@ def test_the_received_face_blinks_sways_and_keeps_its_lip_sync(
     settings = AliveSettings(blinks_per_minute=40)
     _, st, recording = speak_and_record(
         tmp_path, queues, rtmp_server,
-        {"AVATARCAST_ALIVE__BLINKS_PER_MINUTE": "40",
+        {"AVATARCAST_ALIVE__ENABLED": "auto", "AVATARCAST_ALIVE__BLINKS_PER_MINUTE": "40",
          "AVATARCAST_CAPTIONS__TRANSCRIPT_PATH": str(transcript)},
         [TEXT], animator="lite", width=W, height=H, fps=FPS, idle_s=6.0)
     assert st["frames_dropped"] == 0

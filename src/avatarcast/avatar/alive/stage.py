@@ -7,6 +7,9 @@ or an interrupt changes the picture under the motion, never the motion."""
 from __future__ import annotations
 
 import logging
+import statistics
+import time
+from collections import deque
 from collections.abc import Callable
 
 from ...media.frames import Frame
@@ -45,6 +48,12 @@ class Enliven:
         self.driver = MotionDriver(settings, fps)
         self._state = state
         self.failed: str | None = None  # why the motion stopped (a bug), if it did
+        self._spent: deque[float] = deque(maxlen=300)  # seconds drawing, the last ticks
+
+    @property
+    def ms_per_frame(self) -> float | None:
+        """The median time drawing the motion took on the last 300 ticks (ms), or None."""
+        return round(statistics.median(self._spent) * 1000, 2) if self._spent else None
 
     def __call__(self, n: int, out: TickOutput) -> None:
         if out.segment is not None:
@@ -58,8 +67,10 @@ class Enliven:
         rig = idle.rig if idle is not None else None
         if not isinstance(rig, FaceRig) or self.failed is not None:
             return
+        t = time.perf_counter()
         try:
             out.frame = draw(out.frame, rig, idle.index(n) if idle is not None else 0, motion)
+            self._spent.append(time.perf_counter() - t)
         except Exception as exc:  # a bug here must not take the stream off air
             self.failed = f"{type(exc).__name__}: {exc}"
             log.exception("the avatar's motion failed; the picture airs without it")
