@@ -48,8 +48,6 @@ class Motion:
     gaze_y: float = 0.0  # positive: down
 
 
-STILL = Motion()
-
 # Sway at rest: (share of the face's height or degrees, period in seconds) per axis.
 _SWAY_X = ((0.0060, 7.73), (0.0040, 12.91), (0.0025, 19.37))
 _SWAY_Y = ((0.0035, 5.93), (0.0025, 13.71))

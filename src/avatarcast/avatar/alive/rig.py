@@ -159,10 +159,6 @@ class FaceRig:
         self._size = (width, height)
         self._built: OrderedDict[int, FrameRig] = OrderedDict()
 
-    @property
-    def frames(self) -> int:
-        return len(self._landmarks)
-
     def at(self, index: int) -> FrameRig:
         rig = self._built.get(index)
         if rig is None:
