@@ -87,15 +87,10 @@ def test_the_received_face_blinks_sways_and_keeps_its_lip_sync(
     assert np.mean(eyes[opened] > threshold) < 0.02
 
     # The head's received motion follows the track's: the stable points' mean, and the eye
-    # line's angle. The points sit well above the pivot the head turns about (the top of the
-    # neck, a tenth of a face above the chin: alive/rig.py), so the roll moves them sideways
-    # too, by its lever: with the face framed large that is most of their sideways motion.
+    # line's angle.
     pos = lms[:, STABLE, :2].mean(axis=1)
+    head_x = np.array([m.head_x for m in track]) * face
     roll = np.array([m.roll for m in track])
-    pivot_y = float(np.nanmedian(lms[:, mesh.CHIN, 1])) - 0.1 * face
-    lever = float(np.nanmedian(pos[:, 1])) - pivot_y
-    head_x = (np.array([m.head_x for m in track]) * face
-              - np.sin(np.radians(roll)) * lever)
     eye_line = lms[:, 263, :2] - lms[:, 33, :2]
     angle = np.degrees(np.arctan2(eye_line[:, 1], eye_line[:, 0]))
     ok = [n for n in idle if lids[max(0, n - 3):n + 4].max() == 0]  # blinks shake the points
