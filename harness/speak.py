@@ -55,9 +55,10 @@ def caption_ink(path: Path, width: int, height: int) -> np.ndarray:
     """Per received frame, against the frame before, how many pixels of the caption's band
     became or stopped being white text: the caption's ink. A word that appears adds its
     letters and the box darkens what it covers; the encoder's ripple, its keyframes and the
-    face's motion hardly change it. The band is the rows of the caption box (its bottom at 0.9
+    mouth's motion hardly change it. The band is the rows of the caption box (its bottom at 0.9
     of the height, playout/captions/burn.py), not the whole lower third: the avatar framed
-    head-and-shoulders has its chin at 0.7, and the jaw moves bright skin up to about 0.77."""
+    head-and-shoulders has its chin at 0.7, and the jaw moves bright skin up to about 0.77.
+    The face alive (breathing) moves the shoulders in the band: measure with it off."""
     ink, prev = [0], None
     top, bottom = round(height * 0.78), round(height * 0.92)
     for frame in iter_frames(path, width, height):
