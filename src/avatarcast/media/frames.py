@@ -28,3 +28,13 @@ def blend(a: Frame, b: Frame, weight_b: float) -> Frame:
     w = np.float32(weight_b)
     mixed = a.astype(np.float32) * (1 - w) + b.astype(np.float32) * w
     return np.round(mixed).astype(np.uint8)
+
+
+def chroma_planes(frame: Frame) -> tuple[Frame, Frame]:
+    """The U and V planes of a yuv420p frame, as (H/2, W/2) views (writing them writes it)."""
+    rows, width = frame.shape
+    height = rows * 2 // 3
+    quarter = (height // 2) * (width // 2)
+    flat = frame.reshape(-1)[height * width:]
+    return (flat[:quarter].reshape(height // 2, width // 2),
+            flat[quarter:2 * quarter].reshape(height // 2, width // 2))

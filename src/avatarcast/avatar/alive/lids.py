@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ...media.frames import Frame
+from ...media.frames import Frame, chroma_planes
 from .rig import Eye, _along, smoothstep
 
 Array = npt.NDArray[np.float32]
@@ -35,8 +35,7 @@ def move_eye(out: Frame, src: Frame, eye: Eye, *, closed: float, brow_px: float,
     shut), its brow lifted by `brow_px` and its iris moved by `gaze` (x, y: -1 .. 1 of how far
     it can go)."""
     x0, y0, x1, y1 = eye.box
-    rows, fw = src.shape
-    fh = rows * 2 // 3
+    fh = src.shape[0] * 2 // 3
     if x1 - x0 < 4 or y1 - y0 < 4:
         return
     map_x, map_y, lash = _maps(eye, x0, y0, x1, y1, closed, brow_px, gaze)
@@ -46,12 +45,7 @@ def move_eye(out: Frame, src: Frame, eye: Eye, *, closed: float, brow_px: float,
     out[y0:y1, x0:x1] = luma
     cmx = np.ascontiguousarray(map_x[::2, ::2] / 2)
     cmy = np.ascontiguousarray(map_y[::2, ::2] / 2)
-    quarter = (fh // 2) * (fw // 2)
-    planes = out.reshape(-1)[fh * fw:]
-    sources = src.reshape(-1)[fh * fw:]
-    for k in (0, 1):
-        plane = sources[k * quarter:(k + 1) * quarter].reshape(fh // 2, fw // 2)
-        dst = planes[k * quarter:(k + 1) * quarter].reshape(fh // 2, fw // 2)
+    for plane, dst in zip(chroma_planes(src), chroma_planes(out), strict=True):
         dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = cv2.remap(
             plane, cmx, cmy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 

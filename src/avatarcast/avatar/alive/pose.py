@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from ...media.frames import Frame
+from ...media.frames import Frame, chroma_planes
 from .rig import GRID, Pose
 
 Array = npt.NDArray[np.float32]
@@ -42,8 +42,7 @@ def move_body(out: Frame, src: Frame, pose: Pose, dx: float, dy: float, roll_deg
     w, h = x1 - x0, y1 - y0
     if w < 4 or h < 4:
         return
-    rows, fw = src.shape
-    fh = rows * 2 // 3
+    fh = src.shape[0] * 2 // 3
     nodes = source_of(pose, dx, dy, roll_deg, rise)
     gh, gw = nodes.shape[:2]
     # Upsampled from the nodes (a cell beyond the region on each side, so that every pixel of
@@ -58,11 +57,6 @@ def move_body(out: Frame, src: Frame, pose: Pose, dx: float, dy: float, roll_deg
     chroma_map = cv2.resize(nodes, (gw * half, gh * half))[half:half + h // 2,
                                                           half:half + w // 2]
     chroma_map = chroma_map * np.float32(0.5) - np.float32(0.25)
-    quarter = (fh // 2) * (fw // 2)
-    planes = out.reshape(-1)[fh * fw:]
-    sources = src.reshape(-1)[fh * fw:]
-    for k in (0, 1):
-        plane = sources[k * quarter:(k + 1) * quarter].reshape(fh // 2, fw // 2)
-        dst = planes[k * quarter:(k + 1) * quarter].reshape(fh // 2, fw // 2)
+    for plane, dst in zip(chroma_planes(src), chroma_planes(out), strict=True):
         dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = cv2.remap(  # type: ignore[call-overload]
             plane, chroma_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
