@@ -13,7 +13,7 @@ from avatarcast.avatar.face.lite import LiteAnimator
 from avatarcast.avatar.face.mouth import MouthTuning, mouth_shapes
 from avatarcast.avatar.face.mouthtrack import from_audio
 from avatarcast.avatar.face.visemes import POSES
-from avatarcast.avatar.face.warp import REST, WarpTuning, warp
+from avatarcast.avatar.face.warp import REST, WarpTuning, sampling_step, warp
 from avatarcast.avatar.prepare import build, load
 from avatarcast.avatar.runtime import Avatar, for_output
 
@@ -23,11 +23,17 @@ FPS = 30
 W, H = 640, 360
 
 
-@pytest.fixture(scope="module")
-def avatar(tmp_path_factory: pytest.TempPathFactory) -> Avatar:
+@pytest.fixture(scope="module", params=[(320, 180), (W, H), (1280, 720)],
+                ids=["180p", "360p", "720p"])
+def avatar(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Avatar:
+    """The portrait at three sizes: at 180p its mouth (36 px wide) is worked out at every
+    pixel, from 360p on (72 px, 144 px at 720p) at every second one (warp.sampling_step)."""
     d = tmp_path_factory.mktemp("avatars")
-    return for_output(load(build(PORTRAIT, "astro", d, BuildSettings(FPS, 600, 1920))), W, H,
-                      keep_rgb=False)
+    w, h = request.param
+    avatar = for_output(load(build(PORTRAIT, "astro", d, BuildSettings(FPS, 600, 1920))), w, h,
+                        keep_rgb=False)
+    assert sampling_step(_geometry(avatar)[2]) == (1 if h < H else 2)
+    return avatar
 
 
 def test_mouth_closed_in_silence_and_open_with_voice() -> None:
@@ -62,7 +68,8 @@ def test_a_dark_voice_is_not_pursed_all_along() -> None:
 
 
 def _planes(frame: np.ndarray) -> np.ndarray:
-    return frame[:H].astype(np.int16)
+    """Its luma plane."""
+    return frame[:frame.shape[0] * 2 // 3].astype(np.int16)
 
 
 def _geometry(avatar: Avatar) -> tuple[np.ndarray, np.ndarray, LipGeometry]:
@@ -71,12 +78,16 @@ def _geometry(avatar: Avatar) -> tuple[np.ndarray, np.ndarray, LipGeometry]:
     return lm, idle, LipGeometry(lm, idle, WarpTuning().jaw_drop)
 
 
-def _dark_extent(frame: np.ndarray, idle: np.ndarray, g: LipGeometry) -> tuple[int, int]:
-    """Width and height (pixels) of the dark mouth cavity: pixels around the mouth that are
-    dark now and were not in the idle picture."""
+def _dark(frame: np.ndarray, idle: np.ndarray, g: LipGeometry) -> np.ndarray:
+    """Pixels around the mouth that are dark now and were not in the idle picture."""
     x0, x1 = int(g.m[0] - 1.3 * g.a), int(g.m[0] + 1.3 * g.a)
     y0, y1 = int(g.m[1] - 0.6 * g.a), int(g.m[1] + 1.2 * g.a)
-    dark = (frame[y0:y1, x0:x1] < 60) & (idle[y0:y1, x0:x1] >= 60)
+    return np.asarray((frame[y0:y1, x0:x1] < 60) & (idle[y0:y1, x0:x1] >= 60))
+
+
+def _dark_extent(frame: np.ndarray, idle: np.ndarray, g: LipGeometry) -> tuple[int, int]:
+    """Width and height (pixels) of the dark mouth cavity."""
+    dark = _dark(frame, idle, g)
     cols, rows = np.flatnonzero(dark.any(0)), np.flatnonzero(dark.any(1))
     if not len(cols):
         return 0, 0
@@ -94,7 +105,8 @@ def test_warp_moves_only_the_lower_face(avatar: Avatar) -> None:
     outside = diff.copy()
     outside[y0:y1, x0:x1] = 0
     assert outside.max() == 0, "pixels changed outside the lower face"
-    chroma = np.abs(opened[H:].astype(np.int16) - idle[H:].astype(np.int16))
+    h = idle.shape[0] * 2 // 3
+    chroma = np.abs(opened[h:].astype(np.int16) - idle[h:].astype(np.int16))
     assert chroma.max() > 0  # the mouth cavity has its own colour
     eye = (slice(int(lm[159, 1]) - 3, int(lm[145, 1]) + 3), slice(int(lm[33, 0]), int(lm[133, 0])))
     assert diff[eye].max() == 0
@@ -138,10 +150,10 @@ def test_shapes_differ_as_the_sounds_do(avatar: Avatar) -> None:
     # m/b/p: lips together over the teeth, no gap; f/v: no gap either.
     for closed in ("PP", "FF"):
         frame = warp(idle, g, POSES[closed], t)
-        w, h = _dark_extent(frame, idle, g)
-        # At most a stray pixel or two in a lip corner: 4 px² where the mouth was 32 px wide
-        # (the portrait letterboxed), as much of the face framed larger.
-        assert w * h <= (0.13 * g.a) ** 2, (closed, w, h, g.a)
+        # At most a stray pixel or two in the lips' corners (each corner's own shadow): 4 px²
+        # where the mouth was 32 px wide (the portrait letterboxed), as much of the face
+        # framed larger. (Counted, not boxed: at 720p a speck in each corner spans the mouth.)
+        assert _dark(frame, idle, g).sum() <= (0.13 * g.a) ** 2, (closed, g.a)
     # Pressed lips cover the teeth: between the lips it is lip now, darker than the teeth.
     pressed = warp(idle, g, POSES["PP"], t)
     top = float(g.at(g.inner_upper, np.zeros(1, np.float32))[0])

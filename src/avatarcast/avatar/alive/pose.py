@@ -3,9 +3,11 @@ shifted, the shoulders and chest raised by the breath, everything else still.
 
 Where each pixel comes from is worked out on the rig's coarse grid (the head's weight times
 its rigid move, plus the lift's weight times the breath), upsampled over the region that
-moves, and each plane is remapped once. A displacement this small and this smooth is its own
-inverse to well under a tenth of a pixel, so each output pixel is taken from where it came
-from."""
+moves, and each plane is remapped once, straight into the output frame. A displacement this
+small and this smooth is its own inverse to well under a tenth of a pixel, so each output
+pixel is taken from where it came from.
+
+The maps are written into buffers kept from frame to frame (infra/scratch.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from ...infra.scratch import Scratch
 from ...media.frames import Frame, chroma_planes
 from .rig import GRID, Pose
 
@@ -36,27 +39,40 @@ def source_of(pose: Pose, dx: float, dy: float, roll_deg: float,
 
 
 def move_body(out: Frame, src: Frame, pose: Pose, dx: float, dy: float, roll_deg: float,
-              rise: float) -> None:
-    """Draw `src`'s region that moves into `out` (same shape, yuv420p), moved."""
+              rise: float, scratch: Scratch | None = None) -> None:
+    """Draw `src`'s region that moves into `out` (same shape, yuv420p, not the same array),
+    moved."""
     x0, y0, x1, y1 = pose.box
     w, h = x1 - x0, y1 - y0
     if w < 4 or h < 4:
         return
+    scratch = scratch or Scratch()
     fh = src.shape[0] * 2 // 3
     nodes = source_of(pose, dx, dy, roll_deg, rise)
     gh, gw = nodes.shape[:2]
     # Upsampled from the nodes (a cell beyond the region on each side, so that every pixel of
     # the region lies between nodes and is interpolated exactly): luma at full size; chroma at
-    # half size, where a sample's centre lies between four luma pixels.
-    luma_map = cv2.resize(nodes, (gw * GRID, gh * GRID))[GRID:GRID + h, GRID:GRID + w]
-    # (With a two-channel first map the second must be None; OpenCV's stubs do not say so,
-    # and an empty array in its place is read as a map.)
-    out[y0:y1, x0:x1] = cv2.remap(src[:fh], luma_map, None,  # type: ignore[call-overload]
-                                  cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # half size, where a sample's centre lies between four luma pixels (upsampling is linear,
+    # so the nodes are scaled to chroma's pixels first).
+    luma = np.asarray(cv2.resize(nodes, (gw * GRID, gh * GRID),
+                                 dst=scratch.get("luma", (gh * GRID, gw * GRID, 2))), np.float32)
     half = GRID // 2
-    chroma_map = cv2.resize(nodes, (gw * half, gh * half))[half:half + h // 2,
-                                                          half:half + w // 2]
-    chroma_map = chroma_map * np.float32(0.5) - np.float32(0.25)
+    nodes *= np.float32(0.5)
+    nodes -= np.float32(0.25)
+    chroma = np.asarray(cv2.resize(nodes, (gw * half, gh * half),
+                                   dst=scratch.get("chroma", (gh * half, gw * half, 2))),
+                        np.float32)
+    _remap(src[:fh], luma[GRID:GRID + h, GRID:GRID + w], out[y0:y1, x0:x1])
+    chroma_map = chroma[half:half + h // 2, half:half + w // 2]
     for plane, dst in zip(chroma_planes(src), chroma_planes(out), strict=True):
-        dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2] = cv2.remap(  # type: ignore[call-overload]
-            plane, chroma_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        _remap(plane, chroma_map, dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2])
+
+
+def _remap(src: npt.NDArray[np.uint8], xy: Array, dst: npt.NDArray[np.uint8]) -> None:
+    """`dst` (a view into the output frame) from `src` through the two-channel map `xy`."""
+    # With a two-channel first map the second must be None (OpenCV's stubs do not say so,
+    # and an empty array in its place is read as a map).
+    got = cv2.remap(src, xy, None, cv2.INTER_LINEAR,  # type: ignore[call-overload]
+                    dst=dst, borderMode=cv2.BORDER_REPLICATE)
+    if got is not dst and not np.shares_memory(got, dst):
+        dst[...] = got  # OpenCV made its own array (it does for some views): copied in

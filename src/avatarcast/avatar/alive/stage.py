@@ -12,6 +12,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+import numpy as np
+
+from ...infra.scratch import Scratch
 from ...media.frames import Frame
 from ...onair.state import StreamState
 from ...onair.tick import TickOutput
@@ -24,18 +27,23 @@ from .rig import FaceRig
 log = logging.getLogger(__name__)
 
 
-def draw(frame: Frame, rig: FaceRig, index: int, m: Motion) -> Frame:
-    """`frame` (picture `index` of its avatar's cycle) in pose `m`: a new frame."""
+def draw(frame: Frame, rig: FaceRig, index: int, m: Motion,
+         scratch: Scratch | None = None) -> Frame:
+    """`frame` (picture `index` of its avatar's cycle) in pose `m`: a new frame. `scratch`
+    keeps the working buffers from one call to the next (one thread's)."""
+    scratch = scratch or Scratch()
     r = rig.at(index)
     face = r.pose.face
-    out = frame.copy()
     src = frame
     if m.lids > 0.01 or abs(m.brows) > 1e-4 or m.gaze_x or m.gaze_y:
+        src = scratch.get("eyes", frame.shape, np.uint8)
+        np.copyto(src, frame)
         for eye in r.eyes:
-            move_eye(out, frame, eye, closed=m.lids, brow_px=m.brows * face,
+            move_eye(src, frame, eye, closed=m.lids, brow_px=m.brows * face,
                      gaze=(m.gaze_x, m.gaze_y))
-        src = out.copy()
-    move_body(out, src, r.pose, m.head_x * face, m.head_y * face, m.roll, m.rise * face)
+    out = src.copy()
+    move_body(out, src, r.pose, m.head_x * face, m.head_y * face, m.roll, m.rise * face,
+              scratch)
     return out
 
 
@@ -49,6 +57,7 @@ class Enliven:
         self._state = state
         self.failed: str | None = None  # why the motion stopped (a bug), if it did
         self._spent: deque[float] = deque(maxlen=300)  # seconds drawing, the last ticks
+        self._scratch = Scratch()
 
     @property
     def ms_per_frame(self) -> float | None:
@@ -69,7 +78,8 @@ class Enliven:
             return
         t = time.perf_counter()
         try:
-            out.frame = draw(out.frame, rig, idle.index(n) if idle is not None else 0, motion)
+            out.frame = draw(out.frame, rig, idle.index(n) if idle is not None else 0, motion,
+                             self._scratch)
             self._spent.append(time.perf_counter() - t)
         except Exception as exc:  # a bug here must not take the stream off air
             self.failed = f"{type(exc).__name__}: {exc}"
