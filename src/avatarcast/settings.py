@@ -224,11 +224,10 @@ class AvatarSettings(BaseModel):
 class AliveSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
-    enabled: Literal["auto", "on", "off"] = "off"
+    enabled: Literal["auto", "on", "off"] = "auto"
     """Blinks, head and body motion and gaze drawn on the avatar: `auto` for a still image
-    (a video keeps its own motion), `on` for any source, `off` for none. Off by default for
-    now: on two cores at 720p its drawing takes 12-18 ms a frame inside the daemon and starves
-    the lite animator in speech (README, "The face is alive")."""
+    (a video keeps its own motion), `on` for any source, `off` for none. About 5 ms a frame
+    on one core at 720p (README, "The face is alive")."""
     seed: int = Field(default=1, ge=0)
     """The motion is the same for the same seed (tests, reproducible stills)."""
     blinks_per_minute: float = Field(default=17.0, ge=0.0, le=60.0)
