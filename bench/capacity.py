@@ -15,6 +15,10 @@ client per stream; the CPU of the workers' Python and of their FFmpeg encoders.
 
   python -m bench capacity [--minutes 10] [--max-channels 12] [--from-channels 1]
                            [--workers 2] [--preset superfast] [--queue-frames N]
+                           [--alive auto|on|off]
+
+`--alive off` gives the figure without the face's motion (alive.enabled; the default is the
+daemon's, `auto`, which moves the bundled portrait).
 
 Dropped frames are told apart: those the pacers skipped after a stall of over half a second
 (their log lines), and the rest, which did not fit the encoder's queue (FFmpeg behind by more
@@ -130,7 +134,7 @@ def _stalled(workers: list[DaemonProc]) -> int:
 
 
 def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str,
-          queue_frames: int | None) -> dict[str, Any]:
+          queue_frames: int | None, alive: str | None = None) -> dict[str, Any]:
     rtmp = NginxRtmp(work / f"rtmp{k}")
     rtmp.start()
     ids = [f"c{i}" for i in range(k)]
@@ -143,6 +147,8 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str,
     def worker(i: int) -> DaemonProc:
         more = {} if queue_frames is None else {
             "AVATARCAST_OUTPUT__QUEUE_FRAMES": str(queue_frames)}
+        if alive is not None:
+            more["AVATARCAST_ALIVE__ENABLED"] = alive
         return channels_worker(work, f"w{k}-{i}", queues, channels,
                                AVATARCAST_VIDEO__PRESET=preset,
                                AVATARCAST_FLEET__CAPACITY=str(share), **more)
@@ -206,12 +212,13 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str,
 
 
 def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
-            preset: str, queue_frames: int | None = None) -> dict[str, Any]:
+            preset: str, queue_frames: int | None = None,
+            alive: str | None = None) -> dict[str, Any]:
     ensure_rabbitmq()
     presets = encoder_presets(work)
     steps = []
     for k in range(first, most + 1):
-        step = _step(work, k, minutes, n_workers, preset, queue_frames)
+        step = _step(work, k, minutes, n_workers, preset, queue_frames, alive)
         steps.append(step)
         print(f"{k} channel(s): {step}", flush=True)
         if step["frames_dropped"] or step["client_frames_dropped"]:
@@ -219,7 +226,8 @@ def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
     carried = max((s["channels"] for s in steps if not (
         s["frames_dropped"] or s["client_frames_dropped"])), default=0)
     return {"minutes": minutes, "workers": n_workers, "preset": preset,
-            "queue_frames": queue_frames, "encoder_presets": presets, "steps": steps,
+            "queue_frames": queue_frames, "alive": alive or "auto",
+            "encoder_presets": presets, "steps": steps,
             "channels_carried": carried}
 
 
@@ -239,7 +247,8 @@ def carried(f: dict[str, Any]) -> str:
 def conditions(f: dict[str, Any]) -> str:
     return (f"{f['minutes']:g} min a step, {f.get('workers', 1)} worker(s), x264 "
             f"{f.get('preset', 'veryfast')}"
-            + (f", output.queue_frames {f['queue_frames']}" if f.get("queue_frames") else ""))
+            + (f", output.queue_frames {f['queue_frames']}" if f.get("queue_frames") else "")
+            + (f", alive.enabled {f['alive']}" if f.get("alive") else ""))
 
 
 def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -286,8 +295,9 @@ def draw(record: dict[str, Any], path: Path) -> None:
 
 
 def run_all(minutes: float, first: int, most: int, n_workers: int,
-            preset: str, queue_frames: int | None = None) -> dict[str, Any]:
+            preset: str, queue_frames: int | None = None,
+            alive: str | None = None) -> dict[str, Any]:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="avatarcast-capacity-") as tmp:
-        return measure(Path(tmp), minutes, first, most, n_workers, preset, queue_frames)
+        return measure(Path(tmp), minutes, first, most, n_workers, preset, queue_frames, alive)

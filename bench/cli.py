@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from avatarcast.infra.malloc import return_big_blocks_to_the_os
+
 from . import (
     air,
     alive,
@@ -260,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--preset", default="superfast", help="capacity: the channels' x264 preset")
     ap.add_argument("--queue-frames", type=int, default=None,
                     help="capacity: the channels' output.queue_frames (default: the daemon's)")
+    ap.add_argument("--alive", choices=("auto", "on", "off"), default=None,
+                    help="capacity: the channels' alive.enabled (default: the daemon's)")
     ap.add_argument("--size", type=int, choices=(480, 720, 1080), default=720,
                     help="alive: the output's height")
     ap.add_argument("--out", type=Path, default=report.ROOT / "bench" / "results")
@@ -280,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory(prefix="avatarcast-memory-") as tmp:
             figures = memory.run(Path(tmp), args.speak_s)
     elif args.kind == "renderers":
+        # Big blocks from mmap, as the daemon has them (infra/malloc.py): a renderer whose
+        # temporaries cross that line pays page faults on every frame in the daemon.
+        return_big_blocks_to_the_os()
         tts, speech_16k = renderers.tts()
         figures = {"renderers": {"tts": tts, **renderers.lite_figures(speech_16k)}}
         if not args.no_musetalk:
@@ -293,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "capacity":
         figures = capacity.run_all(args.minutes if args.minutes != 60 else 10,
                                    args.from_channels, args.max_channels, args.workers,
-                                   args.preset, args.queue_frames)
+                                   args.preset, args.queue_frames, args.alive)
     elif args.kind == "webrtc":
         figures = webrtc.measure()
     elif args.kind == "alive":

@@ -115,7 +115,10 @@ def test_the_mouth_moves_with_speech_only(
     print(f"steps outside the mouth: at the cuts {max(cut_steps):.3f}, idle max "
           f"{max(idle_steps):.3f}")
     assert max(cut_steps) <= limit, (cut_steps, limit)
-    assert change(first, lips_box) <= max(before) + 0.5, change(first, lips_box)
+    # The mouth at the cut is the idle one; a keyframe on it or just before it refreshes the
+    # whole picture by about 0.7 (seen at 0.56-0.74), the silence bound then.
+    closed = 1.5 if first in refresh else max(before) + 0.5
+    assert change(first, lips_box) <= closed, (change(first, lips_box), first in refresh)
 
 
 def test_musetalk_on_tiny_weights_through_the_stream(
