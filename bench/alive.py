@@ -104,8 +104,6 @@ def record(work: Path, minutes: float, width: int, height: int, size: str
                 "AVATARCAST_VIDEO__BITRATE_KBPS": str(BITRATE_KBPS[size]),
                 "AVATARCAST_VIDEO__PRESET": "veryfast",
                 "AVATARCAST_CAPTIONS__TRANSCRIPT_PATH": str(transcript),
-                # Off by default while its cost is worked on; measured as `auto` would run.
-                "AVATARCAST_ALIVE__ENABLED": "auto",
                 "AVATARCAST_LLM__BASE_URL": chat.base_url, "AVATARCAST_LLM__API_KEY": KEY,
             })
             try:
