@@ -15,6 +15,7 @@
   python -m bench alive [--minutes 3] [--size 720]
                                               blinks, head motion, breathing on the received
                                               stream: idle, speech, thinking (about 2M + 3 min)
+  python -m bench motion                      the face's motion in the daemon: CPU, late, held
   python -m bench summary                     the headline figures beside earlier runs' (no run)
 
 Benchmarks report; they assert nothing. Each run writes bench/results/<stamp>-<kind>.json and
@@ -45,6 +46,7 @@ from . import (
     fleet,
     lipsync,
     memory,
+    motion,
     pipeline,
     renderers,
     report,
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("kind", nargs="?",
                     choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
                              "renderers", "console", "ask", "fleet",
-                             "webrtc", "capacity", "alive", "summary"),
+                             "webrtc", "capacity", "alive", "motion", "summary"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60,
                     help="soak length (alive: minutes of idle, default 3)")
@@ -303,6 +305,8 @@ def main(argv: list[str] | None = None) -> None:
                                    args.preset, args.queue_frames, args.alive)
     elif args.kind == "webrtc":
         figures = webrtc.measure()
+    elif args.kind == "motion":
+        figures = motion.measure()
     elif args.kind == "alive":
         with tempfile.TemporaryDirectory(prefix="avatarcast-alive-") as tmp:
             figures, series = alive.run(Path(tmp), args.minutes if args.minutes != 60 else 3,
@@ -343,6 +347,8 @@ def main(argv: list[str] | None = None) -> None:
                      capacity.draw)
     elif args.kind == "webrtc":
         report.write(args.kind, stamp, record, webrtc.rows(figures), args.out, webrtc.draw)
+    elif args.kind == "motion":
+        report.write(args.kind, stamp, record, motion.rows(figures), args.out, motion.draw)
     elif args.kind == "alive":
         report.write(args.kind, stamp, record, alive.rows(figures), args.out,
                      functools.partial(alive.draw, series=series))
