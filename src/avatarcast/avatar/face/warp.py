@@ -274,7 +274,7 @@ def warp(frame: Frame, g: LipGeometry, pose: Pose, t: WarpTuning) -> Frame:
         maps = _upsampled(maps, step, luma_size, scratch, "luma maps", extend=True)
         _exact_between_the_lips(g, lips, maps, blend, pose, t)
     _draw(frame[:frame.shape[0] * 2 // 3], out, (x0, y0), maps, blend[..., 0], blend[..., 1],
-          scratch)
+          scratch.get("luma draw", maps.shape[:2]))
     half = max(step // 2, 1)
     chroma_maps = _upsampled(chroma_maps, half, chroma_size, scratch, "chroma maps",
                              extend=True)
@@ -282,7 +282,7 @@ def warp(frame: Frame, g: LipGeometry, pose: Pose, t: WarpTuning) -> Frame:
     for k, (plane, dst) in enumerate(zip(chroma_planes(frame), chroma_planes(out),
                                          strict=True)):
         _draw(plane, dst, (x0 // 2, y0 // 2), chroma_maps, chroma_blend[..., 0],
-              chroma_blend[..., k + 1], scratch)
+              chroma_blend[..., k + 1], scratch.get("chroma draw", chroma_maps.shape[:2]))
     return out
 
 
@@ -382,15 +382,14 @@ def _chroma_layers(lay: _Layers, g: LipGeometry) -> tuple[Array, Array]:
 
 
 def _draw(src: npt.NDArray[np.uint8], dst: npt.NDArray[np.uint8], at: tuple[int, int],
-          maps: Array, keep: Array, add: Array, scratch: Scratch) -> None:
+          maps: Array, keep: Array, add: Array, acc: Array) -> None:
     """dst's region at `at` = src remapped through `maps`, times `keep`, plus `add`,
-    rounded."""
+    rounded; `acc` (float32, the region's size) is worked in."""
     h, w = maps.shape[:2]
     x0, y0 = at
     # A two-channel map and no second one (OpenCV's stubs do not allow None there).
     picture = cv2.remap(src, maps, None, cv2.INTER_LINEAR,  # type: ignore[call-overload]
                         borderMode=cv2.BORDER_REPLICATE)
-    acc = scratch.get("draw", (h, w))
     np.multiply(picture, keep, out=acc)
     acc += add
     acc += 0.5  # then truncated: rounded (nothing here is negative)
