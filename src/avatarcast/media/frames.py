@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -38,3 +39,18 @@ def chroma_planes(frame: Frame) -> tuple[Frame, Frame]:
     flat = frame.reshape(-1)[height * width:]
     return (flat[:quarter].reshape(height // 2, width // 2),
             flat[quarter:2 * quarter].reshape(height // 2, width // 2))
+
+
+def remap_xy(src: npt.NDArray[np.uint8], xy: npt.NDArray[np.float32],
+             dst: npt.NDArray[np.uint8] | None = None) -> npt.NDArray[np.uint8]:
+    """One plane resampled bilinearly through a two-channel map (x, y per output pixel, edges
+    replicated), into `dst` (a view into a frame, written in place) when given."""
+    # With a two-channel first map the second must be None (OpenCV's stubs do not say so,
+    # and an empty array in its place is read as a map).
+    got = cv2.remap(src, xy, None, cv2.INTER_LINEAR,  # type: ignore[call-overload]
+                    dst=dst, borderMode=cv2.BORDER_REPLICATE)
+    if dst is None:
+        return np.asarray(got)
+    if got is not dst and not np.shares_memory(got, dst):
+        dst[...] = got  # OpenCV made its own array (it does for some views): copied in
+    return dst

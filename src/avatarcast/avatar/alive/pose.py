@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ...infra.scratch import Scratch
-from ...media.frames import Frame, chroma_planes
+from ...media.frames import Frame, chroma_planes, remap_xy
 from .rig import GRID, Pose
 
 Array = npt.NDArray[np.float32]
@@ -62,17 +62,8 @@ def move_body(out: Frame, src: Frame, pose: Pose, dx: float, dy: float, roll_deg
     chroma = np.asarray(cv2.resize(nodes, (gw * half, gh * half),
                                    dst=scratch.get("chroma", (gh * half, gw * half, 2))),
                         np.float32)
-    _remap(src[:fh], luma[GRID:GRID + h, GRID:GRID + w], out[y0:y1, x0:x1])
+    remap_xy(src[:fh], luma[GRID:GRID + h, GRID:GRID + w], out[y0:y1, x0:x1])
     chroma_map = chroma[half:half + h // 2, half:half + w // 2]
     for plane, dst in zip(chroma_planes(src), chroma_planes(out), strict=True):
-        _remap(plane, chroma_map, dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2])
+        remap_xy(plane, chroma_map, dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2])
 
-
-def _remap(src: npt.NDArray[np.uint8], xy: Array, dst: npt.NDArray[np.uint8]) -> None:
-    """`dst` (a view into the output frame) from `src` through the two-channel map `xy`."""
-    # With a two-channel first map the second must be None (OpenCV's stubs do not say so,
-    # and an empty array in its place is read as a map).
-    got = cv2.remap(src, xy, None, cv2.INTER_LINEAR,  # type: ignore[call-overload]
-                    dst=dst, borderMode=cv2.BORDER_REPLICATE)
-    if got is not dst and not np.shares_memory(got, dst):
-        dst[...] = got  # OpenCV made its own array (it does for some views): copied in

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ...infra.scratch import Scratch, thread_scratch
-from ...media.frames import Frame, chroma_planes
+from ...media.frames import Frame, chroma_planes, remap_xy
 from .lipgeometry import LipGeometry, smoothstep
 from .visemes import Pose
 
@@ -262,13 +262,13 @@ def warp(frame: Frame, g: LipGeometry, pose: Pose, t: WarpTuning) -> Frame:
     step = sampling_step(g)
     luma_size, chroma_size = (x1 - x0, y1 - y0), ((x1 - x0) // 2, (y1 - y0) // 2)
     if step == 1:
-        (maps, blend), _ = _in_strips(g, 1, scratch, "luma",
+        (maps, blend), _ = _in_strips(g, 1, 1.0, scratch, "luma",
                                       lambda lay: _luma_layers(lay, pose, t), pose, t)
-        (chroma_maps, chroma_blend), _ = _in_strips(g, 2, scratch, "chroma",
+        (chroma_maps, chroma_blend), _ = _in_strips(g, 2, 2.0, scratch, "chroma",
                                                     lambda lay: _chroma_layers(lay, g), pose, t)
     else:
         (maps, blend, chroma_maps, chroma_blend), lips = _in_strips(
-            g, step, scratch, "both",
+            g, step, 1.0, scratch, "both",
             lambda lay: (*_luma_layers(lay, pose, t), *_chroma_layers(lay, g)), pose, t)
         blend = _upsampled(blend, step, luma_size, scratch, "luma blend")
         maps = _upsampled(maps, step, luma_size, scratch, "luma maps", extend=True)
@@ -307,15 +307,14 @@ def _exact_between_the_lips(g: LipGeometry, lips: tuple[float, float], maps: Arr
         maps[a:b], blend[a:b] = _luma_layers(_layers(g, st.rows(a, b), 1.0, pose, t), pose, t)
 
 
-def _in_strips(g: LipGeometry, step: int, scratch: Scratch, name: str,
+def _in_strips(g: LipGeometry, step: int, px: float, scratch: Scratch, name: str,
                stacks: Callable[[_Layers], tuple[Array, ...]], pose: Pose,
                t: WarpTuning) -> tuple[list[Array], tuple[float, float]]:
     """`stacks` of the layers at `step`, worked out a strip of rows at a time (so that the
     many temporaries stay small: infra/scratch.py says why) and gathered in the scratch.
-    Edges are soft over a pixel of what the layers are drawn on: for luma, a luma pixel
-    even when sampled every second one (upsampling softens them that much again); for
-    chroma alone (name "chroma"), a chroma pixel. Also the v the lips' inner edges span."""
-    px = 2.0 if name == "chroma" else 1.0
+    Edges are soft over `px` luma pixels, a pixel of what the layers are drawn on: for luma
+    one, even when sampled every second pixel (upsampling softens them that much again); for
+    chroma alone two. Also the v the lips' inner edges span."""
     st = _static(g, step)
     ny, nx = st.u.shape
     rows = max(1, _STRIP // nx)
@@ -387,9 +386,7 @@ def _draw(src: npt.NDArray[np.uint8], dst: npt.NDArray[np.uint8], at: tuple[int,
     rounded; `acc` (float32, the region's size) is worked in."""
     h, w = maps.shape[:2]
     x0, y0 = at
-    # A two-channel map and no second one (OpenCV's stubs do not allow None there).
-    picture = cv2.remap(src, maps, None, cv2.INTER_LINEAR,  # type: ignore[call-overload]
-                        borderMode=cv2.BORDER_REPLICATE)
+    picture = remap_xy(src, maps)
     np.multiply(picture, keep, out=acc)
     acc += add
     acc += 0.5  # then truncated: rounded (nothing here is negative)
