@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -34,7 +35,19 @@ class BrokerSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
-    """RabbitMQ URL (amqp:// or amqps://); a secret, redacted in logs."""
+    """RabbitMQ URL (amqp:// or amqps://); a secret, redacted in logs. For a cluster, one URL
+    may list its nodes' hosts: amqp://user:pass@rabbit1:5672,rabbit2:5672,rabbit3/vhost."""
+    urls: list[SecretStr] = []
+    """A cluster's nodes, one URL each (a JSON list); when set, replaces url. Every connection
+    starts at the first node and goes on to the next when one is lost or does not answer."""
+    queue_type: Literal["auto", "quorum", "classic"] = "auto"
+    """Type of the speak, control, dead-letter and standing queues: quorum queues are
+    replicated over the cluster's nodes; auto = quorum where the broker has them (RabbitMQ 3.8
+    or later), classic otherwise. A queue that already exists keeps its type (see the README's
+    Cluster)."""
+    delivery_limit: int = Field(default=20, ge=2, le=1000)
+    """Quorum queues: the broker dead-letters a message delivered this many times without an
+    ack (a backstop under crash_limit: reconnects, failovers and crashes all count)."""
     speak_queue: str = "avatarcast.speak"
     """Queue of `speak` messages (texts to say)."""
     control_queue: str = "avatarcast.control"
@@ -69,10 +82,29 @@ class BrokerSettings(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _amqp_scheme(cls, v: SecretStr) -> SecretStr:
-        if not v.get_secret_value().startswith(("amqp://", "amqps://")):
-            raise ValueError("must start with amqp:// or amqps://")
+    def _amqp_url(cls, v: SecretStr) -> SecretStr:
+        _check_amqp(v.get_secret_value())
         return v
+
+    @field_validator("urls")
+    @classmethod
+    def _amqp_urls(cls, v: list[SecretStr]) -> list[SecretStr]:
+        for u in v:
+            _check_amqp(u.get_secret_value())
+        return v
+
+
+def _check_amqp(url: str) -> None:
+    from .broker.nodes import NodeUrlError, split_hosts
+
+    if not url.startswith(("amqp://", "amqps://")):
+        raise ValueError("must start with amqp:// or amqps://")
+    try:
+        for node in split_hosts(url):
+            _ = urlsplit(node).port  # (raises on a port that is not a number)
+    except (NodeUrlError, ValueError) as exc:
+        # (never the URL itself: it holds the password)
+        raise ValueError(f"not a URL a broker can be reached at: {exc}") from None
 
 
 class VideoSettings(BaseModel):

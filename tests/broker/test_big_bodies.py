@@ -117,5 +117,5 @@ def test_an_existing_dead_letter_queue_is_kept_with_one_warning(
         got = asyncio.run(_existing_dead_queue_is_kept(queues))
     assert got == {"dead": queues.dead, "count": 1}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and queues.dead in warnings[0] and "unbounded" in warnings[0], \
+    assert len(warnings) == 1 and queues.dead in warnings[0] and "used as it is" in warnings[0], \
         warnings

@@ -8,6 +8,11 @@ back on its own). The holder confirms its leases every `fence_s / 3` with a roun
 broker; `valid()` is False once no round trip has succeeded for `fence_s`, which is shorter
 than the heartbeat timeout, so a holder that is cut off stops publishing before the broker can
 give its channels to another worker. The pacer checks `valid()` before every frame.
+
+With a cluster of several nodes, losing the node that held the connection need not take the
+channels off air: `rejoin` connects to the next node and takes each lease back within what is
+left of the fence (the broker deletes a dead node's exclusive queues, so a lease is free again
+at once). A lease another worker took in between is reported lost; its channel must stop.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from aiormq.exceptions import ChannelLockedResource
 
 from ..broker.connection import connect as connect_broker
 from ..broker.failures import BROKER_ERRORS, describe
+from ..broker.nodes import Rotation, node_urls
 from ..settings import BrokerSettings, FleetSettings
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,7 @@ class Leases:
         self._conn: AbstractConnection | None = None
         self._held: dict[str, AbstractChannel] = {}  # lease queue -> the AMQP channel of it
         self._valid_until = 0.0
+        self._nodes = Rotation(node_urls(broker))  # (a connection starts where the last did)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     @property
@@ -58,12 +65,37 @@ class Leases:
 
     async def connect(self) -> None:
         """Raises a broker error when the broker cannot be reached."""
-        self._conn = await connect_broker(
-            self._broker, name=f"avatarcast-worker {self.worker}",
-            heartbeat_s=self._fleet.heartbeat_s, connect_timeout_s=max(2.0, self._fleet.fence_s),
-        )
+        self._conn = await self._connect()
         self._held.clear()
         self._valid_until = time.monotonic() + self._fleet.fence_s
+
+    async def _connect(self) -> AbstractConnection:
+        return await connect_broker(
+            self._broker, name=f"avatarcast-worker {self.worker}",
+            heartbeat_s=self._fleet.heartbeat_s, connect_timeout_s=max(2.0, self._fleet.fence_s),
+            rotation=self._nodes,
+        )
+
+    async def rejoin(self) -> list[str]:
+        """After the connection was lost: connect again, to the next node first, and take back
+        every lease held, before the fence runs out (the leases stay valid meanwhile; the next
+        `confirm` extends them). Returns the leases another connection holds now. Raises
+        LeaseLost when no node answers in time."""
+        held = list(self._held)
+        left = self._valid_until - time.monotonic()
+        await self._drop_connection()
+        if left <= 0:
+            raise LeaseLost("the fence ran out before a node could be tried")
+        self._nodes.advance()
+        try:
+            async with asyncio.timeout(left):
+                self._conn = await self._connect()
+                return [queue for queue in held if not await self.take(queue)]
+        except TimeoutError:
+            raise LeaseLost(f"no broker node answered within the fence ({left:.1f} s "
+                            "left)") from None
+        except BROKER_ERRORS as exc:
+            raise LeaseLost(describe(exc)) from None
 
     async def take(self, queue: str) -> bool:
         """Try to take a lease: True once held, False when another connection holds it."""
@@ -115,8 +147,12 @@ class Leases:
 
     async def aclose(self) -> None:
         self._valid_until = 0.0
+        await self._drop_connection()
+
+    async def _drop_connection(self) -> None:
         self._held.clear()
-        if self._conn is not None and not self._conn.is_closed:
-            with contextlib.suppress(*BROKER_ERRORS):
-                await self._conn.close()
-        self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed:
+            with contextlib.suppress(*BROKER_ERRORS, TimeoutError):
+                async with asyncio.timeout(1.0):  # (a node that is gone does not answer)
+                    await conn.close()

@@ -104,11 +104,12 @@ class Worker:
                             "in %.1f s", describe(exc), interval)
                 await self._pause(interval)
                 continue
-            try:
-                await self._keep_and_take()
-            except LeaseLost as exc:
-                log.error("lost the broker (%s): this worker's channels go off air; another "
-                          "worker may take them", exc)
+            while not self._stop.is_set():
+                try:
+                    await self._keep_and_take()
+                except LeaseLost as exc:
+                    if not await self._rejoined(exc):
+                        break
             await self._drop_all("the channel's lease was lost")
             await self._leases.aclose()
             await self._pause(interval)
@@ -145,12 +146,31 @@ class Worker:
             if task.done():
                 del self._running[cid]
 
+    async def _rejoined(self, why: LeaseLost) -> bool:
+        """The leases' connection is gone: on the next node, with the leases taken back
+        before the fence runs out, the channels never notice (a cluster that lost a node)."""
+        try:
+            lost = await self._leases.rejoin()
+        except LeaseLost as exc:
+            log.error("lost the broker (%s; then %s): this worker's channels go off air; "
+                      "another worker may take them", why, exc)
+            return False
+        log.warning("the leases' broker connection was lost (%s); reconnected, %d of %d "
+                    "channel(s) kept", why, len(self._running) - len(lost), len(self._running))
+        for cid in [c for c in self._running if lease_queue(self._channels[c].broker) in lost]:
+            log.error("channel %s: another worker took its lease while the broker was away; "
+                      "it goes off air here", cid)
+            await self._drop(cid, "another worker took the channel's lease")
+        return True
+
     async def _drop_all(self, reason: str) -> None:
-        for cid in list(self._running):
-            if (daemon := self._daemons.get(cid)) is not None:
-                daemon.off_air_now(reason)
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
-        self._running.clear()
+        await asyncio.gather(*(self._drop(cid, reason) for cid in list(self._running)))
+
+    async def _drop(self, cid: str, reason: str) -> None:
+        if (daemon := self._daemons.get(cid)) is not None:
+            daemon.off_air_now(reason)
+        if (task := self._running.pop(cid, None)) is not None:
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from ..settings import BrokerSettings
 from .failures import BROKER_ERRORS, CLOSE_TIMEOUT_S, describe
 from .messages import SETTABLE, ControlMessage
-from .topology import persistent
+from .topology import declare_bounded, persistent
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,8 @@ class Standing:
 
 
 async def declare(channel: AbstractChannel, settings: BrokerSettings) -> AbstractQueue:
-    return await channel.declare_queue(queue_name(settings), durable=True, arguments={
-        "x-max-length": 1, "x-overflow": "drop-head"})
+    return await declare_bounded(channel, queue_name(settings), settings,
+                                 {"x-max-length": 1, "x-overflow": "drop-head"})
 
 
 async def read(queue: AbstractQueue) -> Standing:
