@@ -241,8 +241,9 @@ class Receiver:
             self.proc.wait(5)
 
 
-async def publish_raw(queue: str, body: bytes, message_id: str | None = None) -> None:
-    conn = await aio_pika.connect(AMQP)
+async def publish_raw(queue: str, body: bytes, message_id: str | None = None,
+                      url: str = AMQP) -> None:
+    conn = await aio_pika.connect(url)
     async with conn:
         # A message nothing can route (the queue not declared yet) fails the test at once.
         ch = await conn.channel(publisher_confirms=True, on_return_raises=True)
@@ -253,14 +254,16 @@ async def publish_raw(queue: str, body: bytes, message_id: str | None = None) ->
         )
 
 
-def publish(queue: str, payload: dict[str, Any] | bytes, message_id: str | None = None) -> None:
+def publish(queue: str, payload: dict[str, Any] | bytes, message_id: str | None = None,
+            url: str = AMQP) -> None:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    asyncio.run(publish_raw(queue, body, message_id))
+    asyncio.run(publish_raw(queue, body, message_id, url))
 
 
-async def _queue(name: str, take: bool) -> tuple[int, list[aio_pika.abc.AbstractIncomingMessage]]:
+async def _queue(name: str, take: bool,
+                 url: str = AMQP) -> tuple[int, list[aio_pika.abc.AbstractIncomingMessage]]:
     """(messages ready, and if `take` those messages removed from the queue)."""
-    conn = await aio_pika.connect(AMQP)
+    conn = await aio_pika.connect(url)
     async with conn:
         ch = await conn.channel()
         q = await ch.declare_queue(name, passive=True)
@@ -271,20 +274,21 @@ async def _queue(name: str, take: bool) -> tuple[int, list[aio_pika.abc.Abstract
         return count, msgs
 
 
-def queue_depth(name: str) -> int:
-    return asyncio.run(_queue(name, take=False))[0]
+def queue_depth(name: str, url: str = AMQP) -> int:
+    return asyncio.run(_queue(name, take=False, url=url))[0]
 
 
 def drain(name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
     return asyncio.run(_queue(name, take=True))[1]
 
 
-def delete_queues(q: QueueNames) -> None:
+def delete_queues(q: QueueNames, url: str = AMQP) -> None:
     async def run() -> None:
-        conn = await aio_pika.connect(AMQP)
+        conn = await aio_pika.connect(url)
         async with conn:
             ch = await conn.channel()
-            for name in (q.speak, q.control, q.dead, q.control + ".standing"):
+            for name in (q.speak, q.control, q.dead, q.control + ".standing",
+                         q.speak + ".handled"):
                 await ch.queue_delete(name)
             await ch.exchange_delete(q.events)
     asyncio.run(run())

@@ -16,8 +16,9 @@ from .daemon import AMQP
 
 
 class EventTap:
-    def __init__(self, exchange: str) -> None:
+    def __init__(self, exchange: str, url: str = AMQP) -> None:
         self.exchange = exchange
+        self.url = url
         self.events: list[dict[str, Any]] = []
         self.keys: list[str] = []  # the routing key of each event
         self._ready = threading.Event()
@@ -39,7 +40,7 @@ class EventTap:
     async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        conn = await aio_pika.connect(AMQP)
+        conn = await aio_pika.connect(self.url)
         async with conn:
             ch = await conn.channel()
             ex = await ch.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC,

@@ -48,6 +48,15 @@ class BrokerSettings(BaseModel):
     delivery_limit: int = Field(default=20, ge=2, le=1000)
     """Quorum queues: the broker dead-letters a message delivered this many times without an
     ack (a backstop under crash_limit: reconnects, failovers and crashes all count)."""
+    ledger: Literal["auto", "off"] = "auto"
+    """The fleet's ledger of handled ids, a stream per channel (`<speak queue>.handled`): the
+    owner appends each id before its ack, a new owner reads it before it consumes, so that a
+    message whose ack was lost never airs twice, on any worker. auto: where the broker has
+    streams (RabbitMQ 3.9 or later)."""
+    ledger_max_age_h: int = Field(default=168, ge=1, le=24 * 365)
+    """Hours the ledger keeps an id (longer than a message may wait in the queue)."""
+    ledger_max_mb: int = Field(default=20, ge=1, le=10_000)
+    """Most megabytes the ledger keeps; past it, its oldest ids are dropped."""
     speak_queue: str = "avatarcast.speak"
     """Queue of `speak` messages (texts to say)."""
     control_queue: str = "avatarcast.control"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from harness.amqp_relay import AmqpRelay
 from harness.daemon import (
     DaemonProc,
     QueueNames,
@@ -195,6 +196,56 @@ def test_a_frozen_owner_gives_way_and_never_publishes_again(
         if w2 is not None:
             w2.kill()
         delete_queues(queues.channel("a"))
+
+
+@pytest.mark.parametrize("ledger", ["auto", "off"])
+def test_an_ack_lost_with_its_owner_is_not_aired_again_by_the_next(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp, ledger: str,
+) -> None:
+    """The owner airs a text and acks it, but the ack never reaches the broker (an AMQP relay
+    in between swallows it), and the owner is killed. The broker gives the message to the
+    standby that takes the channel over: the fleet's ledger tells it the text aired, and it
+    acks it unaired. Without the ledger (`off`, as before it existed) it airs a second time:
+    the window the README used to admit."""
+    _channels_file(tmp_path, rtmp_server, "a")
+    q = queues.channel("a")
+    relay = AmqpRelay()
+    relay.start()
+    via_relay = f"amqp://guest:guest@127.0.0.1:{relay.port}/"
+    w1 = _worker(tmp_path, "w1", queues, 1, AVATARCAST_BROKER__URL=via_relay,
+                 AVATARCAST_BROKER__LEDGER=ledger)
+    w2: DaemonProc | None = None
+    try:
+        with EventTap(queues.events) as tap:
+            w1.wait_for(lambda s: _ready(s, 1), 60, "w1 runs the channel")
+            w2 = _worker(tmp_path, "w2", queues, 1, AVATARCAST_BROKER__LEDGER=ledger)
+            w2.wait_for(lambda s: s.get("leases_connected"), 60, "w2 stands by")
+            relay.drop_acks = True
+            publish(q.speak, {"type": "speak", "id": "k1", "text": "Aired once; its ack lost."})
+            tap.wait_for(lambda evs: any(e.get("id") == "k1" and e["event"] == "finished"
+                                         for e in evs), 60, "k1 finished")
+            time.sleep(0.5)  # (the ack went out right before `finished`)
+            assert relay.dropped >= 1
+            w1.proc.send_signal(signal.SIGKILL)
+            w1.proc.wait()
+            w2.wait_for(lambda s: s["owned"] == ["a"] and _ready(s, 1), 60, "w2 took over")
+            if ledger == "auto":
+                tap.wait_for(lambda evs: any(e.get("id") == "k1" and e["event"] == "duplicate"
+                                             for e in evs), 60, "k1 known as handled")
+                time.sleep(1.0)  # a second airing would have started
+                assert [e["event"] for e in tap.of("k1")].count("finished") == 1, tap.of("k1")
+                assert "from the ledger" in w2.log()
+            else:
+                tap.wait_for(lambda evs: [e["event"] for e in evs if e.get("id") == "k1"].count(
+                    "finished") == 2, 60, "k1 aired again")
+        assert w2.stop() == 0
+        assert depth(q.speak) == 0 and depth(q.dead) == 0
+    finally:
+        relay.stop()
+        w1.kill()
+        if w2 is not None:
+            w2.kill()
+        delete_queues(q)
 
 
 def test_a_broker_restart_loses_nothing_and_airs_nothing_twice(

@@ -96,13 +96,19 @@ class FakeBroker:
     def __init__(self) -> None:
         self.settled: dict[str, tuple[str, str]] = {}
         self.changed = asyncio.Event()
+        self.ledger: list[str] = []  # ids recorded as handled, and acks, in order
 
     def _note(self, raw: Raw, how: str, reason: str = "") -> None:
         self.settled[raw.message_id] = (how, reason)
         self.changed.set()
 
     async def ack(self, raw: Any) -> None:
+        self.ledger.append(f"acked {raw.message_id}")
         self._note(raw, "acked")
+
+    async def record_handled(self, msg_id: str) -> bool:
+        self.ledger.append(msg_id)
+        return True
 
     async def requeue(self, raw: Any) -> None:
         self._note(raw, "requeued")
@@ -206,6 +212,9 @@ async def test_a_failing_animator_fails_one_utterance_not_the_stream(
             assert (await settle(rig.broker, "good"))[0] == "acked"
             assert rig.scheduler.history[-1]["outcome"] == "aired"
             assert rig.pacer.running and rig.pacer.frames_dropped == 0
+            # Each id is in the fleet's ledger before its message is settled: the aired one
+            # before its ack, the dead-lettered one once its copy is confirmed.
+            assert rig.broker.ledger == ["bad", "good", "acked good"]
         finally:
             knobs.release.set()
 

@@ -132,7 +132,7 @@ def build(
 
     consumer = None
     if broker is None:
-        broker = consumer = Consumer(s.broker, on_rejected=rejected)
+        broker = consumer = Consumer(s.broker, on_rejected=rejected, handled=handled)
     scheduler = Scheduler(
         program=program, speech=speech, looks=looks, broker=broker, handled=handled,
         attempts=attempts, crash_limit=s.broker.crash_limit, playout=s.playout,

@@ -24,7 +24,9 @@ from ..settings import BrokerSettings
 from . import standing
 from .bounded import BoundedChannel, body_size
 from .connection import connect_robust
+from .dedupe import HandledIds
 from .failures import BROKER_ERRORS, CLOSE_TIMEOUT_S, close_robust, describe, is_refusal
+from .ledger import Ledger
 from .messages import (
     MAX_BODY_BYTES,
     ControlMessage,
@@ -77,8 +79,12 @@ class Consumer:
 
     def __init__(
         self, settings: BrokerSettings, on_rejected: Callable[[str, str], None] | None = None,
+        handled: HandledIds | None = None,
     ) -> None:
         self._s = settings
+        # Ids handled by this channel's earlier owners, read from the fleet's ledger at start.
+        self._handled = handled
+        self._ledger = Ledger(settings)
         self._handler: Handler | None = None
         # Cleared while the speak queue is purged: a settlement then would free a place in
         # the prefetch, which RabbitMQ fills from the very messages being purged.
@@ -137,11 +143,30 @@ class Consumer:
             if (reason := await handler.on_control(msg)) is not None:
                 log.warning("the standing control %s cannot be applied here: %s", msg.command,
                             reason)
+        await self._read_ledger()
         self._tags = [
             (self._control_q, await self._control_q.consume(self._got_control)),
             (self._speak_q, await self._speak_q.consume(self._got_speak)),
         ]
         log.info("consuming %s and %s", self._s.speak_queue, self._s.control_queue)
+
+    async def _read_ledger(self) -> None:
+        """Before the first delivery: what earlier owners of the channel handled."""
+        assert self._conn is not None
+        ids = await self._ledger.open(self._conn)
+        if self._handled is not None and ids:
+            new = self._handled.absorb(ids)
+            if new:
+                log.info("%d id(s) handled by an earlier owner of this channel, from the "
+                         "ledger: their redeliveries are acked, not aired", new)
+
+    async def record_handled(self, msg_id: str) -> bool:
+        """Into the fleet's ledger, before the ack (False when it could not be)."""
+        return await self._ledger.append(msg_id)
+
+    @property
+    def ledger_enabled(self) -> bool:
+        return self._ledger.enabled
 
     def _reconnected(self, *_: object) -> None:
         log.warning("broker connection re-established; unacked messages are redelivered")

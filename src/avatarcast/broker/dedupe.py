@@ -85,6 +85,22 @@ class HandledIds:
         if self._lines > 2 * self._capacity:
             self._compact()
 
+    def absorb(self, ids: list[str]) -> int:
+        """Remember ids handled elsewhere (the fleet's ledger: ledger.py), oldest first, with
+        the file's; returns how many were new here."""
+        new = [i for i in ids if i not in self._ids]
+        for msg_id in ids:
+            self._remember(msg_id)
+        if new:
+            with self._path.open("ab") as f:
+                f.write(b"".join(_line(i) for i in new))
+                f.flush()
+                os.fsync(f.fileno())
+            self._lines += len(new)
+            if self._lines > 2 * self._capacity:
+                self._compact()
+        return len(new)
+
     def _remember(self, msg_id: str) -> None:
         self._ids[msg_id] = None
         self._ids.move_to_end(msg_id)

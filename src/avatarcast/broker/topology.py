@@ -66,13 +66,18 @@ def has_quorum_queues(server_version: str) -> bool:
     return (major, minor) >= (3, 8)
 
 
+async def server_version(channel: AbstractChannel) -> str:
+    """The broker's version as it announced it ("3.10.8"; "" when it did not)."""
+    props = (await channel.get_underlay_channel()).connection.server_properties
+    version = props.get("version", "")
+    return version.decode() if isinstance(version, bytes) else str(version)
+
+
 async def queue_type(channel: AbstractChannel, settings: BrokerSettings) -> str:
     """`quorum` or `classic`: as set, or for `auto` what the broker on the other end has."""
     if settings.queue_type != "auto":
         return settings.queue_type
-    props = (await channel.get_underlay_channel()).connection.server_properties
-    version = props.get("version", "")
-    version = version.decode() if isinstance(version, bytes) else str(version)
+    version = await server_version(channel)
     if has_quorum_queues(version):
         return "quorum"
     log.warning("the broker (RabbitMQ %s) has no quorum queues: the queues are classic, on "
@@ -80,7 +85,8 @@ async def queue_type(channel: AbstractChannel, settings: BrokerSettings) -> str:
     return "classic"
 
 
-async def _declare(channel: AbstractChannel, name: str, args: FieldTable) -> AbstractQueue:
+async def declare_probed(channel: AbstractChannel, name: str,
+                         args: FieldTable) -> AbstractQueue:
     """Declared with `args`; a queue of that name declared otherwise (classic where quorum is
     asked, by an earlier release or by hand) is used as it is, with one line saying what to
     do: RabbitMQ refuses to change a queue's type or arguments and closes the channel that
@@ -117,7 +123,7 @@ async def declare_queue(
         args["x-single-active-consumer"] = True
     if kind == "quorum":
         args |= quorum_args(settings, dead_letters=not dead)
-    return await _declare(channel, name, args)
+    return await declare_probed(channel, name, args)
 
 
 async def declare_bounded(channel: AbstractChannel, name: str, settings: BrokerSettings,
@@ -125,7 +131,7 @@ async def declare_bounded(channel: AbstractChannel, name: str, settings: BrokerS
     """A queue of the channel's own beside the three (standing controls), of the same type."""
     if await queue_type(channel, settings) == "quorum":
         args = args | quorum_args(settings, dead_letters=False)
-    return await _declare(channel, name, args)
+    return await declare_probed(channel, name, args)
 
 
 async def declare(channel: AbstractChannel, settings: BrokerSettings) -> Queues:

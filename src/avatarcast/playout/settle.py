@@ -28,6 +28,7 @@ class Broker(Protocol):
     """What settling needs of RabbitMQ (the Consumer)."""
 
     async def ack(self, raw: Any) -> None: ...
+    async def record_handled(self, msg_id: str) -> bool: ...
     async def requeue(self, raw: Any) -> None: ...
     async def dead_letter(self, raw: Any, reason: str) -> bool: ...
     async def purge_speak(self) -> int: ...
@@ -79,13 +80,17 @@ class Settlement:
         action = MEANINGS[outcome].action
         raw = utt.delivery.raw
         if action is Action.ACK:
+            # Known here, and to the channel's next owner on any worker, before the ack: an
+            # ack lost with this process or its broker node never airs the message twice.
             self._handled.add(utt.id)
+            await self._broker.record_handled(utt.id)
             await self._broker.ack(raw)
         elif action is Action.DEAD_LETTER:
             if await self._broker.dead_letter(raw, utt.error or RENDERING_FAILED):
                 # Copied with its reason: a redelivery (the ack may miss a dead channel) is
                 # acked, not failed and copied again.
                 self._handled.add(utt.id)
+                await self._broker.record_handled(utt.id)
         elif action is Action.REQUEUE:
             await self._broker.requeue(raw)
         else:

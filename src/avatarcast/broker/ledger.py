@@ -1,0 +1,156 @@
+"""The fleet's ledger of handled ids: a RabbitMQ stream per channel (`<speak queue>.handled`)
+that the owner appends each message's id to, with a publisher confirm, before it acks the
+message; and that a starting owner reads before it consumes. A message whose ack was lost
+(its owner died between airing and acking, or its node did) is redelivered to the next owner,
+on whatever machine: that owner finds the id in the ledger and acks it without airing it
+again. The local file of handled ids (dedupe.py) stays, as a cache that also covers a broker
+without streams.
+
+Reading is bounded: the reader appends a marker, finds the marker's offset by reading the
+stream's last chunk, then reads the `dedupe_capacity` ids before it. Retention is bounded by
+age and size (`ledger_max_age_h`, `ledger_max_mb`).
+
+What is promised: an id the ledger confirmed is known to every later owner while the stream
+keeps it (a quorum of the stream's replicas wrote it). Not promised: an id whose append the
+broker did not confirm (the ack is then still tried: if it too fails, only this worker's
+own file remembers it), nor anything after the broker loses committed data (a quorum of its
+disks); see the README's Cluster. Owned by the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aiormq.abc import FieldTable
+
+from ..settings import BrokerSettings
+from .failures import BROKER_ERRORS, describe
+from .topology import declare_probed, server_version
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".handled"
+KIND_HEADER = "x-avatarcast-ledger"  # "handled" (the body is an id) or "marker"
+READ_TIMEOUT_S = 30.0
+APPEND_TIMEOUT_S = 5.0
+PREFETCH = 1000
+
+
+def stream_name(settings: BrokerSettings) -> str:
+    return settings.speak_queue + SUFFIX
+
+
+def stream_args(settings: BrokerSettings) -> FieldTable:
+    size = settings.ledger_max_mb * 1_000_000
+    # (retention drops whole segments: several of them, or a small stream is never trimmed)
+    return {"x-queue-type": "stream", "x-max-age": f"{settings.ledger_max_age_h}h",
+            "x-max-length-bytes": size, "x-stream-max-segment-size-bytes": max(size // 8,
+                                                                                100_000)}
+
+
+def has_streams(version: str) -> bool:
+    """Streams came with RabbitMQ 3.9."""
+    try:
+        major, minor = (int(p) for p in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (3, 9)
+
+
+class Ledger:
+    def __init__(self, settings: BrokerSettings) -> None:
+        self._s = settings
+        self._name = stream_name(settings)
+        self._channel: AbstractChannel | None = None
+        self.enabled = False
+        self.appended = 0
+        self.failures = 0
+
+    async def open(self, conn: AbstractRobustConnection) -> list[str]:
+        """Declare the stream and return the ids it holds (the newest dedupe_capacity of them,
+        oldest first). An empty list, with a line saying why, when there is no ledger: set
+        off, a broker without streams, or one that does not answer in time."""
+        if self._s.ledger == "off":
+            return []
+        channel = await conn.channel(publisher_confirms=True)
+        version = await server_version(channel)
+        if not has_streams(version):
+            log.warning("the broker (RabbitMQ %s) has no streams: handled ids are kept on "
+                        "this machine only, and a message whose ack was lost in a failover "
+                        "can air twice (RabbitMQ 3.9 or later has them)", version or "?")
+            await channel.close()
+            return []
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                await declare_probed(channel, self._name, stream_args(self._s))
+                ids = await self._read(conn, channel)
+        except (*BROKER_ERRORS, TimeoutError) as exc:
+            log.error("the ledger %s could not be read (%s): handled ids come from this "
+                      "machine's file only until the next start", self._name, describe(exc))
+            await channel.close()
+            return []
+        self._channel = channel
+        self.enabled = True
+        log.info("ledger %s: %d handled id(s) read", self._name, len(ids))
+        return ids
+
+    async def append(self, msg_id: str) -> bool:
+        """Before the ack: the id is in the ledger once the broker confirms it. False (and a
+        line) when it did not within APPEND_TIMEOUT_S."""
+        if self._channel is None:
+            return False
+        try:
+            async with asyncio.timeout(APPEND_TIMEOUT_S):
+                await self._channel.default_exchange.publish(
+                    _entry(msg_id.encode(), "handled"), routing_key=self._name)
+        except (*BROKER_ERRORS, TimeoutError) as exc:
+            self.failures += 1
+            log.warning("%s was not confirmed into the ledger (%s): if its ack is lost too, "
+                        "another worker may air it again", msg_id, describe(exc))
+            return False
+        self.appended += 1
+        return True
+
+    async def _read(self, conn: AbstractRobustConnection,
+                    channel: AbstractChannel) -> list[str]:
+        marker = uuid.uuid4().hex
+        await channel.default_exchange.publish(_entry(b"", "marker", marker),
+                                               routing_key=self._name)
+        end = (await _scan(conn, self._name, "last", marker))[0]
+        start = max(0, end - self._s.dedupe_capacity)
+        return (await _scan(conn, self._name, start, marker))[1]
+
+
+def _entry(body: bytes, kind: str, message_id: str | None = None) -> aio_pika.Message:
+    return aio_pika.Message(body, headers={KIND_HEADER: kind}, message_id=message_id,
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+
+
+async def _scan(conn: AbstractRobustConnection, name: str, offset: int | str,
+                marker: str) -> tuple[int, list[str]]:
+    """Read the stream from `offset` up to the marker: (the marker's offset, the ids seen)."""
+    ids: list[str] = []
+    found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def got(raw: AbstractIncomingMessage) -> None:
+        headers: dict[str, Any] = dict(raw.headers or {})
+        kind = headers.get(KIND_HEADER)
+        if kind == "handled":
+            ids.append(raw.body.decode("utf-8", "replace"))
+        elif kind == "marker" and raw.message_id == marker and not found.done():
+            found.set_result(int(headers.get("x-stream-offset", 0)))
+        await raw.ack()
+
+    channel = await conn.channel()
+    try:
+        await channel.set_qos(prefetch_count=PREFETCH)
+        queue = await channel.declare_queue(name, passive=True)
+        await queue.consume(got, arguments={"x-stream-offset": offset})
+        return await found, ids
+    finally:
+        await channel.close()
