@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from avatarcast.broker.nodes import host_of, node_urls
 from avatarcast.infra.rtmpcheck import handshake
 from avatarcast.settings import BrokerSettings, HealthSettings, OutputSettings
 from avatarcast.web.port import HttpPort
@@ -131,6 +132,29 @@ def test_compose_wires_the_worker_to_its_broker_and_server() -> None:
     assert services["rtmp"]["build"]["dockerfile"] == "deploy/rtmp.Dockerfile"
     # Longer than the daemon's own drain (shutdown.grace_s), so a stop ends the stream cleanly.
     assert int(worker["stop_grace_period"].rstrip("s")) > 30
+
+
+def test_the_cluster_override_runs_three_nodes_the_worker_knows_all_of() -> None:
+    """deploy/compose.cluster.yml: three RabbitMQ nodes that list each other and share one
+    cookie, and a worker whose broker URL names the three of them."""
+    over = yaml.safe_load((ROOT / "deploy" / "compose.cluster.yml").read_text())["services"]
+    nodes = {name: svc for name, svc in over.items() if name.startswith("rabbitmq")}
+    assert set(nodes) == {"rabbitmq", "rabbitmq2", "rabbitmq3"}
+    conf = (ROOT / "deploy" / "rabbitmq-cluster.conf").read_text()
+    listed = re.findall(r"^cluster_formation\.classic_config\.nodes\.\d = rabbit@(\S+)$", conf,
+                        re.M)
+    assert sorted(listed) == sorted(svc["hostname"] for svc in nodes.values())
+    cookies = {svc["environment"]["RABBITMQ_ERLANG_COOKIE"] for svc in nodes.values()}
+    assert len(cookies) == 1
+    for svc in nodes.values():
+        assert any(v.endswith("conf.d/20-cluster.conf:ro") for v in svc["volumes"])
+        assert any(v.endswith(":/var/lib/rabbitmq") for v in svc["volumes"])
+    worker = over["avatarcast"]
+    url = _default(worker["environment"]["AVATARCAST_BROKER__URL"])
+    broker = BrokerSettings.model_validate({"url": url})
+    assert [host_of(u) for u in node_urls(broker)] == \
+        [f"{svc['hostname']}:5672" for svc in nodes.values()]
+    assert set(worker["depends_on"]) == set(nodes)
 
 
 @pytest.mark.parametrize("variant", ["cpu", "cuda"])
