@@ -10,6 +10,8 @@
   python -m bench console                     the daemon's CPU with the web console watched
   python -m bench ask                         publish -> first frame on air for an LLM answer
   python -m bench fleet                       a channel's failover: owner killed -> video again
+  python -m bench cluster                     a three-node RabbitMQ cluster: the owner's node
+                                              killed, and what quorum queues and the ledger cost
   python -m bench capacity [--minutes 10]     720p30 channels one machine carries, CPU split
   python -m bench webrtc                      the WebRTC view's delay vs RTMP, and its CPU
   python -m bench alive [--minutes 3] [--size 720]
@@ -41,6 +43,7 @@ from . import (
     cadence,
     capacity,
     chart,
+    cluster,
     console,
     cost,
     fleet,
@@ -243,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", nargs="?",
                     choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
-                             "renderers", "console", "ask", "fleet",
+                             "renderers", "console", "ask", "fleet", "cluster",
                              "webrtc", "capacity", "alive", "motion", "summary"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60,
@@ -299,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
         figures = ask.measure()
     elif args.kind == "fleet":
         figures = fleet.run_all()
+    elif args.kind == "cluster":
+        figures = cluster.measure()
     elif args.kind == "capacity":
         figures = capacity.run_all(args.minutes if args.minutes != 60 else 10,
                                    args.from_channels, args.max_channels, args.workers,
@@ -342,6 +347,8 @@ def main(argv: list[str] | None = None) -> None:
         report.write(args.kind, stamp, record, ask.rows(figures), args.out, ask.draw)
     elif args.kind == "fleet":
         report.write(args.kind, stamp, record, fleet.rows(figures), args.out, fleet.draw)
+    elif args.kind == "cluster":
+        report.write(args.kind, stamp, record, cluster.rows(figures), args.out, cluster.draw)
     elif args.kind == "capacity":
         report.write(args.kind, stamp, record, capacity.rows(figures), args.out,
                      capacity.draw)

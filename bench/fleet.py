@@ -76,13 +76,16 @@ def _worker(work: Path, name: str, queues: QueueNames) -> DaemonProc:
                            AVATARCAST_FLEET__CAPACITY="1")
 
 
-def _owner(workers: list[DaemonProc], limit_s: float = 120) -> DaemonProc:
+def owner_of_live(workers: list[DaemonProc], limit_s: float = 120,
+                  connected: bool = False) -> DaemonProc:
+    """The worker that runs channel `live` with its encoder up (`connected`: and its broker)."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         for w in workers:
             st = w.status() or {}
             ch = st.get("channels", {}).get("live", {})
-            if st.get("owned") == ["live"] and ch.get("encoder_alive"):
+            if st.get("owned") == ["live"] and ch.get("encoder_alive") and (
+                    ch.get("broker_connected") or not connected):
                 return w
         time.sleep(0.1)
     raise RuntimeError("no worker runs the channel")
@@ -96,21 +99,21 @@ def measure(work: Path) -> dict[str, Any]:
     write_channels(work / "channels.toml", {"live": url})
     queues = QueueNames.unique()
     workers = [_worker(work, "w0", queues)]
-    _owner(workers, 300)  # the first start prepares the avatar
+    owner_of_live(workers, 300)  # the first start prepares the avatar
     workers.append(_worker(work, "w1", queues))
     client = Arrivals(url)
     at_client: list[float] = []
     encoder_up: list[float] = []
     try:
         for i in range(ROUNDS):
-            owner = _owner(workers)
+            owner = owner_of_live(workers)
             standby = next(w for w in workers if w is not owner)
             standby.wait_for(lambda s: bool(s.get("leases_connected")), 60, "standby")
             time.sleep(4.0)
             killed = time.time()
             owner.proc.kill()
             owner.proc.wait()
-            new = _owner([standby])
+            new = owner_of_live([standby])
             encoder_up.append(time.time() - killed)
             resumed = client.resumed_after(killed)
             if resumed is not None:

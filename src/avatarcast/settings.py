@@ -111,9 +111,12 @@ def _check_amqp(url: str) -> None:
     try:
         for node in split_hosts(url):
             _ = urlsplit(node).port  # (raises on a port that is not a number)
-    except (NodeUrlError, ValueError) as exc:
-        # (never the URL itself: it holds the password)
-        raise ValueError(f"not a URL a broker can be reached at: {exc}") from None
+    except (NodeUrlError, ValueError):
+        # (never the parser's words: they may quote the URL, whose password a `/` or `?` left
+        # unescaped cuts into what it reads as a host and port)
+        raise ValueError("not a URL a broker can be reached at: each host must be "
+                         "host[:port] with a numeric port, hosts separated by commas; "
+                         "escape / ? # @ in the password (%2F %3F %23 %40)") from None
 
 
 class VideoSettings(BaseModel):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -42,14 +44,14 @@ def test_urls_replace_url_and_may_list_hosts_too() -> None:
 
 
 @pytest.mark.parametrize("bad", [f"amqp://u:{PASSWORD}@h:56x2/", f"amqp://u:{PASSWORD}@a,,b/",
-                                 "http://h/"])
+                                 "http://h/", "amqp://u:n0des/s3cret-pw@h/"])
 def test_a_url_no_node_can_be_reached_at_is_refused_without_its_password(bad: str) -> None:
     for field in ({"url": bad}, {"urls": ["amqp://ok/", bad]}):
         with pytest.raises(ValidationError) as info:
             BrokerSettings.model_validate(field)
         said = describe_validation_error(info.value)
         assert "amqp" in said or "URL" in said
-        assert PASSWORD not in said
+        assert PASSWORD not in said and "n0des" not in said and "s3cret" not in said
 
 
 def test_a_rotation_goes_round() -> None:
@@ -173,3 +175,29 @@ def test_a_robust_connection_whose_node_is_lost_goes_on_to_the_next(
     assert accepted == 1  # (the reconnect did not go back to the lost node)
     assert where.endswith("127.0.0.1:5672/?heartbeat=5&reconnect_interval=0.2"), where
     assert "connection lost; reconnecting to 127.0.0.1:5672" in caplog.text
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("robust", [False, True])
+def test_a_node_that_hangs_is_left_after_the_connect_timeout(
+    robust: bool, rabbitmq: None,
+) -> None:
+    """The first node accepts the TCP connection and never speaks AMQP (a hung broker): the
+    connection gives up on it after its timeout and is made on the next node."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        s = _settings(silent.getsockname()[1], 5672)
+
+        async def run() -> str:
+            conn = await (connect_robust(s, name="avatarcast-test nodes", connect_timeout_s=1)
+                          if robust else
+                          connect(s, name="avatarcast-test nodes", connect_timeout_s=1))
+            async with conn:
+                return str(conn)
+
+        started = time.monotonic()
+        where = asyncio.run(asyncio.wait_for(run(), 60))
+        took = time.monotonic() - started
+    assert "127.0.0.1:5672" in where
+    assert took < 30, took  # (the timeout ended the wait, not the test's own bound)

@@ -34,6 +34,8 @@ from ..settings import BrokerSettings, FleetSettings
 
 log = logging.getLogger(__name__)
 
+RETAKE_S = 0.1  # between tries to take back a lease found locked, after a node died
+
 
 def lease_queue(channel_broker: BrokerSettings) -> str:
     """The lease of the channel whose (derived) broker settings these are."""
@@ -41,7 +43,12 @@ def lease_queue(channel_broker: BrokerSettings) -> str:
 
 
 class LeaseLost(RuntimeError):
-    """The connection that held the leases is gone."""
+    """The connection that held the leases is gone (`answered`: it was closed, or an answer
+    said a lease is gone; not: the broker stopped answering, the connection still open)."""
+
+    def __init__(self, text: str, *, answered: bool = True) -> None:
+        super().__init__(text)
+        self.answered = answered
 
 
 class Leases:
@@ -54,6 +61,9 @@ class Leases:
         self._held: dict[str, AbstractChannel] = {}  # lease queue -> the AMQP channel of it
         self._valid_until = 0.0
         self._nodes = Rotation(node_urls(broker))  # (a connection starts where the last did)
+        # Set when the connection closes under the holder (its node died): the holder
+        # confirms at once, and rejoins, instead of at its next round.
+        self.lost = asyncio.Event()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     @property
@@ -69,45 +79,70 @@ class Leases:
         self._held.clear()
         self._valid_until = time.monotonic() + self._fleet.fence_s
 
-    async def _connect(self) -> AbstractConnection:
-        return await connect_broker(
+    async def _connect(self, timeout_s: float | None = None) -> AbstractConnection:
+        conn = await connect_broker(
             self._broker, name=f"avatarcast-worker {self.worker}",
-            heartbeat_s=self._fleet.heartbeat_s, connect_timeout_s=max(2.0, self._fleet.fence_s),
-            rotation=self._nodes,
+            heartbeat_s=self._fleet.heartbeat_s,
+            connect_timeout_s=timeout_s or max(2.0, self._fleet.fence_s), rotation=self._nodes,
         )
+        self.lost.clear()
+        conn.close_callbacks.add(self._closed)
+        return conn
+
+    async def _closed(self, conn: object, exc: BaseException | None = None) -> None:
+        if conn is self._conn:
+            self.lost.set()
 
     async def rejoin(self) -> list[str]:
-        """After the connection was lost: connect again, to the next node first, and take back
-        every lease held, before the fence runs out (the leases stay valid meanwhile; the next
-        `confirm` extends them). Returns the leases another connection holds now. Raises
-        LeaseLost when no node answers in time."""
+        """After the connection closed under the holder (its node died): connect again, to the
+        next node first, and take back every lease held, before the fence runs out (the leases
+        stay valid meanwhile; the next `confirm` extends them). A lease found locked is tried
+        again until then: for a moment after a node dies, the cluster still counts its
+        connections' exclusive queues, this one's own included. Returns the leases still held
+        by another connection at the end. Raises LeaseLost when no node answers in time."""
         held = list(self._held)
-        left = self._valid_until - time.monotonic()
         await self._drop_connection()
+        deadline = self._valid_until
+        left = deadline - time.monotonic()
         if left <= 0:
             raise LeaseLost("the fence ran out before a node could be tried")
         self._nodes.advance()
         try:
             async with asyncio.timeout(left):
-                self._conn = await self._connect()
-                return [queue for queue in held if not await self.take(queue)]
+                # Each node gets its share of the time left: one that hangs is not waited on
+                # for all of it.
+                self._conn = await self._connect(timeout_s=max(0.5, left / len(self._nodes)))
+                locked = held
+                while True:
+                    locked = [queue for queue in locked if not await self.take(queue)]
+                    if not locked or deadline - time.monotonic() < 2 * RETAKE_S:
+                        return locked
+                    await asyncio.sleep(RETAKE_S)
         except TimeoutError:
             raise LeaseLost(f"no broker node answered within the fence ({left:.1f} s "
                             "left)") from None
+        except LeaseLost:
+            raise
         except BROKER_ERRORS as exc:
             raise LeaseLost(describe(exc)) from None
 
     async def take(self, queue: str) -> bool:
-        """Try to take a lease: True once held, False when another connection holds it."""
+        """Try to take a lease: True once held, False when another connection holds it (or
+        the broker refused this one: a line says why). Raises LeaseLost when the connection
+        is gone."""
         if self._conn is None or self._conn.is_closed:
             raise LeaseLost("no connection to the broker")
-        channel = await self._conn.channel()
         try:
+            channel = await self._conn.channel()
             await channel.declare_queue(queue, exclusive=True, auto_delete=False)
         except ChannelLockedResource:
             return False  # (the broker closed that AMQP channel)
         except BROKER_ERRORS as exc:
-            raise LeaseLost(describe(exc)) from None
+            if self._conn.is_closed:
+                raise LeaseLost(describe(exc)) from None
+            # (an AMQP channel error: this lease only, e.g. a permission the user lacks)
+            log.warning("cannot take the lease %s: %s", queue, describe(exc))
+            return False
         self._held[queue] = channel
         return True
 
@@ -135,7 +170,8 @@ class Leases:
                 if not self._held:
                     await self._ping()
         except TimeoutError:
-            raise LeaseLost(f"the broker did not answer for {self._fleet.fence_s:g} s") from None
+            raise LeaseLost(f"the broker did not answer for {self._fleet.fence_s:g} s",
+                            answered=False) from None
         except BROKER_ERRORS as exc:
             raise LeaseLost(describe(exc)) from None
         self._valid_until = sent + self._fleet.fence_s

@@ -13,7 +13,6 @@ labelled with its channel), and each channel's console and WebRTC view under /ch
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import signal
@@ -49,8 +48,12 @@ class Worker:
         self._leases = Leases(base.broker, base.fleet)
         self._daemons: dict[str, Daemon] = {}
         self._running: dict[str, asyncio.Task[None]] = {}  # the channels this worker owns
+        self._leaving: set[asyncio.Task[None]] = set()  # dropped, their daemons stopping
         self._errors: dict[str, str] = {}
         self._shunned: dict[str, float] = {}  # handed over: not taken back before then
+        # After a rejoin, no free channel is taken before then: a node that died freed its
+        # holders' leases too, and each holder takes its own back within its fence.
+        self._take_after = 0.0
         self._stop = asyncio.Event()
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
@@ -81,7 +84,8 @@ class Worker:
         finally:
             self.request_stop()
             # The channels end their streams first; then their leases go, for another worker.
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            await asyncio.gather(*self._running.values(), *self._leaving,
+                                 return_exceptions=True)
             leases.cancel()
             await asyncio.gather(leases, return_exceptions=True)
             await self._leases.aclose()
@@ -108,6 +112,13 @@ class Worker:
                 try:
                     await self._keep_and_take()
                 except LeaseLost as exc:
+                    # Closed under it (its node died): rejoin on another node. A broker that
+                    # stopped answering on an open connection may still hold the leases:
+                    # every channel goes off air, as with no cluster.
+                    if not exc.answered:
+                        log.error("lost the broker (%s): this worker's channels go off air; "
+                                  "another worker may take them", exc)
+                        break
                     if not await self._rejoined(exc):
                         break
             await self._drop_all("the channel's lease was lost")
@@ -116,7 +127,7 @@ class Worker:
 
     async def _keep_and_take(self) -> None:
         fleet = self._base.fleet
-        next_take = 0.0
+        next_take = self._take_after
         while not self._stop.is_set():
             await self._leases.confirm()
             self._forget_stopped()
@@ -134,7 +145,7 @@ class Worker:
                 # The more a worker carries, the later it looks again: free channels tend
                 # to go to the least loaded worker.
                 next_take = now + fleet.poll_s * (1 + len(self._running))
-            await self._pause(min(fleet.fence_s / 3, fleet.poll_s))
+            await self._pause(min(fleet.fence_s / 3, fleet.poll_s), self._leases.lost)
 
     def _start(self, cid: str) -> None:
         self._errors.pop(cid, None)
@@ -155,27 +166,42 @@ class Worker:
             log.error("lost the broker (%s; then %s): this worker's channels go off air; "
                       "another worker may take them", why, exc)
             return False
+        self._take_after = time.monotonic() + self._base.fleet.fence_s
         log.warning("the leases' broker connection was lost (%s); reconnected, %d of %d "
                     "channel(s) kept", why, len(self._running) - len(lost), len(self._running))
         for cid in [c for c in self._running if lease_queue(self._channels[c].broker) in lost]:
             log.error("channel %s: another worker took its lease while the broker was away; "
                       "it goes off air here", cid)
-            await self._drop(cid, "another worker took the channel's lease")
+            self._drop(cid, "another worker took the channel's lease")
         return True
 
     async def _drop_all(self, reason: str) -> None:
-        await asyncio.gather(*(self._drop(cid, reason) for cid in list(self._running)))
+        for cid in list(self._running):
+            self._drop(cid, reason)
+        await asyncio.gather(*self._leaving, return_exceptions=True)
 
-    async def _drop(self, cid: str, reason: str) -> None:
+    def _drop(self, cid: str, reason: str) -> None:
+        """Off air at once; its supervisor, no longer the channel's (`_mine`), ends with its
+        daemon (kept in `_leaving` until then, awaited by whoever waits for them all)."""
+        if (task := self._running.pop(cid, None)) is not None:
+            self._leaving.add(task)
+            task.add_done_callback(self._leaving.discard)
         if (daemon := self._daemons.get(cid)) is not None:
             daemon.off_air_now(reason)
-        if (task := self._running.pop(cid, None)) is not None:
-            await asyncio.gather(task, return_exceptions=True)
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stop.wait()
+    def _mine(self, cid: str) -> bool:
+        """Still this supervisor's channel: the lease valid, and not dropped meanwhile."""
+        return self._leases.valid() and self._running.get(cid) is asyncio.current_task()
+
+    async def _pause(self, seconds: float, also: asyncio.Event | None = None) -> None:
+        """Wait `seconds`, or less when asked to stop (or when `also` is set)."""
+        events = [self._stop] if also is None else [self._stop, also]
+        waits = [asyncio.ensure_future(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     # -- channels ------------------------------------------------------------------------
 
@@ -188,7 +214,7 @@ class Worker:
         backoff = RESTART_MIN_S
         failures = 0  # in a row, each run short of STABLE_S
         while not self._stop.is_set():
-            if not self._leases.valid():
+            if not self._mine(cid):
                 return  # the lease is gone: the channel is someone else's now
             daemon = Daemon(settings, fence=self._leases.valid,
                             web_parts=self._base.health.enabled)
@@ -203,11 +229,12 @@ class Worker:
                 log.exception("channel %s failed", cid)
                 error = f"{type(exc).__name__}: {exc}"
             finally:
-                self._daemons.pop(cid, None)
+                if self._daemons.get(cid) is daemon:  # (not a newer run's, after a drop)
+                    del self._daemons[cid]
             if self._stop.is_set():
                 return
             self._errors[cid] = error
-            if not self._leases.valid():
+            if not self._mine(cid):
                 return
             if time.monotonic() - started > STABLE_S:
                 backoff, failures = RESTART_MIN_S, 0

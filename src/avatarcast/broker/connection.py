@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # (None for any option below means aio-pika's default, or what the URL's query says.)
 
+CONNECT_TIMEOUT_S = 10.0
+
 
 async def connect(
     settings: BrokerSettings, *, name: str | None, heartbeat_s: int | None = None,
@@ -73,10 +75,12 @@ async def connect(
 
 async def connect_robust(
     settings: BrokerSettings, *, name: str | None, heartbeat_s: int | None = None,
-    reconnect_interval_s: float | None = None,
+    reconnect_interval_s: float | None = None, connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> AbstractRobustConnection:
     """A connection that aio-pika re-establishes by itself once it was up, to the next node
-    when there are several. Its first attempt tries each node once, as `connect`."""
+    when there are several. Its first attempt tries each node once, as `connect`. Every
+    attempt, the reconnections' too, ends after `connect_timeout_s`: a node that accepts the
+    TCP connection and then says nothing (hung) is left for the next."""
     # (aio-pika carries its options in the URL's query: each node's URL gets them)
     options: dict[str, Any] = {"heartbeat": heartbeat_s,
                                "reconnect_interval": reconnect_interval_s}
@@ -85,7 +89,7 @@ async def connect_robust(
         conn = NodesConnection(URL(nodes.current), nodes=nodes,
                                client_properties=_properties(name), **options)
         try:
-            await conn.connect()
+            await conn.connect(timeout=connect_timeout_s)
             return conn
         except (*BROKER_ERRORS, TimeoutError) as exc:
             await conn.close()
@@ -106,6 +110,7 @@ class NodesConnection(RobustConnection):
 
     def __init__(self, url: URL, *, nodes: Rotation, **kwargs: object) -> None:
         self._nodes = nodes
+        self._moved = False  # this attempt already moved on (its connection was lost)
         super().__init__(url, **kwargs)  # type: ignore[arg-type]
 
     @property
@@ -123,6 +128,7 @@ class NodesConnection(RobustConnection):
         # (also called for an attempt that failed: that one moves on where it failed)
         if self.connected.is_set() and not self._close_called and len(self._nodes) > 1:
             lost = host_of(self._nodes.current)
+            self._moved = True
             log.warning("broker node %s: connection lost; reconnecting to %s", lost,
                         host_of(self._nodes.advance()))
         await super()._on_connection_close(closing)
@@ -130,10 +136,13 @@ class NodesConnection(RobustConnection):
     async def _RobustConnection__connect_transport(self) -> None:
         # (RobustConnection's own attempt, reached by its name-mangled name: the one place
         # where an attempt fails without a callback, so the one place to move on from.)
+        self._moved = False
         try:
             await _ATTEMPT(self)
         except Exception:
-            if len(self._nodes) > 1 and self.connection_attempt:
+            # (once: an attempt whose connection was made, then lost while its channels were
+            # restored, moved on already)
+            if len(self._nodes) > 1 and self.connection_attempt and not self._moved:
                 self._nodes.advance()
             raise
 

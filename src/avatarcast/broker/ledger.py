@@ -6,9 +6,9 @@ on whatever machine: that owner finds the id in the ledger and acks it without a
 again. The local file of handled ids (dedupe.py) stays, as a cache that also covers a broker
 without streams.
 
-Reading is bounded: the reader appends a marker, finds the marker's offset by reading the
-stream's last chunk, then reads the `dedupe_capacity` ids before it. Retention is bounded by
-age and size (`ledger_max_age_h`, `ledger_max_mb`).
+Reading is bounded: a reader attached at the stream's end sees the marker the owner then
+appends, and its offset; a second reader reads the `dedupe_capacity` ids before it.
+Retention is bounded by age and size (`ledger_max_age_h`, `ledger_max_mb`).
 
 What is promised: an id the ledger confirmed is known to every later owner while the stream
 keeps it (a quorum of the stream's replicas wrote it). Not promised: an id whose append the
@@ -20,6 +20,7 @@ disks); see the README's Cluster. Owned by the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -73,29 +74,32 @@ class Ledger:
 
     async def open(self, conn: AbstractRobustConnection) -> list[str]:
         """Declare the stream and return the ids it holds (the newest dedupe_capacity of them,
-        oldest first). An empty list, with a line saying why, when there is no ledger: set
-        off, a broker without streams, or one that does not answer in time."""
+        oldest first). An empty list, with a line saying why, when there is no ledger to read:
+        set off, a broker without streams, or one that does not answer in time (appends go on
+        if the stream could be declared)."""
         if self._s.ledger == "off":
-            return []
-        channel = await conn.channel(publisher_confirms=True)
-        version = await server_version(channel)
-        if not has_streams(version):
-            log.warning("the broker (RabbitMQ %s) has no streams: handled ids are kept on "
-                        "this machine only, and a message whose ack was lost in a failover "
-                        "can air twice (RabbitMQ 3.9 or later has them)", version or "?")
-            await channel.close()
             return []
         try:
             async with asyncio.timeout(READ_TIMEOUT_S):
+                channel = await conn.channel(publisher_confirms=True)
+                version = await server_version(channel)
+                if not has_streams(version):
+                    log.warning("the broker (RabbitMQ %s) has no streams: handled ids are "
+                                "kept on this machine only, and a message whose ack was lost "
+                                "in a failover can air twice (RabbitMQ 3.9 or later has them)",
+                                version or "?")
+                    await channel.close()
+                    return []
                 await declare_probed(channel, self._name, stream_args(self._s))
+                self._channel = channel
+                self.enabled = True
                 ids = await self._read(conn, channel)
         except (*BROKER_ERRORS, TimeoutError) as exc:
             log.error("the ledger %s could not be read (%s): handled ids come from this "
-                      "machine's file only until the next start", self._name, describe(exc))
-            await channel.close()
+                      "machine's file only until the next start; ids are %s", self._name,
+                      describe(exc), "still appended to it" if self.enabled
+                      else "not recorded in it either")
             return []
-        self._channel = channel
-        self.enabled = True
         log.info("ledger %s: %d handled id(s) read", self._name, len(ids))
         return ids
 
@@ -118,10 +122,11 @@ class Ledger:
 
     async def _read(self, conn: AbstractRobustConnection,
                     channel: AbstractChannel) -> list[str]:
+        """The newest dedupe_capacity ids, up to a marker appended now."""
         marker = uuid.uuid4().hex
-        await channel.default_exchange.publish(_entry(b"", "marker", marker),
-                                               routing_key=self._name)
-        end = (await _scan(conn, self._name, "last", marker))[0]
+        # Its offset, seen by a reader attached before it was appended (at "next"): whatever
+        # else is appended meanwhile, the marker is among what that reader gets.
+        end, _ = await _scan(conn, self._name, "next", marker, channel)
         start = max(0, end - self._s.dedupe_capacity)
         return (await _scan(conn, self._name, start, marker))[1]
 
@@ -131,9 +136,10 @@ def _entry(body: bytes, kind: str, message_id: str | None = None) -> aio_pika.Me
                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
 
 
-async def _scan(conn: AbstractRobustConnection, name: str, offset: int | str,
-                marker: str) -> tuple[int, list[str]]:
-    """Read the stream from `offset` up to the marker: (the marker's offset, the ids seen)."""
+async def _scan(conn: AbstractRobustConnection, name: str, offset: int | str, marker: str,
+                append_on: AbstractChannel | None = None) -> tuple[int, list[str]]:
+    """Read the stream from `offset` up to the marker: (the marker's offset, the ids seen).
+    With `append_on`, the marker is appended (on that channel) once the reader is attached."""
     ids: list[str] = []
     found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -143,7 +149,11 @@ async def _scan(conn: AbstractRobustConnection, name: str, offset: int | str,
         if kind == "handled":
             ids.append(raw.body.decode("utf-8", "replace"))
         elif kind == "marker" and raw.message_id == marker and not found.done():
-            found.set_result(int(headers.get("x-stream-offset", 0)))
+            at = headers.get("x-stream-offset")
+            if isinstance(at, int):
+                found.set_result(at)
+            else:
+                found.set_exception(ValueError("the stream gave no x-stream-offset"))
         await raw.ack()
 
     channel = await conn.channel()
@@ -151,6 +161,11 @@ async def _scan(conn: AbstractRobustConnection, name: str, offset: int | str,
         await channel.set_qos(prefetch_count=PREFETCH)
         queue = await channel.declare_queue(name, passive=True)
         await queue.consume(got, arguments={"x-stream-offset": offset})
+        if append_on is not None:
+            await append_on.default_exchange.publish(_entry(b"", "marker", marker),
+                                                     routing_key=name)
         return await found, ids
     finally:
-        await channel.close()
+        with contextlib.suppress(*BROKER_ERRORS, TimeoutError):
+            async with asyncio.timeout(APPEND_TIMEOUT_S):
+                await channel.close()

@@ -13,11 +13,18 @@ Pure: no I/O, no logging. A `Rotation` belongs to one connection (its event loop
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-if TYPE_CHECKING:  # (settings validate URLs with split_hosts)
-    from ..settings import BrokerSettings
+from pydantic import SecretStr
+
+
+class NamesNodes(Protocol):
+    """What names the nodes: BrokerSettings (which validates its URLs with split_hosts, so
+    this module imports no settings)."""
+
+    url: SecretStr
+    urls: list[SecretStr]
 
 
 class NodeUrlError(ValueError):
@@ -38,7 +45,7 @@ def split_hosts(url: str) -> list[str]:
     return [urlunsplit(parts._replace(netloc=f"{userinfo}{at}{h}")) for h in names]
 
 
-def node_urls(settings: BrokerSettings) -> list[str]:
+def node_urls(settings: NamesNodes) -> list[str]:
     """One URL per node, in the order the settings give them (secrets, handle as such)."""
     given = settings.urls or [settings.url]
     return [u for secret in given for u in split_hosts(secret.get_secret_value())]
