@@ -95,8 +95,10 @@ def test_a_disk_short_of_space_pauses_the_recording_not_the_stream(
     })
     receiver: Receiver | None = None
     try:
+        # (and the broker connected: /healthz says 503 until then, whatever the disk)
         st = daemon.wait_for(lambda s: s["disk_low"] is not None and s["outputs"][1]["paused"]
-                             and s["outputs"][0]["live"], 30, "the recording paused, RTMP on")
+                             and s["outputs"][0]["live"] and s["broker_connected"], 30,
+                             "the recording paused, RTMP on, the broker connected")
         receiver = Receiver(rtmp_server.url("avatar"), tmp_path / "got.flv")
         assert "recording" in st["disk_low"] and "state dir" in st["disk_low"]
         assert st["failed"] is None and [o["live"] for o in st["outputs"]] == [True, False]
