@@ -30,21 +30,30 @@ def _on(cluster: RabbitCluster, first: int, name: str, tmp_path: Path, queues: Q
                    AVATARCAST_BROKER__RECONNECT_INTERVAL_S="0.5", **extra)
 
 
+def _owner_and_standby(cluster: RabbitCluster, tmp_path: Path, queues: QueueNames,
+                       workers: list[DaemonProc]) -> None:
+    """w1 runs the channel from node 1, w2 stands by from node 2 (both appended to
+    `workers` as they start, for the test to kill)."""
+    w1 = _on(cluster, 0, "w1", tmp_path, queues)
+    workers.append(w1)
+    w1.wait_for(lambda s: _ready(s, 1), 90, "w1 runs the channel")
+    w2 = _on(cluster, 1, "w2", tmp_path, queues)
+    workers.append(w2)
+    w2.wait_for(lambda s: s.get("leases_connected"), 60, "w2 stands by")
+
+
 def test_the_owners_node_killed_with_a_backlog_airs_every_text_once(
     tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp, cluster: RabbitCluster,
 ) -> None:
     urls = _channels_file(tmp_path, rtmp_server, "a")
     q = queues.channel("a")
     survivor = cluster.url(2)  # the test's own connections: never on the node it kills
-    w1 = _on(cluster, 0, "w1", tmp_path, queues)
-    workers = [w1]
+    workers: list[DaemonProc] = []
     ids = ["n1", "n2", "n3"]
     try:
         with EventTap(queues.events, url=survivor) as tap:
-            w1.wait_for(lambda s: _ready(s, 1), 90, "w1 runs the channel")
-            w2 = _on(cluster, 1, "w2", tmp_path, queues)
-            workers.append(w2)
-            w2.wait_for(lambda s: s.get("leases_connected"), 60, "w2 stands by")
+            _owner_and_standby(cluster, tmp_path, queues, workers)
+            w1 = workers[0]
             for i, text in zip(ids, [LONG, "The second message.", "The third message."],
                                strict=True):
                 publish(q.speak, {"type": "speak", "id": i, "text": text}, url=survivor)
@@ -133,15 +142,12 @@ def test_a_frozen_node_partitioned_then_healed_airs_every_text_once(
     urls = _channels_file(tmp_path, rtmp_server, "a")
     q = queues.channel("a")
     survivor = cluster.url(2)
-    w1 = _on(cluster, 0, "w1", tmp_path, queues)
-    workers = [w1]
+    workers: list[DaemonProc] = []
     ids = ["p1", "p2", "p3"]
     try:
         with EventTap(queues.events, url=survivor) as tap:
-            w1.wait_for(lambda s: _ready(s, 1), 90, "w1 runs the channel")
-            w2 = _on(cluster, 1, "w2", tmp_path, queues)
-            workers.append(w2)
-            w2.wait_for(lambda s: s.get("leases_connected"), 60, "w2 stands by")
+            _owner_and_standby(cluster, tmp_path, queues, workers)
+            w1 = workers[0]
             for i in ids:
                 publish(q.speak, {"type": "speak", "id": i, "text": LONG}, url=survivor)
             w1.wait_for(lambda s: s["channels"]["a"].get("on_air") == "p1", 60, "p1 on air")

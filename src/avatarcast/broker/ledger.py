@@ -31,7 +31,7 @@ from aiormq.abc import FieldTable
 
 from ..settings import BrokerSettings
 from .failures import BROKER_ERRORS, describe
-from .topology import declare_probed, server_version
+from .topology import STREAMS_SINCE, broker_has, declare_probed, server_version
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +54,6 @@ def stream_args(settings: BrokerSettings) -> FieldTable:
                                                                                 100_000)}
 
 
-def has_streams(version: str) -> bool:
-    """Streams came with RabbitMQ 3.9."""
-    try:
-        major, minor = (int(p) for p in version.split(".")[:2])
-    except ValueError:
-        return False
-    return (major, minor) >= (3, 9)
-
-
 class Ledger:
     def __init__(self, settings: BrokerSettings) -> None:
         self._s = settings
@@ -83,7 +74,7 @@ class Ledger:
             async with asyncio.timeout(READ_TIMEOUT_S):
                 channel = await conn.channel(publisher_confirms=True)
                 version = await server_version(channel)
-                if not has_streams(version):
+                if not broker_has(version, STREAMS_SINCE):
                     log.warning("the broker (RabbitMQ %s) has no streams: handled ids are "
                                 "kept on this machine only, and a message whose ack was lost "
                                 "in a failover can air twice (RabbitMQ 3.9 or later has them)",

@@ -57,13 +57,17 @@ def quorum_args(settings: BrokerSettings, *, dead_letters: bool) -> FieldTable:
     return args
 
 
-def has_quorum_queues(server_version: str) -> bool:
-    """Quorum queues came with RabbitMQ 3.8."""
+QUORUM_QUEUES_SINCE = (3, 8)
+STREAMS_SINCE = (3, 9)
+
+
+def broker_has(server_version: str, since: tuple[int, int]) -> bool:
+    """Is the broker (its announced version, "3.10.8") at least `since`? False when unknown."""
     try:
         major, minor = (int(p) for p in server_version.split(".")[:2])
     except ValueError:
         return False
-    return (major, minor) >= (3, 8)
+    return (major, minor) >= since
 
 
 async def server_version(channel: AbstractChannel) -> str:
@@ -78,7 +82,7 @@ async def queue_type(channel: AbstractChannel, settings: BrokerSettings) -> str:
     if settings.queue_type != "auto":
         return settings.queue_type
     version = await server_version(channel)
-    if has_quorum_queues(version):
+    if broker_has(version, QUORUM_QUEUES_SINCE):
         return "quorum"
     log.warning("the broker (RabbitMQ %s) has no quorum queues: the queues are classic, on "
                 "one node (upgrade to 3.8 or later to have them replicated)", version or "?")
