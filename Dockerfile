@@ -10,7 +10,7 @@ FROM python:3.11-slim-bookworm
 
 ARG VARIANT=cpu
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg espeak-ng tini \
+ && apt-get install -y --no-install-recommends ffmpeg espeak-ng fonts-dejavu-core tini \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -6,9 +6,12 @@
   python -m bench memory                      resident memory vs. the longest text, 4 minutes
   python -m bench lipsync                     the mouth on the received stream vs. the speech
   python -m bench stills                      README stills and a clip from the received stream
+  python -m bench scene-stills                stills of a full scene (docs/img/scene-*.png)
   python -m bench renderers [--no-musetalk]   TTS real-time factors, animator cost per frame
   python -m bench console                     the daemon's CPU with the web console watched
   python -m bench ask                         publish -> first frame on air for an LLM answer
+  python -m bench chat                        the chat moderator: messages a second, memory
+  python -m bench scene                       the scene's layers: ms per frame, 720p and 1080p
   python -m bench fleet                       a channel's failover: owner killed -> video again
   python -m bench cluster                     a three-node RabbitMQ cluster: the owner's node
                                               killed, and what quorum queues and the ledger cost
@@ -43,6 +46,7 @@ from . import (
     cadence,
     capacity,
     chart,
+    chat,
     cluster,
     console,
     cost,
@@ -53,6 +57,8 @@ from . import (
     pipeline,
     renderers,
     report,
+    scene,
+    scene_stills,
     stills,
     summary,
     webrtc,
@@ -246,8 +252,9 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", nargs="?",
                     choices=("quick", "soak", "pipeline", "memory", "lipsync", "stills",
-                             "renderers", "console", "ask", "fleet", "cluster",
-                             "webrtc", "capacity", "alive", "motion", "summary"),
+                             "renderers", "console", "ask", "chat", "fleet", "cluster",
+                             "webrtc", "capacity", "alive", "motion", "scene", "scene-stills",
+                             "summary"),
                     default="quick")
     ap.add_argument("--minutes", type=float, default=60,
                     help="soak length (alive: minutes of idle, default 3)")
@@ -276,6 +283,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.kind == "stills":
         stills.main()
         return
+    if args.kind == "scene-stills":
+        scene_stills.main()
+        return
     if args.kind == "summary":
         print(summary.update())
         return
@@ -300,6 +310,10 @@ def main(argv: list[str] | None = None) -> None:
         figures = console.measure()
     elif args.kind == "ask":
         figures = ask.measure()
+    elif args.kind == "chat":
+        figures = chat.measure()
+    elif args.kind == "scene":
+        figures = scene.measure()
     elif args.kind == "fleet":
         figures = fleet.run_all()
     elif args.kind == "cluster":
@@ -345,6 +359,10 @@ def main(argv: list[str] | None = None) -> None:
         report.write(args.kind, stamp, record, console.rows(figures), args.out, console.draw)
     elif args.kind == "ask":
         report.write(args.kind, stamp, record, ask.rows(figures), args.out, ask.draw)
+    elif args.kind == "chat":
+        report.write(args.kind, stamp, record, chat.rows(figures), args.out, chat.draw)
+    elif args.kind == "scene":
+        report.write(args.kind, stamp, record, scene.rows(figures), args.out, scene.draw)
     elif args.kind == "fleet":
         report.write(args.kind, stamp, record, fleet.rows(figures), args.out, fleet.draw)
     elif args.kind == "cluster":

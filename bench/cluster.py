@@ -24,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from avatarcast.settings import FleetSettings
 from harness.arrivals import Arrivals, largest_gap
 from harness.cluster import RabbitCluster
 from harness.daemon import DaemonProc, QueueNames, delete_queues, publish, write_channels
 from harness.events import EventTap
 from harness.services import NginxRtmp, ensure_rabbitmq
 
-from . import report
+from . import ledger_read, report
 from .fleet import owner_of_live
 from .session import Session, channels_worker
 
@@ -133,7 +134,8 @@ def kills(work: Path, cluster: RabbitCluster) -> dict[str, Any]:
         delete_queues(q, url=cluster.url(_up(cluster)))
     return {"kills": KILLS, "gap_at_client_s": _stats(gaps), "aired_twice": twice,
             "lost": lost, "owner_kept_the_channel": kept, "rounds": rounds,
-            "settings": {"fleet.heartbeat_s": 10, "fleet.fence_s": 3.0,
+            "settings": {"fleet.heartbeat_s": FleetSettings().heartbeat_s,
+                         "fleet.fence_s": FleetSettings().fence_s,
                          "broker.reconnect_interval_s": 2.0, "net_ticktime_s": 10}}
 
 
@@ -167,6 +169,7 @@ def measure() -> dict[str, Any]:
                           ("quorum + ledger (one node)", {})):
             figures.setdefault("first_frame_ms", {})[name] = _stats(
                 first_frame(work / name.split()[0], env, None), 1000)
+        figures["ledger_read"] = ledger_read.measure()
         cluster = RabbitCluster(Path(tempfile.gettempdir()) / "avatarcast-bench-cluster",
                                 prefix="avb")
         cluster.start()
@@ -193,6 +196,15 @@ def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
     for name, s in f["first_frame_ms"].items():
         out.append((f"publish -> first frame on air, {name}",
                     f"median {s['median']} ms, p95 {s['p95']} ms", "", ""))
+    led = f.get("ledger_read")
+    if led:
+        w = led["window"]
+        for total in (w, 5 * w):
+            r = led[f"read_{w}_of_{total}_ms"]
+            out.append((f"a starting owner reads the ledger: {w} ids of {total}",
+                        f"median {r['median']} ms, max {r['max']} ms (n={r['n']})",
+                        "bounded by the window", ""))
+        out.append(("ledger appends, confirmed", f"{led['appends_per_s']} a second", "", ""))
     return out
 
 

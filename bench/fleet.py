@@ -1,9 +1,9 @@
 """A channel's failover, as a viewer sees it: two workers share one 720p30 channel (lite
 animator, the default fleet settings); the owner is killed (SIGKILL) and a real RTMP client
 measures how long until video arrives again. Each round the killed worker comes back as the
-standby, so the channel moves back and forth.
+standby, so the channel moves back and forth. Then the owner is frozen and woken (frozen.py).
 
-  python -m bench fleet      (about 3 minutes)
+  python -m bench fleet      (about 5 minutes)
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from avatarcast.settings import FleetSettings
 from harness.daemon import DaemonProc, QueueNames, delete_queues, write_channels
 from harness.services import NginxRtmp, ensure_rabbitmq, stop_process
 
-from . import report
+from . import frozen, report
 from .session import FPS, channels_worker
 
 ROUNDS = 6
+FREEZES = 3
 RESUMED_GAP_S = 0.25  # a pause in arrivals at least this long is the outage
 
 
@@ -104,6 +106,7 @@ def measure(work: Path) -> dict[str, Any]:
     client = Arrivals(url)
     at_client: list[float] = []
     encoder_up: list[float] = []
+    freezes: list[dict[str, Any]] = []
     try:
         for i in range(ROUNDS):
             owner = owner_of_live(workers)
@@ -121,6 +124,16 @@ def measure(work: Path) -> dict[str, Any]:
             workers.remove(owner)
             workers.append(_worker(work, f"w{i + 2}", queues))
             assert new is standby
+        for i in range(FREEZES):
+            owner = owner_of_live(workers, connected=True)
+            standby = next(w for w in workers if w is not owner)
+            standby.wait_for(lambda s: bool(s.get("leases_connected")), 60, "standby")
+            time.sleep(4.0)
+            freezes.append(frozen.freeze_once(owner, standby, queues, client,
+                                              lambda ws: owner_of_live(ws), f"f{i}"))
+            workers.remove(owner)
+            owner.stop(60)
+            workers.append(_worker(work, f"z{i}", queues))
     finally:
         client.close()
         for w in workers:
@@ -130,7 +143,11 @@ def measure(work: Path) -> dict[str, Any]:
     return {"rounds": ROUNDS, "fps": FPS,
             "killed_to_video_at_client_s": _stats(at_client),
             "killed_to_standby_encoder_up_s": _stats(encoder_up),
-            "settings": {"poll_s": 1.0, "heartbeat_s": 10, "fence_s": 3.0}}
+            "frozen": {k: _stats([f[k] for f in freezes if f[k] is not None])
+                       for k in ("standby_on_air_s", "video_at_client_s", "gap_after_wake_s",
+                                 "woken_cpu_s")},
+            "settings": {k: getattr(FleetSettings(), k)
+                         for k in ("poll_s", "heartbeat_s", "fence_s")}}
 
 
 def _stats(xs: list[float]) -> dict[str, Any]:
@@ -143,13 +160,26 @@ def _stats(xs: list[float]) -> dict[str, Any]:
 
 
 def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
-    out = []
+    out: list[tuple[str, ...]] = []
     for key, label in (("killed_to_video_at_client_s", "owner killed -> video at the client"),
                        ("killed_to_standby_encoder_up_s", "owner killed -> standby on air")):
         s = f[key]
         out.append((label, f"median {s.get('median')} s, p95 {s.get('p95')} s, max "
                     f"{s.get('max')} s, n={s['n']}", "a few seconds",
                     report.verdict(s.get("p95", 1e9) <= 5) if s["n"] else "n/a"))
+    hb = f["settings"]["heartbeat_s"]
+    for key, label, target, ok in (
+            ("standby_on_air_s", "owner frozen -> standby on air",
+             f"2-3x the heartbeat ({hb} s)", lambda x: x <= 3 * hb + 2),
+            ("video_at_client_s", "owner frozen -> video at the client",
+             f"2-3x the heartbeat ({hb} s)", lambda x: x <= 3 * hb + 3),
+            ("gap_after_wake_s", "largest video gap in 10 s after the old owner woke",
+             "no stall (< 0.25 s)", lambda x: x < RESUMED_GAP_S),
+            ("woken_cpu_s", "the woken worker's CPU in those 10 s", "little", None)):
+        s = f.get("frozen", {}).get(key, {"n": 0})
+        out.append((label, f"median {s.get('median')} s, p95 {s.get('p95')} s, max "
+                    f"{s.get('max')} s, n={s['n']}", target,
+                    "n/a" if ok is None or not s["n"] else report.verdict(ok(s["max"]))))
     return out
 
 

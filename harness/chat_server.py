@@ -28,6 +28,10 @@ class ChatServer(ThreadedApp):
     answer: str = ANSWER
     hold_after_first_s: float = 0.0  # pause once the second sentence has begun
     stall_after_first: bool = False  # never send more once the second sentence has begun
+    # A pause after each sentence's last word, before the next one begins (a model thinking
+    # between sentences); `sentence_starts`: when each sentence's first word was sent.
+    sentence_gap_s: float = 0.0
+    sentence_starts: list[float] = field(default_factory=list)
     fail: list[int] = field(default_factory=list)  # statuses to answer with first
     word_delay_s: float = 0.01
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -68,7 +72,13 @@ class ChatServer(ThreadedApp):
         await resp.prepare(request)
         first_end = self.answer.index(". ") + 1
         sent, held = 0, False
+        after_end = True
         for token in re.findall(r"\s*\S+", self.answer):  # each word with the space before it
+            if after_end:
+                if self.sentence_starts and self.sentence_gap_s:
+                    await asyncio.sleep(self.sentence_gap_s)
+                self.sentence_starts.append(time.time())
+            after_end = token.endswith((".", "!", "?"))
             await resp.write(_event(body.get("model", ""), token))
             sent += len(token)
             await asyncio.sleep(self.word_delay_s)

@@ -278,20 +278,47 @@ def queue_depth(name: str, url: str = AMQP) -> int:
     return asyncio.run(_queue(name, take=False, url=url))[0]
 
 
+def consumers(name: str, url: str = AMQP) -> int:
+    """How many consumers the broker counts on queue `name` now."""
+    async def run() -> int:
+        conn = await aio_pika.connect(url)
+        async with conn:
+            q = await (await conn.channel()).declare_queue(name, passive=True)
+            return int(q.declaration_result.consumer_count or 0)
+    return asyncio.run(run())
+
+
 def drain(name: str) -> list[aio_pika.abc.AbstractIncomingMessage]:
     return asyncio.run(_queue(name, take=True))[1]
 
 
-def delete_queues(q: QueueNames, url: str = AMQP) -> None:
+def delete_queues(q: QueueNames, url: str = AMQP, deadline_s: float = 60.0) -> None:
+    """Delete a channel's queues and exchange. Right after a broker restart a stream or
+    quorum queue can still be coming back ("home node ... is down or inaccessible"): that
+    delete is tried again on a new channel until `deadline_s`."""
     async def run() -> None:
         conn = await aio_pika.connect(url)
         async with conn:
-            ch = await conn.channel()
             for name in (q.speak, q.control, q.dead, q.control + ".standing",
                          q.speak + ".handled"):
-                await ch.queue_delete(name)
+                await _delete_when_up(conn, name, time.monotonic() + deadline_s)
+            ch = await conn.channel()
             await ch.exchange_delete(q.events)
     asyncio.run(run())
+
+
+async def _delete_when_up(conn: aio_pika.abc.AbstractConnection, name: str,
+                          deadline: float) -> None:
+    while True:
+        ch = await conn.channel()
+        try:
+            await ch.queue_delete(name)
+            await ch.close()
+            return
+        except aio_pika.exceptions.ChannelNotFoundEntity as e:
+            if "down or inaccessible" not in str(e) or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.5)
 
 
 # -- what the recording shows ------------------------------------------------------------

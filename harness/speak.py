@@ -53,23 +53,28 @@ def keyframes(path: Path) -> set[int]:
 
 def caption_ink(path: Path, width: int, height: int) -> np.ndarray:
     """Per received frame, against the frame before, how many pixels of the caption's band
-    became or stopped being white text: the caption's ink. A word that appears adds its
-    letters and the box darkens what it covers; the encoder's ripple, its keyframes and the
-    mouth's motion hardly change it. The band is the rows of the caption box (its bottom at 0.9
-    of the height, playout/captions/burn.py), not the whole lower third: the avatar framed
-    head-and-shoulders has its chin at 0.7, and the jaw moves bright skin up to about 0.77.
-    The face alive (breathing) moves the shoulders in the band: measure with it off."""
+    became white text from dark, or dark from white: the caption's ink. A word that appears
+    turns the box's dark into its letters, and the box darkens what it covers. Only such
+    swings count: the encoder's ripple, its keyframes (a GOP's new quantization moves the
+    letters' anti-aliased edges across any one threshold, enough to outweigh a two-letter
+    word) and the mouth's motion hardly ever swing a pixel that far. The band is the rows of
+    the caption box (its bottom at 0.9 of the height, playout/captions/burn.py), not the whole
+    lower third: the avatar framed head-and-shoulders has its chin at 0.7, and the jaw moves
+    bright skin up to about 0.77. The face alive (breathing) moves the shoulders in the band:
+    measure with it off."""
     ink, prev = [0], None
     top, bottom = round(height * 0.78), round(height * 0.92)
     for frame in iter_frames(path, width, height):
-        text = frame[top:bottom, :, 0] > _INK
+        luma = frame[top:bottom, :, 0]
+        white, dark = luma > _INK, luma < _BOX
         if prev is not None:
-            ink.append(int((text != prev).sum()))
-        prev = text
+            ink.append(int(((white & prev[1]) | (dark & prev[0])).sum()))
+        prev = white, dark
     return np.array(ink)
 
 
-_INK = 200  # luma of the caption's white letters; what the box covers is darkened well below
+_INK = 200  # luma of the caption's white letters
+_BOX = 120  # what the box covers is darkened below this
 
 
 def caption_lags(ink: np.ndarray, word_starts_s: list[float],

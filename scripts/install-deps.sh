@@ -15,6 +15,8 @@ command -v nginx >/dev/null || missing+=(nginx)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v pgrep >/dev/null || missing+=(procps)  # the tests find FFmpeg children with it
+# The scene's text (playout/scene/text.py).
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ "$kind" = dev ]; then
   # The web console's test drives a real browser (Playwright with Debian's chromium).
   command -v chromium >/dev/null || missing+=(chromium)

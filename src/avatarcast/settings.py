@@ -22,6 +22,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .app.chat.settings import ChatSettings
+from .playout.scene.spec import SceneSettings
+
 # Avatar ids name a folder under avatar.avatars_dir.
 AVATAR_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CHANNEL_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -354,6 +357,12 @@ class SpeechSettings(BaseModel):
     header."""
     openai_sample_rate: int = Field(default=24_000, ge=8000, le=96_000)
     """The rate of the server's raw PCM."""
+    normalize: bool = True
+    """Bring every voice to `loudness_lufs` (each voice measured as it speaks; peaks kept
+    under about -1 dBTP); off: each provider's own level."""
+    loudness_lufs: float = Field(default=-18.0, ge=-36, le=-10)
+    """The speech's loudness on air (EBU R128 integrated). Platforms normalize playback
+    to about -14 (YouTube, Spotify) or -16 to -18 (talk, podcasts)."""
 
     @field_validator("providers")
     @classmethod
@@ -480,9 +489,11 @@ class FleetSettings(BaseModel):
     that share a file share its channels: each is run by one of them at a time."""
     poll_s: float = Field(default=1.0, gt=0, le=60)
     """How often a worker with room tries to take a channel that nobody runs."""
-    heartbeat_s: int = Field(default=10, ge=2, le=120)
+    heartbeat_s: int = Field(default=5, ge=2, le=120)
     """AMQP heartbeat of the channels' connections: a worker that vanishes without closing
-    them (a network partition, a frozen machine) loses its channels after about this long."""
+    them (a network partition, a frozen machine) loses its channels after 2 to 3 times this
+    (the broker gives up after two silent checks). Below 5 s, RabbitMQ warns of connections
+    dropped by a passing network hiccup."""
     fence_s: float = Field(default=3.0, gt=0, le=60)
     """A channel stops publishing its stream when the broker has not confirmed its lease for
     this long: before the broker can have given it to another worker (less than
@@ -497,8 +508,10 @@ class FleetSettings(BaseModel):
     @model_validator(mode="after")
     def _fence_first(self) -> FleetSettings:
         if self.fence_s >= self.heartbeat_s:
-            raise ValueError("fleet.fence_s must be less than fleet.heartbeat_s, so that a "
-                             "worker cut off from the broker stops before another takes over")
+            raise ValueError(f"fleet.fence_s ({self.fence_s:g}) must be less than "
+                             f"fleet.heartbeat_s ({self.heartbeat_s}; 5 by default, 10 before "
+                             "2026-12), so that a worker cut off from the broker stops before "
+                             "another takes over")
         return self
 
 
@@ -581,6 +594,10 @@ class Settings(BaseSettings):
     """Stopping."""
     fleet: FleetSettings = FleetSettings()
     """Workers sharing a channels file."""
+    chat: ChatSettings = ChatSettings()
+    """`avatarcast chat`: live chat answered on air."""
+    scene: SceneSettings = SceneSettings()
+    """The scene laid over the avatar: logo, lower third, ticker, clock, the AI label."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -96,3 +96,18 @@ def test_a_switch_that_cannot_be_sent_says_why(
     proc = avatarcast(tmp_path, *args)
     assert proc.returncode == EXIT_USAGE
     assert says in one_line(proc)
+
+
+def test_chat_and_show_with_nothing_to_do_say_what_to_set(tmp_path: Path) -> None:
+    proc = avatarcast(tmp_path, "chat")
+    assert proc.returncode == EXIT_USAGE
+    assert "no chat configured: set AVATARCAST_CHAT__TWITCH__CHANNEL" in one_line(proc)
+    proc = avatarcast(tmp_path, "chat", AVATARCAST_CHAT__YOUTUBE__VIDEO_ID="abc")
+    assert proc.returncode == EXIT_USAGE and "YouTube needs api_key" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = avatarcast(tmp_path, "show", "missing.toml")
+    assert proc.returncode == EXIT_USAGE and "missing.toml: No such file" in one_line(proc)
+    (tmp_path / "bad.toml").write_text('[[item]]\nname = "x"\nsay = "hi"\n')
+    proc = avatarcast(tmp_path, "show", "bad.toml")
+    assert proc.returncode == EXIT_USAGE
+    assert "item 'x': give one of cron, every or idle = true" in one_line(proc)

@@ -103,8 +103,10 @@ def test_two_nodes_of_three_stop_and_return_and_every_text_airs_once(
     try:
         with EventTap(queues.events, url=survivor) as tap:
             w1.wait_for(lambda s: _ready(s, 1), 90, "w1 runs the channel")
-            for i in ids:
-                publish(q.speak, {"type": "speak", "id": i, "text": LONG}, url=survivor)
+            # Two long texts: the second is still waiting when the nodes stop.
+            for i, text in zip(ids, [LONG, LONG, "The third message.", "The fourth message."],
+                               strict=True):
+                publish(q.speak, {"type": "speak", "id": i, "text": text}, url=survivor)
             w1.wait_for(lambda s: s["channels"]["a"].get("on_air") == "q1", 60, "q1 on air")
             stopped = time.monotonic()
             with ThreadPoolExecutor(2) as both:
@@ -149,8 +151,9 @@ def test_a_frozen_node_partitioned_then_healed_airs_every_text_once(
         with EventTap(queues.events, url=survivor) as tap:
             _owner_and_standby(cluster, tmp_path, queues, workers)
             w1 = workers[0]
-            for i in ids:
-                publish(q.speak, {"type": "speak", "id": i, "text": LONG}, url=survivor)
+            for i, text in zip(ids, [LONG, "The second message.", "The third message."],
+                               strict=True):
+                publish(q.speak, {"type": "speak", "id": i, "text": text}, url=survivor)
             w1.wait_for(lambda s: s["channels"]["a"].get("on_air") == "p1", 60, "p1 on air")
             viewer = Arrivals(urls["a"], idle_timeout_s=60)
             try:

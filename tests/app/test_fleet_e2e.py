@@ -19,6 +19,7 @@ from harness.daemon import (
     QueueNames,
     Receiver,
     aired,
+    consumers,
     delete_queues,
     packets,
     publish,
@@ -143,6 +144,46 @@ def test_a_killed_owner_is_replaced_with_its_backlog(
             delete_queues(queues.channel(cid))
 
 
+def test_a_stopped_worker_finishes_what_is_on_air_and_hands_the_rest_over(
+    tmp_path: Path, queues: QueueNames, watched_rtmp: NginxRtmp
+) -> None:
+    """A rolling restart: SIGTERM to the owner finishes the text on air (its lease held
+    meanwhile), requeues the rest and exits well within the grace period; the standby airs the
+    rest, each text once."""
+    grace_s = 30.0
+    _channels_file(tmp_path, watched_rtmp, "a")
+    env = {"AVATARCAST_SHUTDOWN__GRACE_S": str(grace_s)}
+    w1 = _worker(tmp_path, "w1", queues, 1, **env)
+    w2: DaemonProc | None = None
+    try:
+        with EventTap(queues.events) as tap:
+            w1.wait_for(lambda s: _ready(s, 1), 60, "w1 runs the channel")
+            w2 = _worker(tmp_path, "w2", queues, 1, **env)
+            w2.wait_for(lambda s: s.get("leases_connected"), 60, "w2 stands by")
+            q = queues.channel("a")
+            for i, text in enumerate([LONG, "The second message.", "The third message."]):
+                publish(q.speak, {"type": "speak", "id": f"s{i + 1}", "text": text})
+            w1.wait_for(lambda s: s["channels"]["a"].get("on_air") == "s1", 60, "s1 on air")
+            asked = time.monotonic()
+            code = w1.stop(timeout=grace_s + 30)
+            took = time.monotonic() - asked
+            log1 = w1.log()
+            assert code == 0, log1[-3000:]
+            assert "grace period" not in log1 and "pacer stopped" not in log1, log1[-3000:]
+            assert took < grace_s, f"{took:.1f} s"
+            assert "settled s1: aired" in log1, log1[-3000:]
+            w2.wait_for(lambda s: s["owned"] == ["a"], 60, "w2 took the channel")
+            _finished_once(tap, ["s1", "s2", "s3"])
+        assert "queued s1 " not in w2.log()  # (acked by w1: never delivered again)
+        assert w2.stop() == 0
+        assert depth(q.speak) == 0 and depth(q.dead) == 0
+    finally:
+        w1.kill()
+        if w2 is not None:
+            w2.kill()
+        delete_queues(queues.channel("a"))
+
+
 def test_a_frozen_owner_gives_way_and_never_publishes_again(
     tmp_path: Path, queues: QueueNames, watched_rtmp: NginxRtmp
 ) -> None:
@@ -175,11 +216,15 @@ def test_a_frozen_owner_gives_way_and_never_publishes_again(
             # Awake again: it must notice it lost the channel, and not publish any more.
             st1 = w1.wait_for(lambda s: s.get("owned") == [], 30, "w1 let go")
             assert st1["channels"]["a"]["state"] == "elsewhere"
-            # For three seconds, the server sees one publisher of the stream: the new owner.
+            # For three seconds, the server sees one publisher of the stream: the new owner;
+            # and the broker one consumer of the channel's texts and controls: the new owner
+            # (the woken worker's connections came back, its consumers did not).
             until = time.monotonic() + 3.0
             while time.monotonic() < until:
                 now = rtmp.publishers("fleet-a")
                 assert now == _publishes(rtmp, "fleet-a", by="w2")[-1:], (now, rtmp.notices)
+                q = queues.channel("a")
+                assert (consumers(q.speak), consumers(q.control)) == (1, 1)
                 time.sleep(0.2)
             st2 = w2.status()
             assert st2 is not None and st2["owned"] == ["a"]

@@ -148,3 +148,32 @@ def test_prepare_command(tmp_path: Path) -> None:
                     "-frames:v", "1", str(grey)], check=True)
     none = _cli(tmp_path, "prepare", "--image", str(grey), "--id", "grey")
     assert none.returncode == 1 and "no face found" in none.stderr
+
+
+def test_an_avatar_asked_for_by_two_at_once_is_built_once_and_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two channels of one worker on one avatar, or two workers sharing avatars_dir, start at
+    once: the second waits for the first's build and finds the avatar ready. Built twice at
+    once, each wrote over the other's files and a channel failed with "avatar cache
+    damaged"."""
+    import logging
+    import threading
+
+    results: list[Path | BaseException] = []
+
+    def ask() -> None:
+        try:
+            results.append(ensure("twice", PORTRAIT, tmp_path, SETTINGS))
+        except BaseException as exc:  # (reported below)
+            results.append(exc)
+
+    with caplog.at_level(logging.INFO, logger="avatarcast.avatar.prepare"):
+        threads = [threading.Thread(target=ask) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert results == [tmp_path / "twice"] * 2, results
+    assert caplog.text.count("building it from") == 1
+    assert load(tmp_path / "twice").manifest["frames"] == 1

@@ -66,6 +66,17 @@ def test_reading_is_bounded_by_the_dedupe_capacity(broker: BrokerSettings) -> No
     assert read == ids[-100:]
 
 
+def test_a_full_window_is_read_whatever_markers_lie_among_the_ids(
+    broker: BrokerSettings,
+) -> None:
+    """Every owner's start appends a marker: they take offsets, never places in the window."""
+    ids = [f"id-{i}" for i in range(100)]
+    for k in range(0, 100, 20):
+        asyncio.run(_owner(broker, ids[k:k + 20]))
+    read, _ = asyncio.run(_owner(broker, []))
+    assert read == ids
+
+
 def test_off_keeps_nothing_in_the_broker(broker: BrokerSettings) -> None:
     off = broker.model_copy(update={"ledger": "off"})
     read, ok = asyncio.run(_owner(off, ["m1"]))

@@ -498,20 +498,42 @@ def test_the_pacer_sends_a_cut_and_a_start_in_bursts_and_every_other_tick_at_its
     assert max(leads) >= cut + 10 and pacer.frames_dropped == 0
 
 
-def test_a_short_text_whose_speech_is_complete_airs_before_all_its_frames_are_rendered() -> None:
+def _unsealed_short(msg_id: str) -> tuple[Program, Segment, int]:
+    """A program, and a 6-frame segment submitted unsealed that would wait for 45 frames
+    (1.5 s, more than it has): (program, segment, its planned start)."""
     prog, _ = make()
     prog.tick(0)
     planned = prog.plan_start()
-    seg = talking(prog, "short", 6, planned)
+    seg = talking(prog, msg_id, 6, planned)
     seg.sealed = False
-    seg.min_unsealed = 45  # 1.5 s: more than this text has
+    seg.min_unsealed = 45
     prog.submit(seg)
+    return prog, seg, planned
+
+
+def test_a_short_text_whose_speech_is_complete_airs_before_all_its_frames_are_rendered() -> None:
+    prog, seg, planned = _unsealed_short("short")
     for n in range(1, planned + 3):
         prog.tick(n)
     assert seg.started_at is None  # the speech may go on: it waits for more
     seg.heard_all = True  # the speech ended; its frames are still rendering
     n = planned + 3
     assert prog.tick(n).segment is seg and seg.started_at == n
+
+
+def test_an_answer_airs_what_it_has_while_its_model_thinks_and_the_wait_is_not_late() -> None:
+    prog, seg, planned = _unsealed_short("answer")
+    for n in range(1, planned + 2):
+        prog.tick(n)
+    assert seg.started_at is None  # more speech may be on its way: it waits
+    seg.waiting_for_text = True  # everything said is in; the model is thinking
+    n = planned + 2
+    assert prog.tick(n).segment is seg and seg.started_at == n
+    outs = [prog.tick(n + k) for k in range(1, 10)]
+    assert [o.thinking for o in outs] == [False] * 5 + [True] * 4  # its 6 frames, then held
+    assert prog.frames_late == 0
+    seg.waiting_for_text = False  # the next sentence began: a hold now is late
+    assert not prog.tick(n + 10).thinking and prog.frames_late == 1
 
 
 def test_a_segment_rendered_slower_than_air_waits_for_enough_frames() -> None:
@@ -558,3 +580,24 @@ def test_each_tick_says_whose_face_it_shows_and_what_the_speech_asks_of_it() -> 
     assert [o.cue.nod if o.cue else None for o in on_air] == [0.0, 0.1, 0.2, 0.3, None, None]
     assert all(o.shown is other for o in on_air)
     assert seg.cues.held == 0  # let go of as they air
+
+
+def test_with_the_pacer_gone_withdrawals_are_carried_out_at_once() -> None:
+    """A channel off air for good (its lease went elsewhere): no tick comes to carry out what
+    its shutdown withdraws; `carry_out` settles it at once, the one on air and those waiting."""
+    prog, done = make()
+    prog.tick(0)
+    planned = prog.plan_start()
+    on_air = talking(prog, "a", 40, planned)
+    waiting = talking(prog, "b", 10, planned + 40)
+    prog.submit(on_air)
+    prog.submit(waiting)
+    for n in range(1, planned + 5):
+        prog.tick(n)
+    assert prog.on_air is on_air
+    prog.withdraw(waiting, Outcome.REQUEUED)
+    prog.withdraw(on_air, Outcome.REQUEUED)
+    assert done == []  # (commanded, for a tick that never comes)
+    prog.carry_out()
+    assert done == [waiting, on_air]
+    assert {s.outcome for s in done} == {Outcome.REQUEUED}

@@ -219,6 +219,46 @@ async def test_a_failing_animator_fails_one_utterance_not_the_stream(
             knobs.release.set()
 
 
+class Counting(Knobs):
+    """Knobs that count the pieces of speech they are asked to render."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.renders = 0
+
+    def render(
+        self, audio_16k: Pcm, cycle_indices: Sequence[int], mouth: MouthTrack
+    ) -> Iterator[list[Frame]]:
+        self.renders += 1
+        return super().render(audio_16k, cycle_indices, mouth)
+
+
+async def test_a_channel_gone_off_air_gives_back_what_it_held_and_renders_nothing_again(
+    tmp_path: Path, idle: IdleCycle
+) -> None:
+    """A fleet worker's channel whose lease lapsed: its pacer stops for good, its encoder dies
+    with it. Shutting down (as Daemon.shutdown does), the text on air goes back to the queue at
+    once, for the channel's new owner; the channel does not render it again."""
+    animator = Counting()
+    async with on_air(tmp_path, idle, animator, timeout_s=5.0) as rig:
+        await rig.say("m1", "A text long enough to be on air when the lease lapses. " * 3)
+        for _ in range(1000):  # (20 s at most)
+            if rig.program.on_air is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert rig.program.on_air is not None
+        rig.pacer.stop()  # no tick comes again
+        rig.program.encoder_up(False)
+        rig.scheduler.requeue_waiting()
+        rig.scheduler.requeue_all()
+        rig.program.carry_out()
+        assert await settle(rig.broker, "m1", limit_s=5) == ("requeued", "")
+        rendered = animator.renders
+        await asyncio.sleep(1.0)
+        assert animator.renders == rendered and rig.scheduler.rendering is None
+        assert rig.scheduler.inflight == 0
+
+
 async def test_an_interrupt_is_synthesized_after_its_cut_went_to_the_encoder(
     tmp_path: Path, idle: IdleCycle, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -30,16 +30,25 @@ from ..broker.consumer import Consumer
 from ..broker.dedupe import HandledIds
 from ..broker.events import EventPublisher
 from ..infra.diskwatch import DiskWatch
+from ..infra.errors import UserError
 from ..infra.retention import Retention
 from ..infra.tasks import Tasks
 from ..media.audio import Pcm
 from ..media.frames import Frame
 from ..onair.clock import FrameClock, StreamPosition
 from ..onair.encoder import Encoder
+from ..onair.meter import ProgrammeMeter
 from ..onair.pacer import FrameSink, Pacer
 from ..onair.program import Program
 from ..onair.state import StateMachine
+from ..onair.tick import TickOutput
 from ..playout.lifecycle import Lifecycle
+from ..playout.scene.compose import Compositor
+from ..playout.scene.mix import MusicMix
+from ..playout.scene.music import RATE as MUSIC_RATE
+from ..playout.scene.music import MusicBed
+from ..playout.scene.spec import Background, SceneError, load_scene
+from ..playout.scene.text import FontError
 from ..playout.scheduler import Scheduler
 from ..playout.settle import Broker
 from ..settings import Settings
@@ -85,6 +94,7 @@ class Channel:
     encoder: Encoder | None = None
     depth: QueueDepth | None = None
     parts: dict[str, Part] = field(default_factory=dict)
+    music: MusicMix | None = None
     disk: DiskWatch | None = None
 
 
@@ -133,11 +143,12 @@ def build(
     consumer = None
     if broker is None:
         broker = consumer = Consumer(s.broker, on_rejected=rejected, handled=handled)
+    scene = _scene(s)
     scheduler = Scheduler(
         program=program, speech=speech, looks=looks, broker=broker, handled=handled,
         attempts=attempts, crash_limit=s.broker.crash_limit, playout=s.playout,
         buffer_frames=s.playout.buffer_frames(s.video), sample_rate=s.audio.sample_rate,
-        tasks=tasks, lifecycle=lifecycle, captions=s.captions, llm=llm,
+        tasks=tasks, lifecycle=lifecycle, captions=s.captions, llm=llm, scene=scene,
     )
     encoder = None
     if sink is None:
@@ -152,15 +163,21 @@ def build(
         if (whep := open_whep(s, asyncio.get_running_loop(), where)) is not None:
             parts["whep"] = whep
             taps.append(whep.tap)
+    meter = ProgrammeMeter(s.audio.sample_rate)
+    taps.append(meter.tap)
     enliven = Enliven(s.alive, s.video.fps, lambda: machine.state)
+    stage = _then(enliven, scene)
+    if (music := _music(s, scene)) is not None:
+        stage = _then(stage, music)
     pacer = Pacer(FrameClock(s.video.fps), program, sink, position=position, wake=cut,
                   fence=fence, on_first_frame=scheduler.segment_on_air, taps=taps,
-                  stage=enliven)
+                  stage=stage)
     depth = QueueDepth(consumer) if consumer is not None else None
     disk = _disk_watch(s, encoder)
     figures = Figures(channel=s.channel, machine=machine, program=program, pacer=pacer,
                       scheduler=scheduler, events=events, consumer=consumer, encoder=encoder,
-                      depth=depth, speech=speech, looks=looks, disk=disk, alive=enliven)
+                      depth=depth, speech=speech, looks=looks, disk=disk, alive=enliven,
+                      meter=meter, music=music)
     metrics = Metrics(figures.snapshot)
     lifecycle.subscribe(metrics.observe)
     if whep is not None:
@@ -170,7 +187,7 @@ def build(
         attempts=attempts, position=position, machine=machine, program=program,
         lifecycle=lifecycle, events=events, llm=llm, broker=broker, scheduler=scheduler,
         sink=sink, pacer=pacer, figures=figures, metrics=metrics, consumer=consumer,
-        encoder=encoder, depth=depth, parts=parts, disk=disk,
+        encoder=encoder, depth=depth, parts=parts, disk=disk, music=music,
     )
 
 
@@ -206,3 +223,46 @@ def _console(s: Settings, status: Callable[[], dict[str, Any]],
     log.info("web console at %s on the HTTP port%s", where,
              " (token required)" if token else "")
     return Console(broker=s.broker, status=status, preview=preview, token=token), preview
+
+
+def _scene(s: Settings) -> Compositor:
+    """The scene laid over the picture (the AI label at least, unless turned off; layers may
+    be made live); a scene file that cannot be used stops the start with the reason."""
+    try:
+        scene, base = load_scene(s.scene)
+        return Compositor(scene, base, s.video.width, s.video.height, s.video.fps)
+    except (SceneError, FontError) as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:  # a logo that is not an image
+        raise UserError(f"scene: {exc}") from None
+
+
+def scene_background(s: Settings) -> Background | None:
+    """The background the scene file asks for, if any (the avatars are loaded over it); a
+    scene file that cannot be used stops the start with the reason."""
+    try:
+        return load_scene(s.scene)[0].background
+    except SceneError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _music(s: Settings, scene: Compositor) -> MusicMix | None:
+    """The scene's music bed, mixed under the programme (its feeder started), or None."""
+    spec = scene.scene.music
+    if spec is None:
+        return None
+    if s.audio.sample_rate != MUSIC_RATE:
+        raise UserError(f"scene: the music bed plays at {MUSIC_RATE} Hz; "
+                        f"audio.sample_rate is {s.audio.sample_rate}")
+    mix = MusicMix(MusicBed(spec), spec, s.video.fps, s.audio.sample_rate)
+    scene.music = mix
+    return mix
+
+
+def _then(first: Callable[[int, TickOutput], None],
+          then: Callable[[int, TickOutput], None]) -> Callable[[int, TickOutput], None]:
+    def stage(n: int, out: TickOutput) -> None:
+        first(n, out)
+        then(n, out)
+
+    return stage

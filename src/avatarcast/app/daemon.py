@@ -26,7 +26,7 @@ from ..settings import Settings
 from ..speech.base import SpeechError
 from ..web.parts import Part, add_part
 from ..web.port import HttpPort
-from .build import Channel, build
+from .build import Channel, build, scene_background
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Daemon:
     async def start(self) -> None:
         s, stack = self.settings, self._stack
         stack.push_async_callback(self.tasks.aclose)  # the very last: whatever still runs
-        looks = Looks(s)
+        looks = Looks(s, background=scene_background(s))
         stack.push_async_callback(looks.aclose)
         await looks.start()
         ch = self.channel = build(s, looks=looks, tasks=self.tasks, status=self.status,
@@ -79,6 +79,8 @@ class Daemon:
         # Closed after everything that could still take a message up.
         stack.callback(self._release_attempts)
         consumer, encoder = _real(ch)
+        if ch.music is not None:  # (its feeder runs from the build on)
+            stack.push_async_callback(asyncio.to_thread, ch.music.bed.close)
         stack.push_async_callback(ch.speech.aclose)  # loaded by a task, below
         if ch.llm is not None:
             stack.push_async_callback(ch.llm.aclose)
@@ -214,25 +216,43 @@ class Daemon:
         return self.exit_code
 
     async def shutdown(self) -> None:
-        """Stop taking work, let the utterance on air finish, requeue the rest."""
+        """Stop taking work, let the utterance on air finish, requeue the rest. Off air (its
+        lease went elsewhere, its encoder died), or once it goes off air meanwhile, nothing on
+        air can finish: all it holds goes back to the queue at once."""
         assert self.channel is not None
         ch = self.channel
-        # Without its pacer nothing on air can finish: no grace then.
-        grace = self.settings.shutdown.grace_s if ch.pacer.running else 0.0
+        if ch.pacer.running:
+            await _real(ch)[0].stop_consuming()
+            ch.scheduler.requeue_waiting()
+            grace = self.settings.shutdown.grace_s
+            if await self._wait_settled(grace, on_air=True):
+                return
+            if ch.pacer.running:
+                log.warning("grace period of %.0f s over; requeueing what is on air", grace)
+                ch.scheduler.requeue_all()
+                await self._wait_settled(5.0)
+                return
+        log.warning("off air: requeueing all it holds")
+        ch.scheduler.requeue_all()
+        # No tick will come to carry the withdrawals out: the program does, once the pacer's
+        # thread (which may be in its last tick) has ended.
+        await asyncio.to_thread(ch.pacer.stop)
+        ch.program.carry_out()
         await _real(ch)[0].stop_consuming()
-        ch.scheduler.requeue_waiting()
-        if not await self._wait_settled(grace):
-            log.warning("grace period of %.0f s over; requeueing what is on air", grace)
-            ch.scheduler.requeue_all()
-            await self._wait_settled(5.0)
+        await self._wait_settled(5.0)
 
-    async def _wait_settled(self, limit_s: float) -> bool:
+    async def _wait_settled(self, limit_s: float, on_air: bool = False) -> bool:
+        """Whether everything taken was settled within `limit_s` (`on_air`: given up as soon
+        as the pacer stops, since what is on air cannot finish then)."""
         assert self.channel is not None
-        scheduler = self.channel.scheduler
+        ch = self.channel
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(limit_s):
-                await scheduler.wait_settled()
-        return not scheduler.inflight
+                while ch.scheduler.inflight and not (on_air and not ch.pacer.running):
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.1):
+                            await ch.scheduler.wait_settled()
+        return not ch.scheduler.inflight
 
     async def aclose(self) -> None:
         """Close what was started, in reverse (idempotent)."""

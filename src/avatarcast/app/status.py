@@ -6,6 +6,7 @@ moment."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +17,11 @@ from ..broker.consumer import Consumer
 from ..broker.events import EventPublisher
 from ..infra.diskwatch import DiskWatch
 from ..onair.encoder import Encoder
+from ..onair.meter import ProgrammeMeter
 from ..onair.pacer import Pacer
 from ..onair.program import Program
 from ..onair.state import StateMachine
+from ..playout.scene.mix import MusicMix
 from ..playout.scheduler import Scheduler
 from ..speech.chain import Speech
 from ..web.metrics import Snapshot
@@ -57,6 +60,8 @@ class Figures:
     looks: Looks
     disk: DiskWatch | None = None
     alive: Enliven | None = None
+    meter: ProgrammeMeter | None = None
+    music: MusicMix | None = None
 
     @property
     def motion(self) -> str:
@@ -65,6 +70,17 @@ class Figures:
         if self.alive is not None and self.alive.failed is not None:
             return f"failed: {self.alive.failed}"
         return "on" if self.looks.default.idle.rig is not None else "off"
+
+    def music_status(self) -> dict[str, Any] | None:
+        """The scene's music bed: whether it plays, what, at what gain now (ducked under
+        speech), why nothing plays if nothing can; None without a bed."""
+        m = self.music
+        if m is None:
+            return None
+        return {"playing": m.playing, "muted": m.muted, "track": m.bed.now_playing,
+                "gain_db": round(20 * math.log10(m.gain), 1) if m.gain > 0 else None,
+                "problem": m.bed.problem or (f"failed: {m.failed}" if m.failed else None),
+                "underruns": m.bed.underruns}
 
     @property
     def frames_late(self) -> int:
@@ -84,6 +100,7 @@ class Figures:
             dead_lettered=c.dead_lettered if c is not None else 0,
             events_dropped=self.events.dropped,
             outputs_up={o["name"]: bool(o["live"]) for o in self.outputs()},
+            loudness=self.meter.figures() if self.meter is not None else {},
         )
 
     def outputs(self) -> list[dict[str, Any]]:
@@ -119,6 +136,8 @@ class Figures:
             "avatars_loaded": looks.loaded,
             "motion": self.motion,
             "motion_ms_per_frame": self.alive.ms_per_frame if self.alive is not None else None,
+            "loudness": self.meter.figures() if self.meter is not None else None,
+            "music": self.music_status(),
             "failed": failed,
             # A disk short of space (the recording paused): named, the stream still healthy.
             "disk_low": self.disk.state if self.disk is not None else None,

@@ -96,11 +96,17 @@ class Worker:
 
     # -- leases --------------------------------------------------------------------------
 
+    def _holding(self) -> bool:
+        """The leases are still needed: running, or stopping while a channel still airs (it
+        finishes what is on air under its lease, confirmed meanwhile)."""
+        return not self._stop.is_set() or any(not t.done() for t in self._running.values())
+
     async def _hold_leases(self) -> None:
         """Connect, keep the leases held confirmed, take free channels while there is room;
-        on losing the broker, every channel goes off air at once, then try again."""
+        on losing the broker, every channel goes off air at once, then try again. Asked to
+        stop, it takes nothing more and keeps confirming until the last channel has ended."""
         interval = self._base.broker.reconnect_interval_s
-        while not self._stop.is_set():
+        while self._holding():
             try:
                 await self._leases.connect()
             except BROKER_ERRORS as exc:
@@ -108,7 +114,7 @@ class Worker:
                             "in %.1f s", describe(exc), interval)
                 await self._pause(interval)
                 continue
-            while not self._stop.is_set():
+            while self._holding():
                 try:
                     await self._keep_and_take()
                 except LeaseLost as exc:
@@ -128,11 +134,17 @@ class Worker:
     async def _keep_and_take(self) -> None:
         fleet = self._base.fleet
         next_take = self._take_after
-        while not self._stop.is_set():
+        while self._holding():
             await self._leases.confirm()
-            self._forget_stopped()
+            ended = self._forget_stopped()
             now = time.monotonic()
-            if now >= next_take and len(self._running) < self._capacity:
+            stopping = self._stop.is_set()
+            if stopping:
+                # Each channel that has finished goes to the standby at once, not when the
+                # worker's last channel has finished.
+                for cid in ended:
+                    await self._leases.release(lease_queue(self._channels[cid].broker))
+            elif now >= next_take and len(self._running) < self._capacity:
                 free = [c for c in self._channels if c not in self._running
                         and self._shunned.get(c, 0.0) <= now]
                 random.shuffle(free)
@@ -145,17 +157,20 @@ class Worker:
                 # The more a worker carries, the later it looks again: free channels tend
                 # to go to the least loaded worker.
                 next_take = now + fleet.poll_s * (1 + len(self._running))
-            await self._pause(min(fleet.fence_s / 3, fleet.poll_s), self._leases.lost)
+            await self._pause(min(fleet.fence_s / 3, fleet.poll_s), self._leases.lost,
+                              on_stop=not stopping)
 
     def _start(self, cid: str) -> None:
         self._errors.pop(cid, None)
         self._running[cid] = asyncio.create_task(self._supervise(self._channels[cid]),
                                                  name=f"channel-{cid}")
 
-    def _forget_stopped(self) -> None:
-        for cid, task in list(self._running.items()):
-            if task.done():
-                del self._running[cid]
+    def _forget_stopped(self) -> list[str]:
+        """The channels whose supervisor has ended, no longer counted as running."""
+        ended = [cid for cid, task in self._running.items() if task.done()]
+        for cid in ended:
+            del self._running[cid]
+        return ended
 
     async def _rejoined(self, why: LeaseLost) -> bool:
         """The leases' connection is gone: on the next node, with the leases taken back
@@ -193,9 +208,13 @@ class Worker:
         """Still this supervisor's channel: the lease valid, and not dropped meanwhile."""
         return self._leases.valid() and self._running.get(cid) is asyncio.current_task()
 
-    async def _pause(self, seconds: float, also: asyncio.Event | None = None) -> None:
-        """Wait `seconds`, or less when asked to stop (or when `also` is set)."""
-        events = [self._stop] if also is None else [self._stop, also]
+    async def _pause(self, seconds: float, also: asyncio.Event | None = None,
+                     on_stop: bool = True) -> None:
+        """Wait `seconds`, or less when `also` is set or (`on_stop`) when asked to stop."""
+        events = [e for e in (self._stop if on_stop else None, also) if e is not None]
+        if not events:
+            await asyncio.sleep(seconds)
+            return
         waits = [asyncio.ensure_future(e.wait()) for e in events]
         try:
             await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)

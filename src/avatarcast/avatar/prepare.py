@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import time
 from collections.abc import Iterator
@@ -225,6 +227,31 @@ def ensure(
     if source is not None and not source.is_file():
         raise SourceError(f"idle source not found: {source} (no such file); point "
                           "AVATARCAST_AVATAR__IDLE_SOURCE at an image or a video")
+    # One build of an avatar at a time, across threads and processes (two channels of a worker
+    # on one avatar, two workers sharing avatars_dir): the second waits, then finds it built.
+    # Two builds at once wrote over each other's files ("avatar cache damaged").
+    with _building(avatars_dir, directory.name):
+        return _ensure(directory, avatar_id, source, avatars_dir, settings, ffmpeg)
+
+
+@contextlib.contextmanager
+def _building(avatars_dir: Path, name: str) -> Iterator[None]:
+    try:
+        avatars_dir.mkdir(parents=True, exist_ok=True)
+        f = open(avatars_dir / f".{name}.lock", "a")  # noqa: SIM115 (held across the yield)
+    except OSError:  # a read-only avatars_dir (prepared elsewhere): nothing is built here
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _ensure(directory: Path, avatar_id: str, source: Path | None, avatars_dir: Path,
+            settings: BuildSettings, ffmpeg: str) -> Path:
     manifest = cache.read_manifest(directory)
     if source is None and manifest is not None:
         recorded = Path(manifest.get("source", {}).get("path", ""))

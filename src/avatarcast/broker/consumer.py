@@ -137,7 +137,7 @@ class Consumer:
         self._control_q = await declare_queue(self._control_ch, self._s.control_queue, self._s)
         # As the channel was left (paused, a voice set), before the first text is taken.
         standing_q = await standing.declare(self._speak_ch, self._s)
-        self._standing = await standing.read(standing_q)
+        self._standing = await standing.read(standing_q, self._speak_ch, self._s)
         for msg in self._standing.controls():
             log.info("standing control from before: %s", msg.command)
             if (reason := await handler.on_control(msg)) is not None:
@@ -172,19 +172,29 @@ class Consumer:
         log.warning("broker connection re-established; unacked messages are redelivered")
 
     async def stop_consuming(self) -> None:
+        """Cancel the consumers. While the connection is down, they are only forgotten (the
+        broker ended them with the connection): a robust connection would otherwise restore
+        them when it is back, and a channel that went off air (a fleet worker woken after its
+        lease went elsewhere) would take messages from their new owner."""
         tags, self._tags = self._tags, []
-        if self._conn is None or not self._conn.connected.is_set():
-            return  # they end with the connection; a call now would wait for the broker
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                for queue, tag in tags:
-                    try:
-                        await queue.cancel(tag)
-                    except BROKER_ERRORS as exc:
-                        log.warning("cancel consumer on %s: %s", queue.name, exc)
-        except TimeoutError:
-            log.warning("the broker did not answer within %g s while cancelling the "
-                        "consumers; they end with the connection", CLOSE_TIMEOUT_S)
+        up = self._conn is not None and self._conn.connected.is_set()
+        # All at once, each with its own deadline: aio-pika's robust queue forgets a consumer
+        # before it asks the broker, so every one is forgotten even if the broker (or the
+        # connection, already dead under a woken worker) never answers.
+        results = await asyncio.gather(
+            *(self._cancel(queue, tag, up) for queue, tag in tags), return_exceptions=True)
+        for (queue, _), result in zip(tags, results, strict=True):
+            if isinstance(result, TimeoutError):
+                log.warning("the broker did not answer within %g s while cancelling the "
+                            "consumer on %s; it ends with the connection", CLOSE_TIMEOUT_S,
+                            queue.name)
+            elif isinstance(result, BaseException) and up:
+                log.warning("cancel consumer on %s: %s", queue.name, result)
+
+    @staticmethod
+    async def _cancel(queue: AbstractQueue, tag: str, up: bool) -> None:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S if up else 0.1):
+            await queue.cancel(tag, nowait=not up)
 
     async def _got_speak(self, raw: AbstractIncomingMessage) -> None:
         msg = await self._decode(raw, speak=True)

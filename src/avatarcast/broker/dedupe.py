@@ -74,13 +74,16 @@ class HandledIds:
     def __contains__(self, msg_id: str) -> bool:
         return msg_id in self._ids
 
-    def add(self, msg_id: str) -> None:
-        """Remember an id durably, before its message is acked."""
+    def add(self, msg_id: str, durable: bool = True) -> None:
+        """Remember an id durably (synced to the disk), before its message is acked; or, not
+        `durable`, written for the OS to save when it will (a power cut may lose it: for what
+        can be decided again)."""
         self._remember(msg_id)
         with self._path.open("ab") as f:
             f.write(_line(msg_id))
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         self._lines += 1
         if self._lines > 2 * self._capacity:
             self._compact()

@@ -38,8 +38,11 @@ log = logging.getLogger(__name__)
 SUFFIX = ".handled"
 KIND_HEADER = "x-avatarcast-ledger"  # "handled" (the body is an id) or "marker"
 READ_TIMEOUT_S = 30.0
+MARKER_SLACK = 1_000  # offsets read beyond the window, for the markers among the ids
+READ_ROUNDS = 3  # then the window holds what the stream kept (retention may have taken more)
 APPEND_TIMEOUT_S = 5.0
 PREFETCH = 1000
+ACK_EVERY = PREFETCH // 4
 
 
 def stream_name(settings: BrokerSettings) -> str:
@@ -118,8 +121,16 @@ class Ledger:
         # Its offset, seen by a reader attached before it was appended (at "next"): whatever
         # else is appended meanwhile, the marker is among what that reader gets.
         end, _ = await _scan(conn, self._name, "next", marker, channel)
-        start = max(0, end - self._s.dedupe_capacity)
-        return (await _scan(conn, self._name, start, marker))[1]
+        # Each start's marker takes an offset too: a little more is read, the newest kept;
+        # more, when markers filled the slack (a channel that started very often).
+        want, slack = self._s.dedupe_capacity, MARKER_SLACK
+        for _ in range(READ_ROUNDS):
+            start = max(0, end - want - slack)
+            ids = (await _scan(conn, self._name, start, marker))[1]
+            if len(ids) >= want or start == 0:
+                break
+            slack *= 8
+        return ids[-want:]
 
 
 def _entry(body: bytes, kind: str, message_id: str | None = None) -> aio_pika.Message:
@@ -133,8 +144,10 @@ async def _scan(conn: AbstractRobustConnection, name: str, offset: int | str, ma
     With `append_on`, the marker is appended (on that channel) once the reader is attached."""
     ids: list[str] = []
     found: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    unacked = 0
 
     async def got(raw: AbstractIncomingMessage) -> None:
+        nonlocal unacked
         headers: dict[str, Any] = dict(raw.headers or {})
         kind = headers.get(KIND_HEADER)
         if kind == "handled":
@@ -145,7 +158,13 @@ async def _scan(conn: AbstractRobustConnection, name: str, offset: int | str, ma
                 found.set_result(at)
             else:
                 found.set_exception(ValueError("the stream gave no x-stream-offset"))
-        await raw.ack()
+            return
+        # Acks are the stream's credit: one for a batch of messages, never a round of
+        # prefetch waiting on them.
+        unacked += 1
+        if unacked >= ACK_EVERY:
+            unacked = 0
+            await raw.ack(multiple=True)
 
     channel = await conn.channel()
     try:

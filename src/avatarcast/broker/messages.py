@@ -73,6 +73,7 @@ class SpeakMessage(_Message):
 
 
 MAX_PROMPT_CHARS = 4000
+MAX_INTRO_CHARS = 1000
 
 
 class AskMessage(_Message):
@@ -84,12 +85,15 @@ class AskMessage(_Message):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     system: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS,
                                description="Instructions for this answer; llm.system if unset.")
+    intro: str | None = Field(
+        default=None, min_length=1, max_length=MAX_INTRO_CHARS,
+        description="Spoken before the answer (\"Maria asks: ...\"), while the LLM begins.")
     voice: str | None = Field(default=None, min_length=1, max_length=200)
     avatar: str | None = Field(default=None, pattern=AVATAR_ID_PATTERN.pattern,
                                description=AVATAR_DOC)
     interrupt: bool = Field(default=False, description="Cut whatever is on air and answer now.")
 
-    @field_validator("prompt", "system")
+    @field_validator("prompt", "system", "intro")
     @classmethod
     def _has_words(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():
@@ -110,13 +114,17 @@ class AskMessage(_Message):
 Utterable = SpeakMessage | AskMessage  # what goes to the speak queue and airs
 
 
-ControlCommand = Literal["skip", "clear", "pause", "resume", "set"]
+ControlCommand = Literal["skip", "clear", "pause", "resume", "set", "scene"]
 SETTABLE = ("avatar", "animator", "voice")
+SceneLayer = Literal["logo", "ai_label", "lower_third", "ticker", "clock", "music"]
+SCENE_FIELDS = ("layer", "visible", "title", "subtitle", "text")
 
 
 class ControlMessage(_Message):
-    """skip, clear, pause, resume; or `set`: change the stream's default avatar, animator
-    and/or voice from the next utterance on (null: back to the configured one)."""
+    """skip, clear, pause, resume; `set`: change the stream's default avatar, animator
+    and/or voice from the next utterance on (null: back to the configured one); `scene`:
+    show or hide a layer of the scene, or change the lower third's or the ticker's words, from
+    the next frame on."""
 
     type: Literal["control"] = "control"
     command: ControlCommand
@@ -125,8 +133,18 @@ class ControlMessage(_Message):
     animator: AnimatorName | None = Field(default=None, description="set: the default animator.")
     voice: str | None = Field(default=None, min_length=1, max_length=200,
                               description="set: the default voice (the providers' name).")
+    layer: SceneLayer | None = Field(default=None, description="scene: the layer to change "
+                                     "(music: the music bed under the sound).")
+    visible: bool | None = Field(default=None, description="scene: show (true) or hide it "
+                                 "(music: play or stop the bed).")
+    title: str | None = Field(default=None, min_length=1, max_length=80,
+                              description="scene: the lower third's title.")
+    subtitle: str | None = Field(default=None, min_length=1, max_length=120,
+                                 description="scene: the lower third's subtitle.")
+    text: str | None = Field(default=None, min_length=1, max_length=2000,
+                             description="scene: the ticker's words.")
 
-    @field_validator("voice")
+    @field_validator("voice", "title", "subtitle", "text")
     @classmethod
     def _one_line(cls, v: str | None) -> str | None:
         return None if v is None else _printable(v, _CONTROL)
@@ -138,6 +156,16 @@ class ControlMessage(_Message):
             raise ValueError("set needs avatar, animator and/or voice")
         if self.command != "set" and given:
             raise ValueError(f"{', '.join(given)}: only with the set command")
+        scene = [f for f in SCENE_FIELDS if getattr(self, f) is not None]
+        if self.command != "scene" and scene:
+            raise ValueError(f"{', '.join(scene)}: only with the scene command")
+        if self.command == "scene":
+            if self.layer is None or len(scene) < 2:
+                raise ValueError("scene needs a layer and visible, title, subtitle or text")
+            if (self.title or self.subtitle) and self.layer != "lower_third":
+                raise ValueError("title and subtitle: only for the lower_third layer")
+            if self.text is not None and self.layer != "ticker":
+                raise ValueError("text: only for the ticker layer")
         return self
 
     def changes(self) -> dict[str, str | None]:
@@ -154,7 +182,7 @@ def to_wire(msg: SpeakMessage | AskMessage | ControlMessage) -> bytes:
     skip with `"avatar": null` would be refused; a set's null means "as configured")."""
     data = msg.model_dump(mode="json")
     if isinstance(msg, ControlMessage):
-        for name in SETTABLE:
+        for name in (*SETTABLE, *SCENE_FIELDS):
             if name not in msg.model_fields_set:
                 del data[name]
     return json.dumps(data).encode()

@@ -81,27 +81,42 @@ async def declare(channel: AbstractChannel, settings: BrokerSettings) -> Abstrac
                                  {"x-max-length": 1, "x-overflow": "drop-head"})
 
 
-async def read(queue: AbstractQueue) -> Standing:
-    """The state left by the last owner (a fresh one when none was left); it stays queued."""
+async def read(queue: AbstractQueue, channel: AbstractChannel,
+               settings: BrokerSettings) -> Standing:
+    """The state left by the last owner (a fresh one when none was left); it stays queued, as
+    a fresh copy of its bytes: a copy read and requeued counts as delivered once more, and a
+    quorum queue drops a message past its delivery limit (RabbitMQ 4 gives every quorum queue
+    one), which would forget a pause after that many starts."""
     async with asyncio.timeout(CLOSE_TIMEOUT_S * 2):
         msg = await queue.get(no_ack=False, fail=False)
     if msg is None:
         return Standing()
     try:
-        return Standing.from_json(msg.body)
+        state = Standing.from_json(msg.body)
     except (ValueError, KeyError, ValidationError) as exc:
         log.warning("ignoring the unreadable standing controls in %s (%s)", queue.name, exc)
-        return Standing()
-    finally:
         await msg.nack(requeue=True)
+        return Standing()
+    # The copy first, confirmed (x-max-length 1 drops nothing: the read one is not ready),
+    # then the read one goes; kept byte for byte, whatever a newer version wrote in it.
+    if await _keep(channel, settings, msg.body, state):
+        await msg.ack()
+    else:
+        await msg.nack(requeue=True)
+    return state
 
 
 async def write(channel: AbstractChannel, settings: BrokerSettings, state: Standing) -> bool:
     """Keep `state` for the next owner; False (and a line saying so) when the broker did not
     confirm it: the control holds here, but not after a restart or a failover."""
+    return await _keep(channel, settings, state.to_json(), state)
+
+
+async def _keep(channel: AbstractChannel, settings: BrokerSettings, body: bytes,
+                state: Standing) -> bool:
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT_S * 2):
-            await channel.default_exchange.publish(persistent(state.to_json()),
+            await channel.default_exchange.publish(persistent(body),
                                                    routing_key=queue_name(settings))
         return True
     except (*BROKER_ERRORS, TimeoutError) as exc:

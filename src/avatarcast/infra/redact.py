@@ -106,5 +106,5 @@ def setup_logging(level: str, secrets: Iterable[str] = (), fmt: str = "text") ->
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiormq", "aio_pika", "aiohttp.access"):
+    for noisy in ("aiormq", "aio_pika", "aiohttp.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

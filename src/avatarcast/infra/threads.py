@@ -29,13 +29,16 @@ def start_thread(target: Callable[..., object], *args: object, name: str,
 
 
 async def iterate_in_thread(
-    executor: Executor, make: Callable[[], Iterator[T]], ahead: int = 2
+    executor: Executor, make: Callable[[], Iterator[T]], ahead: int = 2,
+    abort: Callable[[], None] | None = None,
 ) -> AsyncGenerator[T, None]:
     """Run a blocking generator on `executor`, yielding its items on the event loop.
 
     The generator runs at most `ahead` items ahead of the consumer, then waits: a consumer
     that pauses (a full render buffer) pauses the work, and memory stays bounded. Leaving the
-    loop early (a skip, a cancel) stops the generator at its next item.
+    loop early (a skip, a cancel) stops the generator at its next item, or, given `abort`,
+    within the item it is making (`abort` is called from the event loop and must end that
+    item's work, by an exception in the generator).
     """
     loop = asyncio.get_running_loop()
     items: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
@@ -73,5 +76,7 @@ async def iterate_in_thread(
                 return
     finally:
         stop.set()
+        if abort is not None and not fut.done():
+            abort()
         if fut.done():
             fut.result()

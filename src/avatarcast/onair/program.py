@@ -63,6 +63,7 @@ class Program:
         self._listeners: list[OutcomeListener] = []
         self._lock = threading.Lock()
         self._commands: deque[Callable[[int], None]] = deque()
+        self._no_pacer = False  # set by carry_out: commands are carried out when given
         self._pending: deque[Segment] = deque()
         self._current: Segment | None = None
         self._pos = 0
@@ -90,6 +91,9 @@ class Program:
 
     def _command(self, fn: Callable[[int], None], cut: bool = False) -> None:
         self._commands.append(fn)
+        if self._no_pacer:
+            self.carry_out()
+            return
         if cut and self._on_cut is not None and self._current is not None:
             self._on_cut()
 
@@ -271,6 +275,18 @@ class Program:
     def on_air(self) -> Segment | None:
         return self._current
 
+    def carry_out(self) -> None:
+        """The pacer has stopped for good (the channel went off air; its thread has ended):
+        carry out now what was commanded since its last tick, as its next tick would have, and
+        from now on each command when it is given (a receipt's retry from an encoder's thread,
+        a withdrawal from the loop), so that a segment withdrawn from the air or the queue is
+        settled at once instead of never."""
+        with self._lock:
+            self._no_pacer = True
+            n = self.tick_no + 1
+            while self._commands:
+                self._commands.popleft()(n)
+
     # -- the pacer's side ----------------------------------------------------------------
 
     def tick(self, n: int) -> TickOutput:
@@ -340,10 +356,12 @@ class Program:
         assert seg is not None
         k = self._pos
         if k >= seg.available:
-            # Underrun: the renderer fell behind; hold the picture, keep the clock.
-            self.frames_late += 1
+            # Underrun: the renderer fell behind (or the answer's model is thinking, which is
+            # not late); hold the picture, keep the clock.
+            if not seg.waiting_for_text:
+                self.frames_late += 1
             held = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self._shown.frame(n)
-            return TickOutput(held, self._silence, seg)
+            return TickOutput(held, self._silence, seg, thinking=seg.waiting_for_text)
         frame = seg.frames[k]
         cue = seg.cues[k] if k < len(seg.cues) else None
         out = TickOutput(frame, seg.audio[k], seg, cue=cue)

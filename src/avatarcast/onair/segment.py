@@ -107,6 +107,10 @@ class Segment:
     # All its audio is in `audio` (the speech ended), though frames may still be rendering:
     # nothing more can arrive late, so it need not wait for `min_unsealed`.
     heard_all: bool = False
+    # All the audio of the text known so far is in `audio`, and more text is awaited (an
+    # answer whose model is still thinking): what is known airs now, without `min_unsealed`
+    # (the wait is the model's, a pause between sentences, not a hole in a sentence).
+    waiting_for_text: bool = False
     urgent: bool = False  # an interrupting message's: may start while interrupts are pending
     # An unsealed segment waits for this much audio, so a long second sentence still being
     # synthesized cannot leave a hole in the middle of the speech.
@@ -141,7 +145,8 @@ class Segment:
         if rendered == 0:
             return False
         known = len(self.audio)
-        if not (self.sealed or self.heard_all) and known < self.min_unsealed:
+        if not (self.sealed or self.heard_all or self.waiting_for_text) and \
+                known < self.min_unsealed:
             return False
         if rendered >= known:
             return True

@@ -63,3 +63,6 @@ class TickOutput:
     # mouth on this frame: the motion on air (avatar/alive) moves the face by them.
     shown: IdleCycle | None = None
     cue: Cue | None = None
+    # The segment on air waits for more to say (an answer's model thinking between
+    # sentences): the picture is held, and the face thinks rather than speaks.
+    thinking: bool = False

@@ -29,7 +29,7 @@ from ..infra.redact import global_redactor
 log = logging.getLogger(__name__)
 
 EVENTS = ("accepted", "duplicate", "rendering", "on_air", "finished", "skipped",
-          "interrupted", "failed", "requeued")
+          "interrupted", "failed", "requeued", "scene")
 TERMINAL = ("duplicate", "finished", "skipped", "interrupted", "failed")
 
 

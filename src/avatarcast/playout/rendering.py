@@ -60,6 +60,11 @@ class Utterance:
         return self.delivery.message.id
 
 
+def _waiting_for_text(utt: Utterance, waiting: bool) -> None:
+    if utt.segment is not None:
+        utt.segment.waiting_for_text = waiting
+
+
 @dataclass(frozen=True)
 class RenderEnd:
     """How a render ended: the outcome to settle its message with now (None: the program
@@ -178,24 +183,52 @@ class Renderer:
         return self._speech.synthesize(msg.text, msg.voice)
 
     async def _answer(self, utt: Utterance, msg: AskMessage) -> AsyncGenerator[Spoken, None]:
-        """The LLM's answer, spoken sentence by sentence as it streams in. An answer that
-        breaks off after it started airing ends there; one that never started fails."""
+        """The LLM's answer, spoken sentence by sentence as it streams in, after the intro if
+        the message has one (the model is asked first, so it thinks while the intro airs). An
+        answer that breaks off after it started airing ends there; one that never started
+        fails."""
         if self._llm is None:
             raise LLMError("no LLM configured: set AVATARCAST_LLM__BASE_URL", retryable=False)
         spoken = False
         try:
             async with aclosing(sentences(self._llm.answer(msg.prompt, msg.system))) as parts:
-                async for sentence in parts:
-                    utt.answer = f"{utt.answer} {sentence}".strip()
-                    async with aclosing(self._speech.synthesize(sentence, msg.voice)) as out:
-                        async for chunk in out:
+                ahead = asyncio.ensure_future(_next(parts)) if msg.intro else None
+                try:
+                    if msg.intro:
+                        async for chunk in self._say(msg.intro, msg.voice):
                             spoken = True
-                            chunk.last = False  # the answer's end is the LLM's to say
                             yield chunk
+                    while True:
+                        # Everything said so far is in the segment (each chunk was added
+                        # before this generator went on): while the model thinks, it may air.
+                        _waiting_for_text(utt, True)
+                        try:
+                            sentence = await (ahead if ahead is not None else _next(parts))
+                        finally:
+                            ahead = None
+                            _waiting_for_text(utt, False)
+                        if sentence is None:
+                            break
+                        utt.answer = f"{utt.answer} {sentence}".strip()
+                        async for chunk in self._say(sentence, msg.voice):
+                            spoken = True
+                            yield chunk
+                finally:
+                    if ahead is not None:  # (the intro failed: the model's task goes too)
+                        ahead.cancel()
+                        await asyncio.gather(ahead, return_exceptions=True)
         except LLMError as exc:
             if not spoken:
                 raise
             log.warning("%s: the answer broke off (%s); what was said stands", msg.id, exc)
+
+    async def _say(self, text: str, voice: str | None) -> AsyncGenerator[Spoken, None]:
+        """One sentence of an answer: its chunks, none of them the last (the answer's end is
+        the LLM's to say)."""
+        async with aclosing(self._speech.synthesize(text, voice)) as out:
+            async for chunk in out:
+                chunk.last = False
+                yield chunk
 
     def _fail(self, utt: Utterance, seg: Segment | None, error: str) -> RenderEnd:
         """Failed: settled now, or withdrawn (the program reports it) when it has a segment."""
@@ -264,3 +297,11 @@ class Renderer:
         full = seg.max_buffered
         while seg.frames.held >= full and not seg.done and utt.cancelled is None:  # noqa: ASYNC110
             await asyncio.sleep(2 / self._program.fps)
+
+
+async def _next(parts: AsyncGenerator[str, None]) -> str | None:
+    """The answer's next sentence; None at its end."""
+    try:
+        return await anext(parts)
+    except StopAsyncIteration:
+        return None

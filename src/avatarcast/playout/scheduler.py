@@ -33,6 +33,7 @@ from ..speech.llm.chat import ChatClient
 from .captions.record import AirRecord
 from .lifecycle import Lifecycle
 from .rendering import Renderer, Utterance
+from .scene.compose import Compositor
 from .settle import Broker, Settlement
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Scheduler:
         lifecycle: Lifecycle,
         captions: CaptionSettings | None = None,
         llm: ChatClient | None = None,
+        scene: Compositor | None = None,
     ) -> None:
         captions = captions or CaptionSettings()
         self._loop = asyncio.get_running_loop()
@@ -67,6 +69,7 @@ class Scheduler:
         self._looks = looks
         self._speech = speech
         self._switching = asyncio.Lock()
+        self._scene = scene
         self._broker = broker
         self._handled = handled
         self._attempts = attempts
@@ -91,6 +94,8 @@ class Scheduler:
         self._inflight: dict[str, Utterance] = {}
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
+        # Set once shutdown began (requeue_waiting): nothing is rendered again after that.
+        self._closing = False
         self.speech_ready = asyncio.Event()
         self.paused = False
         self.rendering: Utterance | None = None
@@ -121,6 +126,11 @@ class Scheduler:
             else:
                 log.info("duplicate delivery of %s (in flight): acked, not aired", msg.id)
                 await self._broker.ack(d.raw)
+            return
+        if self._closing:
+            # Delivered while the channel stops: left unsettled, the broker gives it back when
+            # the connection closes (a requeue now would bring it straight back here).
+            log.info("%s delivered while stopping: left to the broker", msg.id)
             return
         if (deaths := self._attempts.deaths(msg.id)) >= self._crash_limit:
             reason = (f"the daemon died {deaths} times while handling this message "
@@ -176,6 +186,9 @@ class Scheduler:
         is rendered from the start."""
         if self._inflight.get(utt.id) is not utt:
             return  # settled meanwhile (a clear, a shutdown)
+        if self._closing:  # (nothing is rendered again once the channel stops)
+            self._settle_now(utt, Outcome.REQUEUED)
+            return
         utt.segment = None
         utt.marks.clear()
         utt.timings.clear()
@@ -194,6 +207,8 @@ class Scheduler:
         log.info("control: %s", msg.command)
         if msg.command == "set":
             return await self._set(msg.changes())
+        if msg.command == "scene":
+            return self._change_scene(msg)
         if msg.command == "skip":
             busy, on_air = self.rendering, self._program.on_air
             if on_air is None and busy is not None:
@@ -211,6 +226,20 @@ class Scheduler:
             self._program.pause(self.paused)
         self._wake.set()
         return None
+
+    def _change_scene(self, msg: ControlMessage) -> str | None:
+        """A layer shown, hidden or reworded, from the next frame on (a `scene` event says
+        at which frame of the stream it was made)."""
+        assert msg.layer is not None
+        if self._scene is None:
+            return "scene: this channel has no scene"
+        why = self._scene.apply(msg.layer, visible=msg.visible, title=msg.title,
+                                subtitle=msg.subtitle, text=msg.text)
+        if why is None:
+            self.lifecycle.emit("scene", f"scene:{msg.layer}", layer=msg.layer,
+                                visible=msg.visible, title=msg.title, subtitle=msg.subtitle,
+                                text=msg.text)
+        return why
 
     async def _clear(self) -> None:
         """Cut what is on air, drop the backlog, and purge what waits in RabbitMQ (the
@@ -267,7 +296,7 @@ class Scheduler:
 
     async def _next(self) -> Utterance:
         while True:
-            if self._backlog:
+            if self._backlog and not self._closing:
                 head = self._backlog[0]
                 room = self._program.pending_count <= self._playout.render_ahead
                 if head.urgent or room:
@@ -333,8 +362,12 @@ class Scheduler:
         if outcome is Outcome.RETRY:
             if utt.segment is not None:
                 utt.segment.release()
-            self._back_to_backlog(utt, front=True)
-            return
+            if not self._closing:
+                self._back_to_backlog(utt, front=True)
+                return
+            # (an encoder outage while the channel stops: back to the queue, not rendered
+            # again here, by a channel that may have gone elsewhere)
+            outcome = Outcome.REQUEUED
         if utt.holding:
             utt.holding = False
             self._program.release_hold()
@@ -364,7 +397,9 @@ class Scheduler:
             await self._settled.wait()
 
     def requeue_waiting(self) -> None:
-        """Shutdown: everything not on air goes back to RabbitMQ."""
+        """Shutdown: everything not on air goes back to RabbitMQ, and nothing is rendered
+        again (a segment an encoder outage cuts goes back too)."""
+        self._closing = True
         while self._backlog:
             self._settle_now(self._backlog.popleft(), Outcome.REQUEUED)
         on_air = self._program.on_air

@@ -16,6 +16,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from ..media.audio import Pcm, resample
 from ..settings import SpeechSettings
 from .base import SpeechChunk, SpeechError, Spoken, Synthesizer, rescale_alignment
+from .level import SpeechLevel
 from .onset import trim_lead_in
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class Speech:
         self._providers = providers
         self._settings = settings
         self._rate = sample_rate
+        self._level = (SpeechLevel(settings.loudness_lufs, sample_rate) if settings.normalize
+                       else None)
         self._usable: list[Synthesizer] = []
         self.load_errors: dict[str, str] = {}
         # The voice of a message that names none (a `set` control changes it); None: each
@@ -148,14 +151,15 @@ class Speech:
                 continue
             try:
                 # Only the utterance's start: later sentences keep the pause before them.
-                spoken = await self._resample(first, trim=True)
+                key = f"{provider.name}:{asked or ''}"
+                spoken = await self._resample(first, key, trim=True)
                 if asked != voice:  # the provider that knows the voice failed
                     spoken.fallback = (f"voice {voice!r} fell back to {provider.name}'s own "
                                        "voice: " + "; ".join(errors))
                     log.warning("%s", spoken.fallback)
                 yield spoken
                 while (chunk := await self._next(it, timeout, provider.name)) is not None:
-                    yield await self._resample(chunk)
+                    yield await self._resample(chunk, key)
             finally:
                 # Closed early (a cut, an interrupt): the provider stops after this sentence.
                 if isinstance(it, AsyncGenerator):
@@ -174,11 +178,12 @@ class Speech:
             return str(exc)
         return "no audio"
 
-    async def _resample(self, chunk: SpeechChunk, trim: bool = False) -> Spoken:
-        # Off the event loop: a long sentence takes milliseconds to trim and resample.
+    async def _resample(self, chunk: SpeechChunk, voice: str, trim: bool = False) -> Spoken:
+        # Off the event loop: a long sentence takes milliseconds to trim, resample and level.
         def work() -> tuple[SpeechChunk, Pcm]:
             c = trim_lead_in(chunk) if trim else chunk
-            return c, resample(c.samples, c.sample_rate, self._rate)
+            pcm = resample(c.samples, c.sample_rate, self._rate)
+            return c, (self._level.apply(voice, pcm) if self._level is not None else pcm)
 
         done, pcm = await asyncio.to_thread(work)
         alignment = rescale_alignment(done.alignment, len(pcm)) if done.alignment else None

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..infra.threads import iterate_in_thread
 from .base import SpeechChunk, SpeechError, pieces_of
+from .piper_session import ShrinkingSession, Synthesis
 from .piper_timing import timed_model
 
 log = logging.getLogger(__name__)
@@ -21,34 +22,9 @@ BUNDLED = "en_US-joe-medium"
 _VOICE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-class _ShrinkingSession:
-    """An ONNX session whose CPU arena gives back what it holds at the end of every run.
-
-    Without an arena, every activation is an allocation of its own; the daemon keeps blocks
-    over 256 KB as mmaps of their own (infra.malloc), so each is mapped, faulted in page by
-    page and unmapped: "Hello, I am live." took 163 ms instead of 90. With an arena kept
-    whole, the largest activations ever held stay for the life of the process (+220 MB after
-    a long text). Shrunk after each run, the arena maps once per sentence what the sentence
-    needs at its peak, and lets it all go: 105-120 ms for that sentence, resident memory flat
-    (measured on this 2-core machine)."""
-
-    def __init__(self, session: Any) -> None:
-        import onnxruntime
-
-        self._session = session
-        self._shrink = onnxruntime.RunOptions()
-        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-
-    def run(self, outputs: Any, feeds: Any, run_options: Any = None) -> Any:
-        return self._session.run(outputs, feeds, run_options or self._shrink)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-
 def _load_voice(path: Path, cache_dir: Path) -> Any:
     """PiperVoice.load, but with ONNX Runtime's CPU arena shrunk after every run (see
-    _ShrinkingSession): each sentence's memory goes back when the sentence is done."""
+    ShrinkingSession): each sentence's memory goes back when the sentence is done."""
     import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
@@ -63,7 +39,7 @@ def _load_voice(path: Path, cache_dir: Path) -> Any:
         providers=["CPUExecutionProvider"],
     )
     config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-    return PiperVoice(session=_ShrinkingSession(session), config=config)
+    return PiperVoice(session=ShrinkingSession(session), config=config)
 
 
 def share_words(text: str, chunk_phonemes: list[list[str]]) -> list[str]:
@@ -132,8 +108,11 @@ class PiperSynthesizer:
         return self._voices[key]
 
     def synthesize(self, text: str, voice: str | None) -> AsyncIterator[SpeechChunk]:
+        job = Synthesis()
+
         def run() -> Iterator[SpeechChunk]:
             model = self._voice(voice)
+            model.session.job = job  # (this thread alone runs the sessions)
             # Bounded pieces: bounded inference memory.
             for piece, last_piece in pieces_of(text):
                 chunks = list(model.synthesize(piece, include_alignments=True))
@@ -147,7 +126,7 @@ class PiperSynthesizer:
                         words, last=last_piece and j == len(chunks),
                     )
 
-        return iterate_in_thread(self._executor, run)
+        return iterate_in_thread(self._executor, run, abort=job.abort)
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -45,6 +45,8 @@ class Snapshot:
     dead_lettered: int
     events_dropped: int
     outputs_up: dict[str, bool] = field(default_factory=dict)
+    # The programme's loudness (integrated_lufs, short_term_lufs, true_peak_dbtp), if metered.
+    loudness: dict[str, float | None] = field(default_factory=dict)
 
 
 def _rss(pid: int | None) -> float | None:
@@ -98,6 +100,15 @@ class _Live(Collector):
                          float(s.queue_ready))
         if (rss := _rss(s.encoder_pid)) is not None:
             yield _gauge("ffmpeg_resident_memory_bytes", "FFmpeg's resident memory.", rss)
+        lufs = GaugeMetricFamily("avatarcast_loudness_lufs", "The programme's loudness "
+                                 "(EBU R128): integrated since the start, short-term over 3 s.",
+                                 labels=["window"])
+        for window in ("integrated", "short_term"):
+            if (v := s.loudness.get(f"{window}_lufs")) is not None:
+                lufs.add_metric([window], v)
+        yield lufs
+        if (peak := s.loudness.get("true_peak_dbtp")) is not None:
+            yield _gauge("true_peak_dbtp", "The programme's largest true peak (dBTP).", peak)
         if s.outputs_up:
             out = GaugeMetricFamily("avatarcast_output_up", "1 while the output is sending.",
                                     labels=["output"])

@@ -1,12 +1,20 @@
-"""The one-shot commands: `avatarcast prepare` and `avatarcast models download`."""
+"""The commands beside the daemon: `avatarcast prepare`, `models download` and `chat`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
+from ...infra.errors import UserError
 from ...settings import Settings
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail
+
+log = logging.getLogger(__name__)
 
 
 def prepare_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -107,3 +115,79 @@ def download_command(settings: Settings, args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_UNAVAILABLE)
     print(f"MuseTalk v1.5 weights are in {settings.face.models_dir}")
     return EXIT_OK
+
+
+def chat_command(settings: Settings, args: argparse.Namespace) -> int:
+    from ..chat.relay import Relay
+    from ..chat.sources import chat_sources
+
+    try:
+        settings = _for_channel(settings, args.channel)
+    except ValueError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    try:
+        sources = chat_sources(settings)
+    except (OSError, ValueError) as exc:
+        return fail(f"chat: {exc}", EXIT_USAGE)
+    if not sources:
+        return fail("no chat configured: set AVATARCAST_CHAT__TWITCH__CHANNEL, "
+                    "AVATARCAST_CHAT__YOUTUBE__VIDEO_ID (or LIVE_CHAT_ID) and/or "
+                    "AVATARCAST_CHAT__WEBHOOK__SECRET", EXIT_USAGE)
+    state = settings.state_dir / f"chat-{args.channel or 'default'}.ids"
+    try:
+        relay = Relay(settings, sources, state)
+    except (OSError, UnicodeDecodeError) as exc:
+        return fail(f"chat.blocklist_file: {exc}", EXIT_USAGE)
+
+    log.info("chat: reading %s for %s", ", ".join(sources), settings.broker.speak_queue)
+    return _until_stopped(relay.run(), "chat")
+
+
+def show_command(settings: Settings, args: argparse.Namespace) -> int:
+    from ..show.runner import ShowRunner
+    from ..show.schedule import ScheduleError, load
+
+    try:
+        settings = _for_channel(settings, args.channel)
+    except ValueError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    try:
+        loaded = load(args.file)
+    except ScheduleError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    state = settings.state_dir / f"show-{args.channel or 'default'}.json"
+    runner = ShowRunner(settings, loaded, state)
+    log.info("show: %d items from %s for %s", len(loaded.show.item), args.file,
+             settings.broker.speak_queue)
+    return _until_stopped(runner.run(), "show")
+
+
+def _for_channel(settings: Settings, channel: str | None) -> Settings:
+    """The settings with the channel's queues (ValueError for a bad channel id)."""
+    if channel is None:
+        return settings
+    from ..channels import channel_queues
+
+    return settings.model_copy(update={"broker": channel_queues(settings.broker, channel)})
+
+
+def _until_stopped(work: Coroutine[Any, Any, int | None], name: str) -> int:
+    """Run `work` until it ends (its exit code) or SIGTERM/SIGINT (0)."""
+    async def run() -> int:
+        task = asyncio.ensure_future(work)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task or EXIT_OK
+        except asyncio.CancelledError:
+            log.info("%s: stopped", name)
+            return EXIT_OK
+
+    try:
+        return asyncio.run(run())
+    except UserError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except Exception:
+        log.exception("%s failed", name)
+        return EXIT_FAILED

@@ -1,5 +1,5 @@
-"""The command line: `avatarcast run | say | ask | control | prepare | models download |
-schema | doctor | serve-face`.
+"""The command line: `avatarcast run | say | ask | chat | show | control | prepare |
+models download | schema | doctor | serve-face`.
 
 Exit codes: see `exits`.
 """
@@ -13,14 +13,16 @@ import logging
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from ...broker.messages import (
     MAX_PROMPT_CHARS,
     MAX_TEXT_CHARS,
+    SCENE_FIELDS,
     SETTABLE,
     AskMessage,
     ControlMessage,
+    SceneLayer,
     SpeakMessage,
     invalid_message,
     json_schema,
@@ -60,13 +62,31 @@ def _parser() -> argparse.ArgumentParser:
                          "and the avatar speaks the answer sentence by sentence as it streams.")
     ask.add_argument("prompt", help=f"the question (1..{MAX_PROMPT_CHARS} characters)")
     ask.add_argument("--system", help="instructions for this answer (default: llm.system)")
+    ask.add_argument("--intro", help="spoken before the answer (\"Maria asks: ...\"), while "
+                     "the LLM begins")
     _utterance_args(ask, "answer (printed once it aired)")
+    chat = sub.add_parser(
+        "chat", help="answer live chat on air (Twitch, YouTube, a webhook)",
+        description="Read the chats configured in chat.* (AVATARCAST_CHAT__...), moderate "
+        "them, choose what to answer at chat.per_minute, and publish each as an ask (\"Maria "
+        "asks: ...\", then the LLM's answer) or thanks to the channel's speak queue, until "
+        "SIGTERM/SIGINT.")
+    _channel_arg(chat)
+    show = sub.add_parser(
+        "show", help="run a show: scheduled items and an idle rotation",
+        description="Publish the items of a run-of-show file (TOML: announcements, scripts "
+        "from a file or folder, topics for the LLM; cron times, intervals, or an idle "
+        "rotation that fills silences without repeating itself) to the channel's speak "
+        "queue, until SIGTERM/SIGINT.")
+    show.add_argument("file", type=Path, help="the run-of-show file (see README)")
+    _channel_arg(show)
     ctl = sub.add_parser("control", help="publish a control command",
                          description="skip: end what is on air; clear: also drop the backlog; "
                          "pause/resume: hold or release the queue; set: change the default "
                          "avatar, animator and/or voice from the next utterance on, without "
-                         "restarting the stream.")
-    ctl.add_argument("command", choices=["skip", "clear", "pause", "resume", "set"])
+                         "restarting the stream; scene: show or hide a layer of the scene, or "
+                         "reword the lower third or the ticker, from the next frame on.")
+    ctl.add_argument("command", choices=["skip", "clear", "pause", "resume", "set", "scene"])
     _channel_arg(ctl)
     ctl.add_argument("--avatar", help="set: the default avatar (a prepared id)")
     ctl.add_argument("--animator", choices=["auto", "lite", "musetalk", "still", "remote"],
@@ -74,6 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("--voice", help="set: the default voice (the providers' voice name)")
     ctl.add_argument("--reset", action="append", choices=list(SETTABLE), default=[],
                      help="set: back to the configured avatar, animator or voice (repeatable)")
+    ctl.add_argument("--layer", choices=list(get_args(SceneLayer)),
+                     help="scene: the layer to change (music: the music bed)")
+    shown = ctl.add_mutually_exclusive_group()
+    shown.add_argument("--show", dest="visible", action="store_true", default=None,
+                       help="scene: show the layer (music: play it)")
+    shown.add_argument("--hide", dest="visible", action="store_false",
+                       help="scene: hide it (music: stop it)")
+    ctl.add_argument("--title", help="scene: the lower third's title")
+    ctl.add_argument("--subtitle", help="scene: the lower third's subtitle")
+    ctl.add_argument("--text", help="scene: the ticker's words")
     prep = sub.add_parser(
         "prepare", help="prepare an avatar from an image or a video",
         description="Find the face in every frame of the source and store the avatar cache "
@@ -156,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import prepare_command
 
             return prepare_command(settings, args)
+        if args.command in ("chat", "show"):
+            from .commands import chat_command, show_command
+
+            return (chat_command if args.command == "chat" else show_command)(settings, args)
         if args.command == "models":
             from .commands import download_command
 
@@ -237,10 +271,12 @@ async def _publish(settings: Settings, args: argparse.Namespace) -> int:
             )
         elif args.command == "ask":
             msg = AskMessage(id=args.id or str(uuid.uuid4()), prompt=args.prompt,
-                             system=args.system, voice=args.voice, avatar=args.avatar,
+                             system=args.system, intro=args.intro, voice=args.voice,
+                             avatar=args.avatar,
                              interrupt=args.interrupt)
         else:
-            msg = ControlMessage.model_validate({"command": args.command, **_changes(args)})
+            msg = ControlMessage.model_validate({"command": args.command, **_changes(args),
+                                                 **_scene_changes(args)})
     except ValidationError as exc:
         return fail(invalid_message(exc), EXIT_USAGE)
     except ValueError as exc:
@@ -277,6 +313,10 @@ def _changes(args: argparse.Namespace) -> dict[str, str | None]:
                 raise ValueError(f"--{field} and --reset {field} contradict each other")
             changes[field] = value
     return changes
+
+
+def _scene_changes(args: argparse.Namespace) -> dict[str, Any]:
+    return {f: v for f in SCENE_FIELDS if (v := getattr(args, f, None)) is not None}
 
 
 def _progress(event: dict[str, Any]) -> None:

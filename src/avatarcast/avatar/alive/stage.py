@@ -65,9 +65,9 @@ class Enliven:
         return round(statistics.median(self._spent) * 1000, 2) if self._spent else None
 
     def __call__(self, n: int, out: TickOutput) -> None:
-        if out.segment is not None:
+        if out.segment is not None and not out.thinking:
             activity = Activity.SPEAKING
-        elif self._state() is StreamState.PROCESSING:
+        elif out.thinking or self._state() is StreamState.PROCESSING:
             activity = Activity.THINKING
         else:
             activity = Activity.IDLE

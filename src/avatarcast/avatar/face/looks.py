@@ -14,9 +14,10 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ...infra.errors import UserError
+from ...infra.errors import Unavailable, UserError
 from ...media.idle import IdleCycle
 from ...settings import Settings
+from ..background import Backdrop, with_background
 from ..loader import auto_id, load_avatar, load_prepared
 from ..runtime import Avatar
 from .select import choose, needs_face
@@ -48,8 +49,10 @@ Key = tuple[str, str | None]
 class Looks:
     """Owned by the event loop."""
 
-    def __init__(self, settings: Settings, default: Look | None = None) -> None:
+    def __init__(self, settings: Settings, default: Look | None = None,
+                 background: Backdrop | None = None) -> None:
         self._s = settings
+        self._background = background  # replaced on every avatar loaded, if given
         self._loaded: OrderedDict[Key, Look] = OrderedDict()
         self._lock = asyncio.Lock()
         self._configured_animator = default.animator if default is not None else "lite"
@@ -123,6 +126,14 @@ class Looks:
             self._loaded.move_to_end(key)
             return look
 
+    async def _behind(self, avatar: Avatar) -> Avatar:
+        """The avatar over the scene's background (UserError: it cannot be had)."""
+        assert self._background is not None
+        try:
+            return await asyncio.to_thread(with_background, avatar, self._background)
+        except OSError as exc:  # an image that cannot be read
+            raise UserError(f"scene: background: {exc}") from None
+
     async def _load(self, animator: str, avatar_id: str | None, startup: bool = False) -> Look:
         s = self._s
         what = f"avatar {avatar_id or auto_id(s.avatar)!r} with the {animator} animator"
@@ -138,7 +149,10 @@ class Looks:
                 avatar = await asyncio.to_thread(
                     load_prepared, avatar_id, s.avatar, s.video, animator == "musetalk",
                     s.alive)
-        except UserError as exc:
+            if self._background is not None and avatar is not self._loaded_avatar(
+                    animator, avatar_id):
+                avatar = await self._behind(avatar)
+        except (UserError, Unavailable) as exc:
             if startup:
                 raise
             raise LookError(str(exc)) from None

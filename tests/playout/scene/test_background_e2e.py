@@ -1,0 +1,68 @@
+"""A replaced background in the stream a real RTMP client received: with `[background]` a key
+colour, the bundled portrait's flag, wall and shuttle are gone and the key colour is behind the
+person in every frame, idle and speaking (the lite animator's mouth and the motion stay inside
+the person), and the face in the middle is still the face; no frame dropped."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.daemon import QueueNames, Receiver, publish
+from harness.events import EventTap
+from harness.services import NginxRtmp
+from harness.speak import iter_frames
+
+from .on_air import scene_daemon
+
+W, H, FPS = 640, 360, 30
+KEY = np.array([0, 177, 64])
+
+
+def keyed(rgb: np.ndarray) -> np.ndarray:
+    """Where a received frame shows the key colour (after yuv420p and H.264)."""
+    return np.abs(rgb.astype(int) - KEY).max(axis=2) < 40
+
+
+@pytest.mark.services
+def test_the_background_is_replaced_in_every_frame_idle_and_speaking(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp,
+) -> None:
+    (tmp_path / "scene.toml").write_text('[background]\ncolor = "#00b140"\n')
+    url = rtmp_server.url("background")
+    receiver = Receiver(url, tmp_path / "received.flv", idle_timeout_s=60)
+    daemon = scene_daemon(tmp_path, queues, url, animator="lite", width=W, height=H,
+                          AVATARCAST_ALIVE__ENABLED="on")
+    try:
+        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 120, "ready")
+        daemon.wait_for(lambda s: s["frames_sent"] >= 2 * FPS, 20, "idle first")
+        with EventTap(queues.events) as tap:
+            publish(queues.speak, {"type": "speak", "id": "t0",
+                                   "text": "Hello, and welcome to the show from the studio."})
+            tap.wait_for(lambda ev: any(e["event"] == "finished" for e in ev), 60, "aired")
+            on, off = (next(e["stream_frame"] for e in tap.events if e["event"] == what)
+                       for what in ("on_air", "finished"))
+        time.sleep(1.0)
+        st = daemon.status()
+        assert st is not None and daemon.stop() == 0, daemon.log()
+    finally:
+        daemon.kill()
+        receiver.finish()
+    assert st["frames_dropped"] == 0, st
+    shares, centre = {}, {}
+    for n, rgb in enumerate(iter_frames(receiver.out, W, H, pix_fmt="rgb24", channels=3)):
+        if n % 10 == 0 and n >= FPS:
+            k = keyed(rgb)
+            shares[n] = float(k.mean())
+            centre[n] = float(k[int(H * 0.3):int(H * 0.6), int(W * 0.4):int(W * 0.6)].mean())
+    speaking = [n for n in shares if on + 5 <= n <= off - 5]
+    assert len(shares) > 5 and len(speaking) >= 3, (shares, on, off)
+    idle = [shares[n] for n in shares if n < on]
+    # Behind the person: the key colour over a large part of every frame, as much speaking as
+    # at rest (nothing drawn over it), and none of it over the face in the middle.
+    assert min(shares.values()) > 0.25, shares
+    assert max(abs(shares[n] - np.median(idle)) for n in speaking) < 0.03, shares
+    assert max(centre.values()) < 0.02, centre
