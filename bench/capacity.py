@@ -15,7 +15,12 @@ client per stream; the CPU of the workers' Python and of their FFmpeg encoders.
 
   python -m bench capacity [--minutes 10] [--max-channels 12] [--from-channels 1]
                            [--workers 2] [--preset superfast] [--queue-frames N]
-                           [--alive auto|on|off]
+                           [--alive auto|on|off] [--scene]
+
+`--scene` gives every channel a full scene (issue 30: a logo, the lower third, a ticker, a
+clock, the AI label, a replaced background and a music bed ducking under speech; the file of
+`python -m bench scene-stills` with a background), the figure to set beside the one without
+(the AI label alone, the daemon's default). Its table is kept apart (`capacity-scene`).
 
 `--alive off` gives the figure without the face's motion (alive.enabled; the default is the
 daemon's, `auto`, which moves the bundled portrait).
@@ -45,6 +50,7 @@ from harness.services import NginxRtmp, ensure_rabbitmq
 from .air import SHORT
 from .cadence import summary
 from .probes import PacketLog
+from .scene_stills import props
 from .session import BITRATE_KBPS, FPS, SIZES, channels_worker, cpu_seconds, ffmpeg_children
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster")
@@ -134,7 +140,8 @@ def _stalled(workers: list[DaemonProc]) -> int:
 
 
 def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str,
-          queue_frames: int | None, alive: str | None = None) -> dict[str, Any]:
+          queue_frames: int | None, alive: str | None = None,
+          scene: Path | None = None) -> dict[str, Any]:
     rtmp = NginxRtmp(work / f"rtmp{k}")
     rtmp.start()
     ids = [f"c{i}" for i in range(k)]
@@ -149,6 +156,8 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str,
             "AVATARCAST_OUTPUT__QUEUE_FRAMES": str(queue_frames)}
         if alive is not None:
             more["AVATARCAST_ALIVE__ENABLED"] = alive
+        if scene is not None:
+            more["AVATARCAST_SCENE__FILE"] = str(scene)
         return channels_worker(work, f"w{k}-{i}", queues, channels,
                                AVATARCAST_VIDEO__PRESET=preset,
                                AVATARCAST_FLEET__CAPACITY=str(share), **more)
@@ -213,12 +222,16 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str,
 
 def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
             preset: str, queue_frames: int | None = None,
-            alive: str | None = None) -> dict[str, Any]:
+            alive: str | None = None, scene: bool = False) -> dict[str, Any]:
     ensure_rabbitmq()
     presets = encoder_presets(work)
+    scene_file = None
+    if scene:
+        (work / "scene").mkdir()
+        scene_file = props(work / "scene", background="#1d3557")
     steps = []
     for k in range(first, most + 1):
-        step = _step(work, k, minutes, n_workers, preset, queue_frames, alive)
+        step = _step(work, k, minutes, n_workers, preset, queue_frames, alive, scene_file)
         steps.append(step)
         print(f"{k} channel(s): {step}", flush=True)
         if step["frames_dropped"] or step["client_frames_dropped"]:
@@ -226,7 +239,7 @@ def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
     carried = max((s["channels"] for s in steps if not (
         s["frames_dropped"] or s["client_frames_dropped"])), default=0)
     return {"minutes": minutes, "workers": n_workers, "preset": preset,
-            "queue_frames": queue_frames, "alive": alive or "auto",
+            "queue_frames": queue_frames, "alive": alive or "auto", "scene": scene,
             "encoder_presets": presets, "steps": steps,
             "channels_carried": carried}
 
@@ -248,7 +261,9 @@ def conditions(f: dict[str, Any]) -> str:
     return (f"{f['minutes']:g} min a step, {f.get('workers', 1)} worker(s), x264 "
             f"{f.get('preset', 'veryfast')}"
             + (f", output.queue_frames {f['queue_frames']}" if f.get("queue_frames") else "")
-            + (f", alive.enabled {f['alive']}" if f.get("alive") else ""))
+            + (f", alive.enabled {f['alive']}" if f.get("alive") else "")
+            + (", a full scene: logo, lower third, ticker, clock, AI label, background, music"
+               if f.get("scene") else ""))
 
 
 def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -296,8 +311,9 @@ def draw(record: dict[str, Any], path: Path) -> None:
 
 def run_all(minutes: float, first: int, most: int, n_workers: int,
             preset: str, queue_frames: int | None = None,
-            alive: str | None = None) -> dict[str, Any]:
+            alive: str | None = None, scene: bool = False) -> dict[str, Any]:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="avatarcast-capacity-") as tmp:
-        return measure(Path(tmp), minutes, first, most, n_workers, preset, queue_frames, alive)
+        return measure(Path(tmp), minutes, first, most, n_workers, preset, queue_frames, alive,
+                       scene)

@@ -26,10 +26,13 @@ from avatarcast.avatar.face.visemes import Phone, phones_from_alignment
 from avatarcast.avatar.prepare import PreparedAvatar, build, load
 from avatarcast.avatar.runtime import for_output
 from avatarcast.media.audio import resample
+from avatarcast.onair.segment import Segment
 from avatarcast.onair.state import StreamState
 from avatarcast.onair.tick import TickOutput
-from avatarcast.playout.captions.burn import Captioner
+from avatarcast.playout.captions.track import CaptionTrack
 from avatarcast.playout.captions.words import Word
+from avatarcast.playout.scene.compose import Compositor
+from avatarcast.playout.scene.spec import Scene
 from avatarcast.settings import DEFAULT_IDLE_SOURCE, AliveSettings, Settings
 from avatarcast.speech.base import SpeechError
 from avatarcast.speech.chain import Speech, make_providers
@@ -219,14 +222,18 @@ def _motion_ms(prepared: PreparedAvatar, w: int, h: int, seconds: int = 20) -> d
 
 
 def _captions_ms(frame: np.ndarray, w: int, h: int) -> float:
-    """Burning a caption line into one frame (the overlay for each new word made once)."""
-    c = Captioner(width=w, height=h, spf=RATE // FPS, fps=FPS, max_chars=42)
+    """The scene's captions layer over one frame, alone (the layer for each new word made
+    once), as the pacer thread lays it; the frame copy it starts with included."""
+    seg = Segment("bench", 0)
+    seg.captions = track = CaptionTrack(spf=RATE // FPS, fps=FPS, max_chars=42)
     words = TEXT.split()
-    c.add([Word(i * 8000, (i + 1) * 8000, t) for i, t in enumerate(words)])
+    track.add([Word(i * 8000, (i + 1) * 8000, t) for i, t in enumerate(words)])
+    scene = Compositor(Scene(), Path.cwd(), w, h, FPS, captions=True)
+    silence = np.zeros((RATE // FPS, 2), np.int16)
     n = len(words) * 8000 // (RATE // FPS)
     t = time.perf_counter()
     for k in range(n):
-        c.draw(frame, k)
+        scene(k, TickOutput(frame, silence, seg, index=k))
     return round((time.perf_counter() - t) / n * 1000, 3)
 
 

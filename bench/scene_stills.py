@@ -44,7 +44,9 @@ folder = "music"
 TEXT = "Good evening, and welcome to the show. Tonight we answer your questions."
 
 
-def _props(tmp: Path) -> None:
+def props(tmp: Path, background: str | None = None) -> Path:
+    """The scene file and what it names (a logo, a music bed) written into `tmp`; with a
+    background colour (#rrggbb) behind the person too."""
     logo = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
     d = ImageDraw.Draw(logo)
     d.ellipse((8, 8, 248, 248), fill=(214, 54, 38, 255))
@@ -54,7 +56,9 @@ def _props(tmp: Path) -> None:
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
                     "sine=frequency=220:sample_rate=48000:duration=30", "-af",
                     "tremolo=f=2:d=0.6", str(tmp / "music" / "bed.flac")], check=True)
-    (tmp / "scene.toml").write_text(SCENE)
+    extra = f'\n[background]\ncolor = "{background}"\n' if background else ""
+    (tmp / "scene.toml").write_text(SCENE + extra)
+    return tmp / "scene.toml"
 
 
 def make(out_dir: Path) -> list[Path]:
@@ -62,7 +66,7 @@ def make(out_dir: Path) -> list[Path]:
     w, h = SIZES["720p"]
     with tempfile.TemporaryDirectory(prefix="avatarcast-scene-stills-") as t:
         tmp = Path(t)
-        _props(tmp)
+        props(tmp)
         rtmp = NginxRtmp(tmp / "rtmp")
         rtmp.start()
         queues = QueueNames.unique()

@@ -58,7 +58,7 @@ def caption_ink(path: Path, width: int, height: int) -> np.ndarray:
     swings count: the encoder's ripple, its keyframes (a GOP's new quantization moves the
     letters' anti-aliased edges across any one threshold, enough to outweigh a two-letter
     word) and the mouth's motion hardly ever swing a pixel that far. The band is the rows of
-    the caption box (its bottom at 0.9 of the height, playout/captions/burn.py), not the whole
+    the caption box (its bottom at 0.9 of the height, playout/scene/compose.py), not the whole
     lower third: the avatar framed head-and-shoulders has its chin at 0.7, and the jaw moves
     bright skin up to about 0.77. The face alive (breathing) moves the shoulders in the band:
     measure with it off."""

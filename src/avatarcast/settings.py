@@ -438,7 +438,9 @@ class CaptionSettings(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     burn_in: bool = False
-    """Burn the spoken words into the picture (a lower-third line, word by word as spoken)."""
+    """Show the spoken words in the picture from the start: the scene's captions layer, a
+    line above the ticker, word by word as spoken (`control scene --layer captions --show`
+    or `--hide` switches it live)."""
     max_chars: int = Field(default=42, ge=12, le=120)
     """Characters per caption line."""
     vtt_path: Path | None = None

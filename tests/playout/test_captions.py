@@ -1,5 +1,6 @@
-"""Captions: words placed on the speech's timeline, burned into the picture word by word, and
-a record of what aired (JSON lines, WebVTT) on the stream's clock."""
+"""Captions: words placed on the speech's timeline, shown in the picture word by word (the
+scene's captions layer), and a record of what aired (JSON lines, WebVTT) on the stream's
+clock."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ import numpy as np
 import pytest
 
 from avatarcast.avatar.face.visemes import VISEMES, Phone
-from avatarcast.playout.captions.burn import Captioner
+from avatarcast.onair.segment import Segment
+from avatarcast.onair.tick import TickOutput
 from avatarcast.playout.captions.record import AirRecord, vtt_time
+from avatarcast.playout.captions.track import CaptionTrack, Shown
 from avatarcast.playout.captions.words import Script, Word, caption_lines, timed_words
+from avatarcast.playout.scene.compose import Compositor
+from avatarcast.playout.scene.spec import Scene
 from harness.daemon import QueueNames
 from harness.services import NginxRtmp
 from harness.speak import caption_ink, caption_lags, speak_and_record
@@ -49,37 +54,61 @@ def test_lines_are_short_and_end_with_sentences() -> None:
     assert [w for line in lines for w in line] == words
 
 
-def _captioner() -> Captioner:
-    return Captioner(width=W, height=H, spf=SPF, fps=FPS, max_chars=30)
+def _track() -> CaptionTrack:
+    return CaptionTrack(spf=SPF, fps=FPS, max_chars=30)
 
 
 def test_each_word_shows_from_the_frame_that_holds_its_first_sample() -> None:
-    c = _captioner()
+    c = _track()
     c.add([Word(2 * SPF + 10, 5 * SPF, "Good"), Word(5 * SPF + 1599, 9 * SPF, "evening.")])
     c.add([Word(20 * SPF, 24 * SPF, "Welcome")])
     assert c.shown(1) is None
-    assert c.shown(2) == (0, 1)  # "Good" starts inside frame 2
-    assert c.shown(4) == (0, 1)
-    assert c.shown(5) == (0, 2)  # the last sample of frame 5 begins "evening."
-    assert c.shown(19) == (0, 2)  # held ...
-    assert c.shown(20) == (1, 1)  # ... until the next line begins
+    assert c.shown(2) == Shown(0, 1, "Good", "Good evening.")  # starts inside frame 2
+    assert c.shown(4) == Shown(0, 1, "Good", "Good evening.")
+    assert c.shown(5) == Shown(0, 2, "Good evening.", "Good evening.")  # its last sample
+    assert c.shown(19) == Shown(0, 2, "Good evening.", "Good evening.")  # held ...
+    assert c.shown(20) == Shown(1, 1, "Welcome", "Welcome")  # ... until the next line begins
     assert c.shown(24 + FPS + 1) is None  # a second after the last word, gone
 
 
-def test_burned_captions_touch_only_the_lower_third_and_never_the_shared_frame() -> None:
-    c = _captioner()
-    c.add([Word(0, 3 * SPF, "Hello"), Word(3 * SPF, 6 * SPF, "there")])
+def _on_air(c: Compositor, frame: np.ndarray, seg: Segment, k: int) -> np.ndarray:
+    """What the scene makes of frame k of `seg` on air (as the pacer thread calls it)."""
+    out = TickOutput(frame, np.zeros((SPF, 2), np.int16), seg, index=k)
+    c(k, out)
+    return out.frame
+
+
+def test_captions_are_a_layer_in_the_lower_band_that_never_touches_the_shared_frame(
+    tmp_path: Path,
+) -> None:
+    seg = Segment("m", 0)
+    seg.captions = _track()
+    seg.captions.add([Word(0, 3 * SPF, "Hello"), Word(3 * SPF, 6 * SPF, "there")])
     idle = np.full((H * 3 // 2, W), 128, np.uint8)
     idle[:H] = 90
     before = idle.copy()
-    one, two = c.draw(idle, 0), c.draw(idle, 3)
+    c = Compositor(Scene(), tmp_path, W, H, FPS, captions=True)
+    one, two = _on_air(c, idle, seg, 0), _on_air(c, idle, seg, 3)
     assert np.array_equal(idle, before)  # the idle frame is shared by every idle tick
     changed = np.argwhere(one[:H] != idle[:H])
     assert changed[:, 0].min() > H * 2 // 3  # lower third
     assert (np.abs(two[:H].astype(int) - one[:H]) > 40).sum() > 50  # the second word appears
-    assert np.array_equal(c.draw(idle, 3), two)  # the same picture for the same words
+    box = np.argwhere(two[:H] != idle[:H])
+    assert np.array_equal(np.argwhere(one[:H] != idle[:H]).min(axis=0), box.min(axis=0))
+    assert np.array_equal(_on_air(c, idle, seg, 3), two)  # the same picture, the same words
     assert (one[:H] > 200).sum() > 30  # white text ...
     assert (one[:H] < 60).sum() > 500  # ... on a dark box
+    # A layer like the others: hidden and shown live, from the next frame on.
+    assert c.apply("captions", visible=False) is None
+    assert np.array_equal(_on_air(c, idle, seg, 3), idle)
+    assert c.apply("captions", visible=True) is None
+    assert np.array_equal(_on_air(c, idle, seg, 3), two)
+    # Off by default; shown when asked, with the words of the segment on air.
+    quiet = Compositor(Scene(), tmp_path, W, H, FPS)
+    assert np.array_equal(_on_air(quiet, idle, seg, 3), idle)
+    assert quiet.apply("captions", visible=True) is None
+    assert np.array_equal(_on_air(quiet, idle, seg, 3), two)
+    assert np.array_equal(_on_air(quiet, idle, Segment("idle", 0), 3), idle)  # no words
 
 
 def test_the_record_holds_what_aired_on_the_stream_clock(tmp_path: Path) -> None:

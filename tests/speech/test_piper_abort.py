@@ -5,6 +5,7 @@ thread is free for the next text and no CPU goes to words nobody will hear."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,12 @@ class Watched:
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.runs: list[list[Any]] = []
+        self.inferring = threading.Event()  # set while a run is in progress
 
     def run(self, outputs: Any, feeds: Any, options: Any = None) -> Any:
         rec: list[Any] = [time.monotonic(), None, "done"]
         self.runs.append(rec)
+        self.inferring.set()
         try:
             return self._inner.run(outputs, feeds, options)
         except Exception as exc:
@@ -32,6 +35,7 @@ class Watched:
             raise
         finally:
             rec[1] = time.monotonic()
+            self.inferring.clear()
 
 
 def test_leaving_a_synthesis_terminates_the_sentence_being_inferred(tmp_path: Path) -> None:
@@ -44,8 +48,9 @@ def test_leaving_a_synthesis_terminates_the_sentence_being_inferred(tmp_path: Pa
         texts = []
         it = piper.synthesize(SENTENCE * 6, None)
         texts.append((await anext(it)).text)
-        await it.aclose()  # the reader leaves after the first sentence
+        assert await asyncio.to_thread(watched.inferring.wait, 10)  # the next sentence's
         left = time.monotonic()
+        await it.aclose()  # the reader leaves after the first sentence, the next one inferred
         await asyncio.get_running_loop().run_in_executor(piper._executor, lambda: None)
         # The next text is spoken whole.
         texts += [c.text async for c in piper.synthesize("Hello again.", None)]

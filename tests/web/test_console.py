@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import shutil
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,6 +33,13 @@ from harness.speak import decode_audio
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LONG = ("This is a long text typed into the console, long enough that there is time to skip "
         "it while it is on the air. It has a second sentence, and then a third one as well.")
+
+
+def _snapshot(base: str) -> np.ndarray:
+    """The console's latest preview frame, RGB."""
+    with urllib.request.urlopen(base + "/snapshot.jpg", timeout=10) as r:
+        jpg = np.frombuffer(r.read(), np.uint8)
+    return np.asarray(cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
 
 
 def _say(page: Any, text: str) -> str:
@@ -67,9 +75,7 @@ def test_the_console_in_a_real_browser(tmp_path: Path, queues: QueueNames,
             page.wait_for_function("document.getElementById('preview').naturalWidth > 0",
                                    timeout=15_000)
             # The preview is the picture on air: the avatar's face is in it.
-            with urllib.request.urlopen(base + "/snapshot.jpg", timeout=10) as r:
-                jpg = np.frombuffer(r.read(), np.uint8)
-            rgb = cv2.cvtColor(cv2.imdecode(jpg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            rgb = _snapshot(base)
             assert rgb.shape[:2] == (360, 640)
             assert FaceTracker().find(rgb) is not None
 
@@ -83,6 +89,28 @@ def test_the_console_in_a_real_browser(tmp_path: Path, queues: QueueNames,
             page.screenshot(path=str(shot))
             if target := os.environ.get("AVATARCAST_CONSOLE_SCREENSHOT"):
                 shutil.copy(shot, target)
+
+            # The scene from the console: the AI label hidden and the ticker set live, each
+            # on air (the preview is the programme) once the daemon says it changed.
+            page.wait_for_function("document.getElementById('layer-ai_label') !== null "
+                                   "&& document.getElementById('layer-ai_label').checked")
+            labelled = _snapshot(base)
+            page.uncheck("#layer-ai_label")
+            daemon.wait_for(lambda s: not s["scene"]["layers"]["ai_label"], 10, "label hidden")
+            page.fill("#ticker-text", "News from the console")
+            page.click("#ticker-set")
+            daemon.wait_for(lambda s: s["scene"]["ticker"] == "News from the console", 10,
+                            "ticker set")
+            page.wait_for_function("document.getElementById('layer-ticker') !== null "
+                                   "&& document.getElementById('layer-ticker').checked")
+            time.sleep(0.5)  # (the preview's next frame)
+            changed = _snapshot(base).astype(int)
+            top_right = (slice(0, 60), slice(440, 640))
+            gone = np.abs(changed[top_right] - labelled[top_right]).mean()
+            band = (slice(330, 360), slice(0, 640))
+            ticker = np.abs(changed[band] - labelled[band]).mean()
+            print(f"label gone: {gone:.1f}, ticker's band: {ticker:.1f} (mean |difference|)")
+            assert gone > 3 and ticker > 10
 
             long_id = _say(page, LONG)
             tap.wait_for(lambda ev: any(e["id"] == long_id and e["event"] == "on_air"
@@ -147,6 +175,14 @@ def test_the_console_wants_its_token_and_json() -> None:
                 ("/api/say", b'{"text": "hello"}', {**bearer, "Content-Type":
                                                     "application/json"}, "POST"),
                 ("/api/status", None, {"Cookie": "avatarcast_token=s3cret-token"}, None),
+                ("/api/scene", b'{"layer": "weather", "visible": true}',
+                 {**bearer, "Content-Type": "application/json"}, "POST"),
+                ("/api/scene", b'{"layer": "ticker"}',
+                 {**bearer, "Content-Type": "application/json"}, "POST"),
+                ("/api/scene", b'{"layer": "logo", "visible": true, "command": "skip"}',
+                 {**bearer, "Content-Type": "application/json"}, "POST"),
+                ("/api/scene", b'{"layer": "logo", "visible": true}',
+                 {"Content-Type": "application/json"}, "POST"),
             ]
             got = [await asyncio.to_thread(_call, port, *c) for c in calls]
             given = got[2][2]["Set-Cookie"].split(";")[0]  # what the browser sends back
@@ -156,8 +192,8 @@ def test_the_console_wants_its_token_and_json() -> None:
         finally:
             await server.aclose()
 
-    (bare, wrong, right, status, form, empty, unknown, no_broker, raw_token,
-     cookie) = asyncio.run(run())
+    (bare, wrong, right, status, form, empty, unknown, no_broker, raw_token, bad_layer,
+     no_change, foreign, scene_no_token, cookie) = asyncio.run(run())
     assert bare[0] == 401 and "token" in bare[1]
     assert wrong[0] == 401
     assert right[0] == 303 and "avatarcast_token=" in right[2]["Set-Cookie"]
@@ -170,6 +206,10 @@ def test_the_console_wants_its_token_and_json() -> None:
     assert no_broker[0] == 503 and "could not publish" in no_broker[1]
     assert raw_token[0] == 401  # a cookie holding the token itself is not one we set
     assert cookie[0] == 200
+    assert bad_layer[0] == 400 and "layer" in bad_layer[1] and "\n" not in bad_layer[1]
+    assert no_change[0] == 400 and "scene" in no_change[1]
+    assert foreign[0] == 400 and "command: not a field" in foreign[1]
+    assert scene_no_token[0] == 401
     assert served("127.0.0.1", None) and not served("0.0.0.0", None)
     assert served("0.0.0.0", "t")
 

@@ -177,7 +177,7 @@ def build(
     figures = Figures(channel=s.channel, machine=machine, program=program, pacer=pacer,
                       scheduler=scheduler, events=events, consumer=consumer, encoder=encoder,
                       depth=depth, speech=speech, looks=looks, disk=disk, alive=enliven,
-                      meter=meter, music=music)
+                      meter=meter, music=music, scene=scene)
     metrics = Metrics(figures.snapshot)
     lifecycle.subscribe(metrics.observe)
     if whep is not None:
@@ -230,7 +230,8 @@ def _scene(s: Settings) -> Compositor:
     be made live); a scene file that cannot be used stops the start with the reason."""
     try:
         scene, base = load_scene(s.scene)
-        return Compositor(scene, base, s.video.width, s.video.height, s.video.fps)
+        return Compositor(scene, base, s.video.width, s.video.height, s.video.fps,
+                          captions=s.captions.burn_in)
     except (SceneError, FontError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:  # a logo that is not an image

@@ -21,6 +21,7 @@ from ..onair.meter import ProgrammeMeter
 from ..onair.pacer import Pacer
 from ..onair.program import Program
 from ..onair.state import StateMachine
+from ..playout.scene.compose import Compositor
 from ..playout.scene.mix import MusicMix
 from ..playout.scheduler import Scheduler
 from ..speech.chain import Speech
@@ -62,6 +63,7 @@ class Figures:
     alive: Enliven | None = None
     meter: ProgrammeMeter | None = None
     music: MusicMix | None = None
+    scene: Compositor | None = None
 
     @property
     def motion(self) -> str:
@@ -138,6 +140,7 @@ class Figures:
             "motion_ms_per_frame": self.alive.ms_per_frame if self.alive is not None else None,
             "loudness": self.meter.figures() if self.meter is not None else None,
             "music": self.music_status(),
+            "scene": self.scene.status() if self.scene is not None else None,
             "failed": failed,
             # A disk short of space (the recording paused): named, the stream still healthy.
             "disk_low": self.disk.state if self.disk is not None else None,

@@ -116,7 +116,7 @@ Utterable = SpeakMessage | AskMessage  # what goes to the speak queue and airs
 
 ControlCommand = Literal["skip", "clear", "pause", "resume", "set", "scene"]
 SETTABLE = ("avatar", "animator", "voice")
-SceneLayer = Literal["logo", "ai_label", "lower_third", "ticker", "clock", "music"]
+SceneLayer = Literal["logo", "ai_label", "lower_third", "ticker", "clock", "captions", "music"]
 SCENE_FIELDS = ("layer", "visible", "title", "subtitle", "text")
 
 

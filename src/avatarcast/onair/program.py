@@ -361,10 +361,11 @@ class Program:
             if not seg.waiting_for_text:
                 self.frames_late += 1
             held = seg.frames[k - 1] if 0 < k <= len(seg.frames) else self._shown.frame(n)
-            return TickOutput(held, self._silence, seg, thinking=seg.waiting_for_text)
+            return TickOutput(held, self._silence, seg, index=k - 1 if k > 0 else None,
+                              thinking=seg.waiting_for_text)
         frame = seg.frames[k]
         cue = seg.cues[k] if k < len(seg.cues) else None
-        out = TickOutput(frame, seg.audio[k], seg, cue=cue)
+        out = TickOutput(frame, seg.audio[k], seg, index=k, cue=cue)
         if k == 0:
             out.rush = max(0, min(START_BURST, seg.available) - 1)
         self._pos = k + 1

@@ -91,6 +91,8 @@ class Segment:
     id: str
     planned_start: int  # tick the frames were rendered for: frame k shows cycle(planned+k)
     tag: Any = None  # the owner's handle (the delivery to ack)
+    # Its words as they are spoken (playout/captions/track.py), for the scene's captions.
+    captions: Any = None
     # The idle cycle (avatar) its frames were rendered for; None: the program's default.
     idle: IdleCycle | None = None
     # How fast its frames are rendered (frames a second), for `ready`; None: fast enough.

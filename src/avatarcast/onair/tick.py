@@ -52,6 +52,7 @@ class TickOutput:
     frame: Frame
     audio: Pcm
     segment: Segment | None = None
+    index: int | None = None  # the frame of `segment` shown (held: the last one shown)
     receipt: Receipt | None = None
     # Ticks after this one that are certain to be silent (the fade after a cut, the gap after
     # a segment): the encoder may send their silence early (see Encoder.submit).

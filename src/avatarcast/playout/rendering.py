@@ -29,7 +29,7 @@ from ..speech.base import SpeechError, Spoken
 from ..speech.chain import Speech
 from ..speech.llm.chat import ChatClient, LLMError
 from ..speech.llm.sentences import sentences
-from .captions.burn import Captioner
+from .captions.track import CaptionTrack
 from .captions.words import Script, timed_words
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class Renderer:
         slicer = FrameSlicer(self._spf)
         timeline = Timeline(self._spf, self._program.fps)
         gestures = Gestures(self._spf, self._program.fps)
-        captioner = self._captioner()
+        captions = self._caption_track()
         utt.script = Script()
         spoken_samples = 0
         seg: Segment | None = None
@@ -128,7 +128,7 @@ class Renderer:
                         break
                     if spoken.fallback and utt.fallback is None:
                         utt.fallback = spoken.fallback  # the first (an ask asks per sentence)
-                    self._script(utt.script, spoken, spoken_samples, timeline, captioner,
+                    self._script(utt.script, spoken, spoken_samples, timeline, captions,
                                  gestures)
                     spoken_samples += len(spoken.pcm)
                     if seg is None:
@@ -140,18 +140,18 @@ class Renderer:
                                       rendering_since=time.monotonic(),
                                       min_unsealed=self._min_unsealed,
                                       max_buffered=self._buffer_frames)
+                        seg.captions = captions
                         utt.segment = seg
                         self._program.submit(seg, front=utt.urgent, release_hold=utt.holding)
                         utt.holding = False
                     audio = slicer.push(spoken.pcm)
                     if spoken.last:
                         audio += slicer.flush()
-                    await self._extend(utt, look, seg, audio, timeline, captioner, gestures,
+                    await self._extend(utt, look, seg, audio, timeline, gestures,
                                        heard_all=spoken.last, timed=bool(spoken.alignment))
                     waited = time.perf_counter()
             if seg is not None and utt.cancelled is None and not seg.done:
-                await self._extend(utt, look, seg, slicer.flush(), timeline, captioner,
-                                   gestures)
+                await self._extend(utt, look, seg, slicer.flush(), timeline, gestures)
                 if not len(seg.audio):
                     # Chunks that resampled to nothing: a segment of no frames never airs.
                     raise SpeechError("speech produced no audio", retryable=False)
@@ -237,16 +237,15 @@ class Renderer:
         self._program.withdraw(seg, Outcome.FAILED)
         return RenderEnd(None, error)
 
-    def _captioner(self) -> Captioner | None:
-        if not self._captions.burn_in:
-            return None
-        rows, width = self._program.idle.frames[0].shape
-        return Captioner(width=width, height=rows * 2 // 3, spf=self._spf,
-                         fps=self._program.fps, max_chars=self._captions.max_chars)
+    def _caption_track(self) -> CaptionTrack:
+        """The segment's words as spoken, for the scene's captions layer (drawn whether or
+        not it is shown now: it can be shown live)."""
+        return CaptionTrack(spf=self._spf, fps=self._program.fps,
+                            max_chars=self._captions.max_chars)
 
     @staticmethod
     def _script(script: Script, spoken: Spoken, at: int, timeline: Timeline,
-                captioner: Captioner | None, gestures: Gestures) -> None:
+                captions: CaptionTrack, gestures: Gestures) -> None:
         """The piece's phones (for the mouth and the head) and words (for captions), placed
         at sample `at` of the segment."""
         spans: list[tuple[int, int]] = []
@@ -257,12 +256,11 @@ class Renderer:
             script.phones.extend(phones)
         words = timed_words(spoken.text, spans, at, at + len(spoken.pcm))
         script.words.extend(words)
-        if captioner is not None:
-            captioner.add(words)
+        captions.add(words)
 
     async def _extend(
         self, utt: Utterance, look: Look, seg: Segment, audio: list[Pcm], timeline: Timeline,
-        captioner: Captioner | None, gestures: Gestures, *, heard_all: bool = False,
+        gestures: Gestures, *, heard_all: bool = False,
         timed: bool = True,
     ) -> None:
         if not audio:
@@ -283,8 +281,6 @@ class Renderer:
             async for batch in batches:
                 if seg.done:  # cut while rendering: the rest would never air
                     break
-                if captioner is not None:
-                    batch = await asyncio.to_thread(captioner.draw_all, batch, len(seg.frames))
                 seg.add_frames(batch)
                 utt.marks.setdefault("frames_first_at", time.time())
                 await self._room(utt, seg)

@@ -1,2 +1,3 @@
-"""Words on screen and on file: word timings from the speech, burned-in lower-third captions,
-and a record (JSON lines and WebVTT) of what aired, on the stream's clock."""
+"""Words on screen and on file: word timings from the speech, each segment's caption track
+(drawn by the scene's captions layer), and a record (JSON lines and WebVTT) of what aired, on
+the stream's clock."""

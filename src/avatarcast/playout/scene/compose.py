@@ -13,20 +13,23 @@ from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 from PIL import Image
 
 from ...onair.tick import TickOutput
+from ..captions.track import CaptionTrack, Shown
 from .layer import Layer, lay
 from .mix import MusicMix
 from .spec import Corner, LowerThird, Scene, Ticker
-from .text import strip, text_box
+from .text import caption_box, strip, text_box
 
 log = logging.getLogger(__name__)
 
 LOWER_THIRD_BOTTOM = 0.78  # of the height: above the captions' band (0.78-0.92)
+CAPTIONS_BOTTOM = 0.9
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class _Look:
     lower: Layer | None = None
     lower_spec: LowerThird | None = None
     ticker: Layer | None = None
+    ticker_text: str | None = None
     ticker_w: int = 0
     ticker_step: float = 0.0
 
@@ -45,7 +49,8 @@ class _Look:
 class Compositor:
     """Owned by the pacer thread (called once per tick); `apply` is the event loop's."""
 
-    def __init__(self, scene: Scene, base: Path, width: int, height: int, fps: int) -> None:
+    def __init__(self, scene: Scene, base: Path, width: int, height: int, fps: int, *,
+                 captions: bool = False) -> None:
         self.scene = scene
         self._w, self._h, self._fps = width, height, fps
         self._m = round(height * 0.03) // 2 * 2
@@ -54,6 +59,8 @@ class Compositor:
         self._spent: deque[float] = deque(maxlen=300)
         self._fixed: dict[str, tuple[Layer, int, int]] = {}  # logo, label: (layer, x, y)
         self._clock: tuple[str, Layer] | None = None
+        # The caption drawn last: (its track, line, words shown), its layer and place.
+        self._said: tuple[object, int, int, Layer, int, int] | None = None
         self._lower_in = (False, 0)  # as the pacer last saw it: (shown, since tick)
         visible = {name for name in ("logo", "lower_third", "ticker", "clock")
                    if getattr(scene, name) is not None}
@@ -73,6 +80,8 @@ class Compositor:
                                              pad=max(4, round(height * a.size * 0.35))))
             self._fixed["ai_label"] = self._at(label, a.corner)
             visible.add("ai_label")
+        if captions:
+            visible.add("captions")
         self._look = replace(look, visible=frozenset(visible))
 
     @property
@@ -99,10 +108,7 @@ class Compositor:
         elif layer == "ticker" and text:
             look = self._with_ticker(look, Ticker(text=text) if self.scene.ticker is None
                                      else self.scene.ticker.model_copy(update={"text": text}))
-        configured = {"logo": "logo" in self._fixed, "ai_label": "ai_label" in self._fixed,
-                      "lower_third": look.lower is not None, "ticker": look.ticker is not None,
-                      "clock": self.scene.clock is not None}
-        if not configured[layer]:
+        if not self._configured(look)[layer]:
             what = {"lower_third": "a title", "ticker": "its text"}.get(layer)
             return (f"scene: the {layer} is not in this channel's scene (add [{layer}] to the "
                     "scene file" + (f", or send {what} with it)" if what else ")"))
@@ -111,6 +117,28 @@ class Compositor:
             (shown.add if visible else shown.discard)(layer)
         self._look = replace(look, visible=frozenset(shown))
         return None
+
+    def _configured(self, look: _Look) -> dict[str, bool]:
+        """Which layers this channel's scene has now (music aside)."""
+        return {"logo": "logo" in self._fixed, "ai_label": "ai_label" in self._fixed,
+                "lower_third": look.lower is not None, "ticker": look.ticker is not None,
+                "clock": self.scene.clock is not None, "captions": True}
+
+    def status(self) -> dict[str, Any]:
+        """The scene as it is now: each layer it has, shown or not (the music bed: playing),
+        the lower third's and the ticker's words, its cost a frame, and why it stopped if it
+        did."""
+        look = self._look
+        layers = {name: name in look.visible
+                  for name, has in self._configured(look).items() if has}
+        if self.music is not None:
+            layers["music"] = self.music.playing
+        lower = look.lower_spec
+        return {"layers": layers,
+                "lower_third": None if lower is None else {"title": lower.title,
+                                                           "subtitle": lower.subtitle},
+                "ticker": look.ticker_text, "ms_per_frame": self.ms_per_frame,
+                "failed": self.failed}
 
     def _with_lower(self, look: _Look, spec: LowerThird) -> _Look:
         size = round(self._h * spec.size)
@@ -127,6 +155,7 @@ class Compositor:
         band = strip(t.text, round(self._h * t.size), height)
         reps = -(-(self._w + band.shape[1]) // band.shape[1])
         return replace(look, ticker=Layer.from_rgba(np.concatenate([band] * reps, axis=1)),
+                       ticker_text=t.text,
                        ticker_w=band.shape[1], ticker_step=t.speed * self._w / self._fps)
 
     def __call__(self, n: int, out: TickOutput) -> None:
@@ -135,7 +164,10 @@ class Compositor:
         t = time.perf_counter()
         try:
             frame = out.frame.copy()  # (the avatar's frames are shared: never drawn on)
-            self.draw(frame, n)
+            track = out.segment.captions if out.segment is not None else None
+            said = (track.shown(out.index) if isinstance(track, CaptionTrack) and
+                    out.index is not None else None)
+            self.draw(frame, n, said, track)
             out.frame = frame
             self._spent.append(time.perf_counter() - t)
         except Exception as exc:  # a bug here must not take the stream off air
@@ -148,8 +180,10 @@ class Compositor:
         return not self._look.visible and not self._lower_in[0] and \
             n - self._lower_in[1] > 6 * self._fps
 
-    def draw(self, frame: np.ndarray, n: int) -> None:
-        """Every layer shown over `frame` (in place), as on tick `n`."""
+    def draw(self, frame: np.ndarray, n: int, said: Shown | None = None,
+             track: object = None) -> None:
+        """Every layer shown over `frame` (in place), as on tick `n`, with `said` of caption
+        track `track` if the captions are shown."""
         look = self._look  # (one read: a change lands whole, between two frames)
         for name, (layer, x, y) in self._fixed.items():
             if name in look.visible:
@@ -167,6 +201,21 @@ class Compositor:
                                                  pad=round(self._h * c.size * 0.3)))
                 self._clock = (text, layer)
             lay(frame, self._clock[1], *self._at(self._clock[1], c.corner)[1:])
+        if said is not None and "captions" in look.visible:
+            self._caption(frame, said, track)
+
+    def _caption(self, frame: np.ndarray, said: Shown, track: object) -> None:
+        """The caption line, centred above the ticker; its layer made once a word."""
+        last = self._said
+        if last is None or last[0] is not track or last[1:3] != (said.line, said.count):
+            size = max(12, round(self._h * 0.05))
+            layer = Layer.from_rgba(caption_box(said.text, said.full, size,
+                                                pad=max(6, round(self._h * 0.015))))
+            w, h = layer.size
+            bottom = min(round(self._h * CAPTIONS_BOTTOM), self._bottom - self._m // 2)
+            last = self._said = (track, said.line, said.count, layer,
+                                 max(0, (self._w - w) // 2), max(0, bottom - h))
+        lay(frame, last[3], last[4], last[5])
 
     def _lower(self, frame: np.ndarray, look: _Look, n: int) -> None:
         """The lower third slides in from the left when shown, and out when hidden."""

@@ -64,3 +64,20 @@ def strip(text: str, size: int, height: int, *, box: tuple[int, int, int, int] =
     ImageDraw.Draw(image).text((-left, (height - (bottom - top)) // 2 - top), text, font=f,
                                fill=(*fill, 255))
     return np.asarray(image, np.uint8)
+
+
+def caption_box(shown: str, full: str, size: int, *, pad: int,
+                box: tuple[int, int, int, int] = (0, 0, 0, 158),
+                fill: tuple[int, int, int] = (255,) * 3) -> U8:
+    """A caption line: the box laid out for the whole line (`full`), the words said so far
+    (`shown`, its beginning) on it, so words do not shift as they appear (RGBA)."""
+    f = font(size)
+    left, _, right, _ = (round(v) for v in f.getbbox(full or " "))
+    ascent, descent = f.getmetrics()
+    w, h = (right - left) + 2 * pad, ascent + descent + 2 * pad
+    image = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((0, 0, w - 1, h - 1), radius=pad, fill=box)
+    if shown:
+        draw.text((pad - left, pad), shown, font=f, fill=(*fill, 255))
+    return np.asarray(image, np.uint8)

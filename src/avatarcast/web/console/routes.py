@@ -7,6 +7,9 @@
     POST /api/say          {"text", "interrupt"?, "voice"?} -> {"id"}: published to the speak
                            queue, like any publisher's
     POST /api/control/CMD  skip | clear | pause | resume, published to the control queue
+    POST /api/scene        {"layer", "visible"?, "title"?, "subtitle"?, "text"?}: a `scene`
+                           control message (show or hide a layer, the lower third's or the
+                           ticker's words), published to the control queue
 
 With a token, every route wants it: a cookie set by opening /?token=..., or an
 `Authorization: Bearer` header. In a worker, each channel's console is under /ch/ID/ (the
@@ -63,12 +66,13 @@ class Console:
         ("GET", "/api/status", "_api_status"),
         ("POST", "/api/say", "_say"),
         ("POST", "/api/control/{command}", "_control"),
+        ("POST", "/api/scene", "_scene"),
     )
 
     def handler(self, name: str) -> Handler:
         """A route's handler, behind the token check."""
         method: Handler = getattr(self, name)
-        return self._access.guard(method, acts=name in ("_say", "_control"))
+        return self._access.guard(method, acts=name in ("_say", "_control", "_scene"))
 
     def add_routes(self, app: web.Application) -> None:
         add_part(app, self)
@@ -139,8 +143,7 @@ class Console:
                                interrupt=bool(body.get("interrupt", False)),
                                voice=body.get("voice") or None)
         except ValidationError as exc:
-            raise web.HTTPBadRequest(text="; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+            raise web.HTTPBadRequest(text=_errors(exc)) from None
         await self._publish(msg)
         log.info("console published %s (%d chars%s)", msg.id, len(msg.text),
                  ", interrupt" if msg.interrupt else "", extra={"msg_id": msg.id})
@@ -156,9 +159,29 @@ class Console:
         log.info("console published control %s", msg.command)
         return web.json_response({"command": msg.command})
 
+    async def _scene(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        fields = ("layer", "visible", "title", "subtitle", "text")
+        if unknown := sorted(set(body) - set(fields)):
+            raise web.HTTPBadRequest(text=f"{', '.join(unknown)}: not a field of a scene "
+                                     f"change ({', '.join(fields)})")
+        try:
+            msg = ControlMessage.model_validate({"command": "scene", **body})
+        except ValidationError as exc:
+            raise web.HTTPBadRequest(text=_errors(exc)) from None
+        await self._publish(msg)
+        log.info("console published control scene (layer %s)", msg.layer)
+        return web.json_response({"command": "scene", "layer": msg.layer})
+
     async def _publish(self, msg: SpeakMessage | ControlMessage) -> None:
         try:
             await publish(self._broker, msg)
         except PublishError as exc:
             raise web.HTTPServiceUnavailable(
                 text=global_redactor()(f"could not publish: {exc}")) from None
+
+
+def _errors(exc: ValidationError) -> str:
+    """A refused body's faults, one line (the field and why)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                     for e in exc.errors())
