@@ -178,7 +178,8 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str,
         for i, w in enumerate(workers):
             pids.update({f"ffmpeg{i}.{j}": p
                          for j, p in enumerate(ffmpeg_children(w.proc.pid))})
-        cpu0 = {k_: cpu_seconds(p) for k_, p in pids.items()}
+        # (a worker's with the children it reaps meanwhile: the music bed's decoders)
+        cpu0 = {k_: cpu_seconds(p, k_.startswith("worker")) for k_, p in pids.items()}
         t0, wall0 = time.monotonic(), time.time()
         said, next_say = 0, time.monotonic()
         while time.monotonic() - t0 < minutes * 60:
@@ -190,7 +191,8 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str,
                 next_say += 20
             time.sleep(0.5)
         wall = time.monotonic() - t0
-        cpu = {k_: round(100 * (cpu_seconds(p) - cpu0[k_]) / wall, 1) for k_, p in pids.items()}
+        cpu = {k_: round(100 * (cpu_seconds(p, k_.startswith("worker")) - cpu0[k_]) / wall, 1)
+               for k_, p in pids.items()}
         dropped = _counts(workers, "frames_dropped") - dropped0
         late = _counts(workers, "frames_late") - late0
         held = _counts(workers, "frames_held") - held0

@@ -25,9 +25,12 @@ SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 PRESET, BITRATE_KBPS = "veryfast", {"480p": 1200, "720p": 2500, "1080p": 4500}
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """CPU time of `pid`; with `reaped`, and of its children that ended and were waited for
+    (a worker's: the music bed's FFmpeg decoders, one a track)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+    own = int(fields[11]) + int(fields[12])  # utime + stime
+    return (own + (int(fields[13]) + int(fields[14]) if reaped else 0)) / TICK
 
 
 def cpu_percent(pids: dict[str, int], seconds: float) -> dict[str, float]:
@@ -40,7 +43,9 @@ def cpu_percent(pids: dict[str, int], seconds: float) -> dict[str, float]:
 
 
 def ffmpeg_children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid), "ffmpeg"], capture_output=True, text=True)
+    """The daemon's FFmpeg encoders (not the music bed's decoders, which come and go)."""
+    out = subprocess.run(["pgrep", "-P", str(pid), "-f", "ffmpeg .*-f rawvideo"],
+                         capture_output=True, text=True)
     return [int(p) for p in out.stdout.split()]
 
 
