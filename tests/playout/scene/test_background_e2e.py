@@ -118,11 +118,14 @@ def test_the_background_switches_live_and_a_bad_one_changes_nothing(
         pink[n] = float((np.abs(rgb.astype(int) - MAGENTA).max(axis=2) < 40).mean())
     print({n: (round(green[n], 2), round(pink[n], 2)) for n in range(0, len(green), 15)})
     # Green (the refused changes changed nothing) until the switch, a frame or two after its
-    # event; magenta from then on, speaking too; the portrait's own background once hidden.
-    assert min(green[n] for n in range(FPS, magenta - 2)) > 0.25
-    assert max(pink[n] for n in range(FPS, magenta - 2)) < 0.01
-    after = [n for n in range(magenta + 3, hidden - 2)]
-    assert after and min(pink[n] for n in after) > 0.25 and max(green[n] for n in after) < 0.01
-    assert min(pink[n] for n in range(on + 5, off - 5)) > 0.25  # the text, over it too
-    gone = [n for n in green if n > hidden + 3]
-    assert gone and max(green[n] + pink[n] for n in gone) < 0.02
+    # event (nothing on air); magenta from then on, speaking too; the portrait's own background
+    # once hidden (asked just after the text, it waits for the rest after a segment: 0.4 s).
+    to_pink = next(n for n in pink if pink[n] > 0.25)
+    to_own = next(n for n in pink if n > to_pink and pink[n] < 0.01)
+    print(f"switched at frame {magenta}, seen at {to_pink}; hidden at {hidden}, seen at {to_own}")
+    assert magenta - 2 <= to_pink <= magenta + FPS // 2 and hidden - 2 <= to_own <= hidden + FPS
+    assert min(green[n] for n in range(FPS, to_pink)) > 0.25
+    assert min(pink[n] for n in range(to_pink, to_own)) > 0.25
+    assert max(green[n] for n in range(to_pink, to_own)) < 0.01
+    assert on + 5 > to_pink and off - 5 < to_own  # the text, over it too
+    assert max(green[n] + pink[n] for n in range(to_own, len(pink))) < 0.02
