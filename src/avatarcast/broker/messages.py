@@ -116,15 +116,17 @@ Utterable = SpeakMessage | AskMessage  # what goes to the speak queue and airs
 
 ControlCommand = Literal["skip", "clear", "pause", "resume", "set", "scene"]
 SETTABLE = ("avatar", "animator", "voice")
-SceneLayer = Literal["logo", "ai_label", "lower_third", "ticker", "clock", "captions", "music"]
-SCENE_FIELDS = ("layer", "visible", "title", "subtitle", "text")
+SceneLayer = Literal["logo", "ai_label", "lower_third", "ticker", "clock", "captions", "music",
+                     "background"]
+SCENE_FIELDS = ("layer", "visible", "title", "subtitle", "text", "color", "image")
 
 
 class ControlMessage(_Message):
     """skip, clear, pause, resume; `set`: change the stream's default avatar, animator
     and/or voice from the next utterance on (null: back to the configured one); `scene`:
     show or hide a layer of the scene, or change the lower third's or the ticker's words, from
-    the next frame on."""
+    the next frame on; or the background behind the person (a colour, a picture, the scene
+    file's, or hidden: the avatar's own), from the next text on."""
 
     type: Literal["control"] = "control"
     command: ControlCommand
@@ -143,8 +145,13 @@ class ControlMessage(_Message):
                                  description="scene: the lower third's subtitle.")
     text: str | None = Field(default=None, min_length=1, max_length=2000,
                              description="scene: the ticker's words.")
+    color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$",
+                              description="scene: the background, a solid colour (#rrggbb).")
+    image: str | None = Field(default=None, min_length=1, max_length=500,
+                              description="scene: the background, a picture: a file in the "
+                              "scene file's folder (a path relative to it).")
 
-    @field_validator("voice", "title", "subtitle", "text")
+    @field_validator("voice", "title", "subtitle", "text", "image")
     @classmethod
     def _one_line(cls, v: str | None) -> str | None:
         return None if v is None else _printable(v, _CONTROL)
@@ -161,11 +168,16 @@ class ControlMessage(_Message):
             raise ValueError(f"{', '.join(scene)}: only with the scene command")
         if self.command == "scene":
             if self.layer is None or len(scene) < 2:
-                raise ValueError("scene needs a layer and visible, title, subtitle or text")
+                raise ValueError("scene needs a layer and visible, title, subtitle, text, "
+                                 "color or image")
             if (self.title or self.subtitle) and self.layer != "lower_third":
                 raise ValueError("title and subtitle: only for the lower_third layer")
             if self.text is not None and self.layer != "ticker":
                 raise ValueError("text: only for the ticker layer")
+            if (self.color or self.image) and self.layer != "background":
+                raise ValueError("color and image: only for the background layer")
+            if self.color and self.image:
+                raise ValueError("background: give color or image, not both")
         return self
 
     def changes(self) -> dict[str, str | None]:

@@ -33,6 +33,7 @@ from ..speech.llm.chat import ChatClient
 from .captions.record import AirRecord
 from .lifecycle import Lifecycle
 from .rendering import Renderer, Utterance
+from .scene.backdrop import BackdropError, described, wanted
 from .scene.compose import Compositor
 from .settle import Broker, Settlement
 
@@ -207,6 +208,8 @@ class Scheduler:
         log.info("control: %s", msg.command)
         if msg.command == "set":
             return await self._set(msg.changes())
+        if msg.command == "scene" and msg.layer == "background":
+            return await self._change_background(msg)
         if msg.command == "scene":
             return self._change_scene(msg)
         if msg.command == "skip":
@@ -225,6 +228,27 @@ class Scheduler:
             self.paused = msg.command == "pause"
             self._program.pause(self.paused)
         self._wake.set()
+        return None
+
+    async def _change_background(self, msg: ControlMessage) -> str | None:
+        """A new background behind the person, from the next text on (a text rendering now
+        finishes over the one it began with); the idle picture changes on a frame boundary."""
+        if self._scene is None:
+            return "scene: this channel has no scene"
+        try:
+            background = wanted(self._scene.scene, self._scene.base, visible=msg.visible,
+                                color=msg.color, image=msg.image)
+        except BackdropError as exc:
+            return f"scene: background: {exc}"
+        async with self._switching:
+            try:
+                await self._looks.set_background(background)
+            except LookError as exc:
+                return f"scene: background: {exc}"
+            self._program.set_default(self._looks.default.idle)
+        self._scene.backdrop = described(background)
+        self.lifecycle.emit("scene", "scene:background", layer="background",
+                            visible=background is not None, background=self._scene.backdrop)
         return None
 
     def _change_scene(self, msg: ControlMessage) -> str | None:

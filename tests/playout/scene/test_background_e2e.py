@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.daemon import QueueNames, Receiver, publish
+from harness.daemon import QueueNames, Receiver, drain, publish
 from harness.events import EventTap
 from harness.services import NginxRtmp
 from harness.speak import iter_frames
@@ -66,3 +66,66 @@ def test_the_background_is_replaced_in_every_frame_idle_and_speaking(
     assert min(shares.values()) > 0.25, shares
     assert max(abs(shares[n] - np.median(idle)) for n in speaking) < 0.03, shares
     assert max(centre.values()) < 0.02, centre
+
+
+MAGENTA = np.array([255, 0, 255])
+
+
+@pytest.mark.services
+def test_the_background_switches_live_and_a_bad_one_changes_nothing(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp,
+) -> None:
+    (tmp_path / "scene.toml").write_text('[background]\ncolor = "#00b140"\n')
+    url = rtmp_server.url("switch")
+    receiver = Receiver(url, tmp_path / "received.flv", idle_timeout_s=60)
+    daemon = scene_daemon(tmp_path, queues, url, animator="lite", width=W, height=H)
+
+    def control(**change: object) -> None:
+        publish(queues.control, {"type": "control", "command": "scene",
+                                 "layer": "background", **change})
+
+    try:
+        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 120, "ready")
+        daemon.wait_for(lambda s: s["frames_sent"] >= 2 * FPS, 20, "idle first")
+        with EventTap(queues.events) as tap:
+            control(image="../outside.png")
+            control(image="missing.png")
+            control(color="#ff00ff")
+            switched = tap.wait_for(lambda ev: any(e["event"] == "scene" for e in ev), 60,
+                                    "switched")
+            magenta = next(e["stream_frame"] for e in switched if e["event"] == "scene")
+            publish(queues.speak, {"type": "speak", "id": "t0",
+                                   "text": "The studio has a new colour tonight."})
+            tap.wait_for(lambda ev: any(e["event"] == "finished" for e in ev), 60, "aired")
+            on, off = (next(e["stream_frame"] for e in tap.events if e["event"] == what)
+                       for what in ("on_air", "finished"))
+            control(visible=False)
+            tap.wait_for(lambda ev: sum(e["event"] == "scene" for e in ev) == 2, 60, "hidden")
+            hidden = [e["stream_frame"] for e in tap.events if e["event"] == "scene"][1]
+        time.sleep(1.5)
+        st = daemon.status()
+        assert st is not None and daemon.stop() == 0, daemon.log()
+    finally:
+        daemon.kill()
+        receiver.finish()
+    reasons = [str((m.headers or {}).get("x-avatarcast-reason")) for m in drain(queues.dead)]
+    assert len(reasons) == 2 and "outside the scene's folder" in reasons[0], reasons
+    assert "no such file" in reasons[1], reasons
+    assert st["frames_dropped"] == 0 and st["scene"]["background"] is None, st
+    green, pink = {}, {}
+    for n, rgb in enumerate(iter_frames(receiver.out, W, H, pix_fmt="rgb24", channels=3)):
+        green[n] = float(keyed(rgb).mean())
+        pink[n] = float((np.abs(rgb.astype(int) - MAGENTA).max(axis=2) < 40).mean())
+    print({n: (round(green[n], 2), round(pink[n], 2)) for n in range(0, len(green), 15)})
+    # Green (the refused changes changed nothing) until the switch, a frame or two after its
+    # event (nothing on air); magenta from then on, speaking too; the portrait's own background
+    # once hidden (asked just after the text, it waits for the rest after a segment: 0.4 s).
+    to_pink = next(n for n in pink if pink[n] > 0.25)
+    to_own = next(n for n in pink if n > to_pink and pink[n] < 0.01)
+    print(f"switched at frame {magenta}, seen at {to_pink}; hidden at {hidden}, seen at {to_own}")
+    assert magenta - 2 <= to_pink <= magenta + FPS // 2 and hidden - 2 <= to_own <= hidden + FPS
+    assert min(green[n] for n in range(FPS, to_pink)) > 0.25
+    assert min(pink[n] for n in range(to_pink, to_own)) > 0.25
+    assert max(green[n] for n in range(to_pink, to_own)) < 0.01
+    assert on + 5 > to_pink and off - 5 < to_own  # the text, over it too
+    assert max(green[n] + pink[n] for n in range(to_own, len(pink))) < 0.02

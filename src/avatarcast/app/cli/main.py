@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                          "pause/resume: hold or release the queue; set: change the default "
                          "avatar, animator and/or voice from the next utterance on, without "
                          "restarting the stream; scene: show or hide a layer of the scene, or "
-                         "reword the lower third or the ticker, from the next frame on.")
+                         "reword the lower third or the ticker, from the next frame on; or "
+                         "change the background behind the person, from the next text on.")
     ctl.add_argument("command", choices=["skip", "clear", "pause", "resume", "set", "scene"])
     _channel_arg(ctl)
     ctl.add_argument("--avatar", help="set: the default avatar (a prepared id)")
@@ -104,6 +105,10 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("--title", help="scene: the lower third's title")
     ctl.add_argument("--subtitle", help="scene: the lower third's subtitle")
     ctl.add_argument("--text", help="scene: the ticker's words")
+    behind = ctl.add_mutually_exclusive_group()
+    behind.add_argument("--color", help="scene: the background, a colour (#rrggbb)")
+    behind.add_argument("--image", help="scene: the background, a picture in the scene "
+                        "file's folder (--show: the scene file's; --hide: the avatar's own)")
     prep = sub.add_parser(
         "prepare", help="prepare an avatar from an image or a video",
         description="Find the face in every frame of the source and store the avatar cache "

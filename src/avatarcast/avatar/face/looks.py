@@ -54,6 +54,8 @@ class Looks:
         self._s = settings
         self._background = background  # replaced on every avatar loaded, if given
         self._loaded: OrderedDict[Key, Look] = OrderedDict()
+        # Looks replaced by a background switch while they rendered: closed once idle.
+        self._retired: list[Look] = []
         self._lock = asyncio.Lock()
         self._configured_animator = default.animator if default is not None else "lite"
         if default is not None:
@@ -115,9 +117,45 @@ class Looks:
                             "(AVATARCAST_FACE__REMOTE_URL)")
         return name
 
+    async def set_background(self, background: Backdrop | None) -> None:
+        """Every loaded look again, over `background` (None: the avatar's own), each with an
+        animator of its own loaded with the new frames; the default too. Texts rendering
+        meanwhile finish with the looks they began with, which are closed after. Raises
+        LookError, changing nothing, when one cannot be had."""
+        async with self._lock:
+            await self._reap()
+            made: OrderedDict[Key, Look] = OrderedDict()
+            avatars: dict[str | None, Avatar] = {}  # one picture an avatar, as in _load
+            try:
+                for key, old in self._loaded.items():
+                    avatar = avatars.get(old.avatar_id)
+                    if avatar is None or not _fits(avatar, old.animator):
+                        avatar = await self._read(old.animator, old.avatar_id,
+                                                  startup=old.avatar_id is None)
+                        if background is not None:
+                            avatar = await self._behind(avatar, background)
+                        avatars[old.avatar_id] = avatar
+                    made[key] = await self._started(old.animator, old.avatar_id, avatar)
+            except (UserError, Unavailable) as exc:
+                for look in made.values():
+                    await look.face.aclose()
+                raise LookError(str(exc)) from None
+            old_default = self._key(self.default)
+            self._retired += self._loaded.values()
+            self._loaded, self._background = made, background
+            self.default = made[old_default]
+            await self._reap()
+
+    async def _reap(self) -> None:
+        """Close the retired looks no text renders with any more."""
+        for look in [r for r in self._retired if not r.busy]:
+            self._retired.remove(look)
+            await look.face.aclose()
+
     async def _get(self, animator: str, avatar_id: str | None) -> Look:
         key: Key = (animator, avatar_id)
         async with self._lock:  # one load at a time: two messages for one avatar load it once
+            await self._reap()
             look = self._loaded.get(key)
             if look is None:
                 look = await self._load(animator, avatar_id)
@@ -126,11 +164,10 @@ class Looks:
             self._loaded.move_to_end(key)
             return look
 
-    async def _behind(self, avatar: Avatar) -> Avatar:
-        """The avatar over the scene's background (UserError: it cannot be had)."""
-        assert self._background is not None
+    async def _behind(self, avatar: Avatar, background: Backdrop) -> Avatar:
+        """The avatar over `background` (UserError: it cannot be had)."""
         try:
-            return await asyncio.to_thread(with_background, avatar, self._background)
+            return await asyncio.to_thread(with_background, avatar, background)
         except OSError as exc:  # an image that cannot be read
             raise UserError(f"scene: background: {exc}") from None
 
@@ -138,42 +175,52 @@ class Looks:
         s = self._s
         what = f"avatar {avatar_id or auto_id(s.avatar)!r} with the {animator} animator"
         try:
-            if (avatar := self._loaded_avatar(animator, avatar_id)) is not None:
-                pass  # another animator's look has it: one copy of its frames, one picture
-            elif startup or avatar_id is None:
-                settings = s.avatar.model_copy(update={"id": avatar_id})
-                avatar = await asyncio.to_thread(
-                    load_avatar, settings, s.video, needs_face(animator), animator == "musetalk",
-                    s.output.ffmpeg_path, s.alive)
-            else:
-                avatar = await asyncio.to_thread(
-                    load_prepared, avatar_id, s.avatar, s.video, animator == "musetalk",
-                    s.alive)
-            if self._background is not None and avatar is not self._loaded_avatar(
-                    animator, avatar_id):
-                avatar = await self._behind(avatar)
+            if (avatar := self._loaded_avatar(animator, avatar_id)) is None:
+                avatar = await self._read(animator, avatar_id, startup)
+                if self._background is not None:
+                    avatar = await self._behind(avatar, self._background)
+            # (else another animator's look has it: one copy of its frames, one picture)
         except (UserError, Unavailable) as exc:
             if startup:
                 raise
             raise LookError(str(exc)) from None
+        if startup:
+            face = FaceService(make_animator(animator, s.face, s.video.fps),
+                               timeout_s=s.face.timeout_s)
+            return Look(animator, avatar_id, avatar, face)
+        look = await self._started(animator, avatar_id, avatar)
+        log.info("loaded %s", what)
+        return look
+
+    async def _read(self, animator: str, avatar_id: str | None, startup: bool) -> Avatar:
+        """The avatar's frames as prepared (the configured source prepared when its cache is
+        stale, at the start or for the configured avatar), before any background."""
+        s = self._s
+        if startup or avatar_id is None:
+            settings = s.avatar.model_copy(update={"id": avatar_id})
+            return await asyncio.to_thread(
+                load_avatar, settings, s.video, needs_face(animator), animator == "musetalk",
+                s.output.ffmpeg_path, s.alive)
+        return await asyncio.to_thread(
+            load_prepared, avatar_id, s.avatar, s.video, animator == "musetalk", s.alive)
+
+    async def _started(self, animator: str, avatar_id: str | None, avatar: Avatar) -> Look:
+        """A look with its animator loaded with `avatar` (LookError: it cannot load)."""
+        s = self._s
         face = FaceService(make_animator(animator, s.face, s.video.fps),
                            timeout_s=s.face.timeout_s)
-        if startup:
-            return Look(animator, avatar_id, avatar, face)
         try:
             await face.start(avatar)
         except Exception as exc:
             await face.aclose()
+            what = f"avatar {avatar_id or auto_id(s.avatar)!r} with the {animator} animator"
             raise LookError(f"cannot load {what}: {exc}") from None
-        log.info("loaded %s", what)
         return Look(animator, avatar_id, avatar, face)
 
     def _loaded_avatar(self, animator: str, avatar_id: str | None) -> Avatar | None:
         for look in self._loaded.values():
-            a = look.avatar
-            if (look.avatar_id == avatar_id and (a.faces is not None or not needs_face(animator))
-                    and (a.rgb is not None or animator != "musetalk")):
-                return a
+            if look.avatar_id == avatar_id and _fits(look.avatar, animator):
+                return look.avatar
         return None
 
     async def _unload_beyond(self, keep: int) -> None:
@@ -193,6 +240,13 @@ class Looks:
         return [f"{self.avatar_name(look)}/{look.animator}" for look in self._loaded.values()]
 
     async def aclose(self) -> None:
-        for look in self._loaded.values():
+        for look in [*self._loaded.values(), *self._retired]:
             await look.face.aclose()
         self._loaded.clear()
+        self._retired.clear()
+
+
+def _fits(avatar: Avatar, animator: str) -> bool:
+    """Whether `avatar` as loaded has what `animator` needs (faces; full-colour frames)."""
+    return ((avatar.faces is not None or not needs_face(animator))
+            and (avatar.rgb is not None or animator != "musetalk"))

@@ -21,6 +21,7 @@ from PIL import Image
 
 from ...onair.tick import TickOutput
 from ..captions.track import CaptionTrack, Shown
+from .backdrop import described
 from .layer import Layer, lay
 from .mix import MusicMix
 from .spec import Corner, LowerThird, Scene, Ticker
@@ -52,6 +53,8 @@ class Compositor:
     def __init__(self, scene: Scene, base: Path, width: int, height: int, fps: int, *,
                  captions: bool = False) -> None:
         self.scene = scene
+        self.base = base  # the scene file's folder: its relative paths are taken from here
+        self.backdrop = described(scene.background)  # set by a background switch
         self._w, self._h, self._fps = width, height, fps
         self._m = round(height * 0.03) // 2 * 2
         self.failed: str | None = None
@@ -137,7 +140,8 @@ class Compositor:
         return {"layers": layers,
                 "lower_third": None if lower is None else {"title": lower.title,
                                                            "subtitle": lower.subtitle},
-                "ticker": look.ticker_text, "ms_per_frame": self.ms_per_frame,
+                "ticker": look.ticker_text, "background": self.backdrop,
+                "ms_per_frame": self.ms_per_frame,
                 "failed": self.failed}
 
     def _with_lower(self, look: _Look, spec: LowerThird) -> _Look:

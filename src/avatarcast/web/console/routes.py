@@ -7,9 +7,10 @@
     POST /api/say          {"text", "interrupt"?, "voice"?} -> {"id"}: published to the speak
                            queue, like any publisher's
     POST /api/control/CMD  skip | clear | pause | resume, published to the control queue
-    POST /api/scene        {"layer", "visible"?, "title"?, "subtitle"?, "text"?}: a `scene`
-                           control message (show or hide a layer, the lower third's or the
-                           ticker's words), published to the control queue
+    POST /api/scene        {"layer", "visible"?, "title"?, "subtitle"?, "text"?, "color"?,
+                           "image"?}: a `scene` control message (show or hide a layer, the
+                           lower third's or the ticker's words, the background), published to
+                           the control queue
 
 With a token, every route wants it: a cookie set by opening /?token=..., or an
 `Authorization: Bearer` header. In a worker, each channel's console is under /ch/ID/ (the
@@ -29,7 +30,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from ...broker.messages import ControlMessage, SpeakMessage
+from ...broker.messages import SCENE_FIELDS, ControlMessage, SpeakMessage
 from ...broker.publisher import PublishError, publish
 from ...infra.redact import global_redactor
 from ...settings import BrokerSettings
@@ -161,7 +162,7 @@ class Console:
 
     async def _scene(self, request: web.Request) -> web.StreamResponse:
         body = await self._body(request)
-        fields = ("layer", "visible", "title", "subtitle", "text")
+        fields = SCENE_FIELDS
         if unknown := sorted(set(body) - set(fields)):
             raise web.HTTPBadRequest(text=f"{', '.join(unknown)}: not a field of a scene "
                                      f"change ({', '.join(fields)})")
