@@ -109,6 +109,11 @@ def test_captions_are_a_layer_in_the_lower_band_that_never_touches_the_shared_fr
     assert quiet.apply("captions", visible=True) is None
     assert np.array_equal(_on_air(quiet, idle, seg, 3), two)
     assert np.array_equal(_on_air(quiet, idle, Segment("idle", 0), 3), idle)  # no words
+    # A frame the motion made for this tick alone is drawn on in place, not copied.
+    mine = idle.copy()
+    out = TickOutput(mine, np.zeros((SPF, 2), np.int16), seg, index=3, owned=True)
+    c(3, out)
+    assert out.frame is mine and np.array_equal(mine, two)
 
 
 def test_the_record_holds_what_aired_on_the_stream_clock(tmp_path: Path) -> None:

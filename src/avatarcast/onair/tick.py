@@ -67,3 +67,6 @@ class TickOutput:
     # The segment on air waits for more to say (an answer's model thinking between
     # sentences): the picture is held, and the face thinks rather than speaks.
     thinking: bool = False
+    # The frame was made for this tick alone (the motion drew it): nobody else holds it, so a
+    # later stage may draw on it in place instead of copying it first.
+    owned: bool = False

@@ -80,6 +80,7 @@ class Enliven:
         try:
             out.frame = draw(out.frame, rig, idle.index(n) if idle is not None else 0, motion,
                              self._scratch)
+            out.owned = True
             self._spent.append(time.perf_counter() - t)
         except Exception as exc:  # a bug here must not take the stream off air
             self.failed = f"{type(exc).__name__}: {exc}"

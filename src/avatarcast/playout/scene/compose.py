@@ -167,12 +167,13 @@ class Compositor:
             return
         t = time.perf_counter()
         try:
-            frame = out.frame.copy()  # (the avatar's frames are shared: never drawn on)
+            # The avatar's frames are shared: never drawn on (the motion's are this tick's own).
+            frame = out.frame if out.owned else out.frame.copy()
             track = out.segment.captions if out.segment is not None else None
             said = (track.shown(out.index) if isinstance(track, CaptionTrack) and
                     out.index is not None else None)
             self.draw(frame, n, said, track)
-            out.frame = frame
+            out.frame, out.owned = frame, True
             self._spent.append(time.perf_counter() - t)
         except Exception as exc:  # a bug here must not take the stream off air
             self.failed = f"{type(exc).__name__}: {exc}"
