@@ -181,7 +181,9 @@ def test_chat_questions_go_on_air_named_and_answered_and_blocked_ones_never(
     # (a word or two of each: the recognizer mishears some of piper's words, not these)
     for said_on_air in ("hundred", "music", "sky", "blue", "dollars", "name"):
         assert said_on_air in words, text
-    assert words.count("rainbows") == 5, text  # each answer once
+    # Each answer once, none twice (the transcript above says each aired once); the
+    # recognizer may mishear one of the five (CI on 2026-12-04 heard "brain bowser").
+    assert 4 <= words.count("rainbows") <= 5, text
     assert "scam" not in words and "password" not in words, text
     for unaired in ("s c a m", "password", "SCAM"):
         assert unaired not in json.dumps(llm.requests)  # nor was the LLM asked it
