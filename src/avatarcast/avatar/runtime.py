@@ -35,6 +35,19 @@ class Avatar:
     faces: FaceTrack | None = None  # None: a plain idle source without face geometry
     rgb: list[npt.NDArray[np.uint8]] | None = None  # the cycle in RGB, output size
     directory: Path | None = None  # the cache, where animators may keep their own data
+    # The person's masks at the segmentation model's size, one a cycle frame (person.py),
+    # and where the cached frames lie in the output picture (x, y, w, h): a background is
+    # put behind the person without running the model again.
+    person: npt.NDArray[np.uint8] | None = None
+    placed: tuple[int, int, int, int] | None = None
+
+
+def placement(w: int, h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """Where a w x h frame lies in a width x height picture, as `letterbox` draws it: x, y
+    (negative: cut), and its size there."""
+    scale = framing.fit_scale(w, h, width, height)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    return (width - nw) // 2, (height - nh) // 2, nw, nh
 
 
 def letterbox(
@@ -44,9 +57,8 @@ def letterbox(
     picture's but for rounding (a face box; what is over is cut, a pixel or two), else
     letterboxed. The scale, and the frame's top-left corner in the picture."""
     h, w = rgb.shape[:2]
-    scale = framing.fit_scale(w, h, width, height)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    ox, oy = (width - nw) // 2, (height - nh) // 2
+    ox, oy, nw, nh = placement(w, h, width, height)
+    scale = nw / w
     # Scaled up, a sharper filter than bilinear: a face box from a small source is scaled
     # up two or three times, and bilinear blurs the eyes and lips.
     interp = cv2.INTER_AREA if scale <= 1 else cv2.INTER_LANCZOS4
@@ -90,4 +102,6 @@ def for_output(prepared: PreparedAvatar, width: int, height: int, keep_rgb: bool
         "%dx%d: %s", prepared.manifest.get("id"), len(frames), width, height, sharp.text,
     )
     rig = FaceRig(lm, width, height) if alive else None
-    return Avatar(IdleCycle(frames, rig), faces, rgbs or None, prepared.directory)
+    h, w = prepared.frames[0].shape[:2]
+    return Avatar(IdleCycle(frames, rig), faces, rgbs or None, prepared.directory,
+                  prepared.person, placement(w, h, width, height))

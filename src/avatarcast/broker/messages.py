@@ -118,15 +118,15 @@ ControlCommand = Literal["skip", "clear", "pause", "resume", "set", "scene"]
 SETTABLE = ("avatar", "animator", "voice")
 SceneLayer = Literal["logo", "ai_label", "lower_third", "ticker", "clock", "captions", "music",
                      "background"]
-SCENE_FIELDS = ("layer", "visible", "title", "subtitle", "text", "color", "image")
+SCENE_FIELDS = ("layer", "visible", "title", "subtitle", "text", "color", "image", "video")
 
 
 class ControlMessage(_Message):
     """skip, clear, pause, resume; `set`: change the stream's default avatar, animator
     and/or voice from the next utterance on (null: back to the configured one); `scene`:
     show or hide a layer of the scene, or change the lower third's or the ticker's words, from
-    the next frame on; or the background behind the person (a colour, a picture, the scene
-    file's, or hidden: the avatar's own), from the next text on."""
+    the next frame on; or the background behind the person (a colour, a picture, a looping
+    video, the scene file's, or hidden: the avatar's own), from the next text on."""
 
     type: Literal["control"] = "control"
     command: ControlCommand
@@ -150,8 +150,11 @@ class ControlMessage(_Message):
     image: str | None = Field(default=None, min_length=1, max_length=500,
                               description="scene: the background, a picture: a file in the "
                               "scene file's folder (a path relative to it).")
+    video: str | None = Field(default=None, min_length=1, max_length=500,
+                              description="scene: the background, a video played in a loop: a "
+                              "file in the scene file's folder (a path relative to it).")
 
-    @field_validator("voice", "title", "subtitle", "text", "image")
+    @field_validator("voice", "title", "subtitle", "text", "image", "video")
     @classmethod
     def _one_line(cls, v: str | None) -> str | None:
         return None if v is None else _printable(v, _CONTROL)
@@ -169,15 +172,17 @@ class ControlMessage(_Message):
         if self.command == "scene":
             if self.layer is None or len(scene) < 2:
                 raise ValueError("scene needs a layer and visible, title, subtitle, text, "
-                                 "color or image")
+                                 "color, image or video")
             if (self.title or self.subtitle) and self.layer != "lower_third":
                 raise ValueError("title and subtitle: only for the lower_third layer")
             if self.text is not None and self.layer != "ticker":
                 raise ValueError("text: only for the ticker layer")
-            if (self.color or self.image) and self.layer != "background":
-                raise ValueError("color and image: only for the background layer")
-            if self.color and self.image:
-                raise ValueError("background: give color or image, not both")
+            behind = [f for f in ("color", "image", "video") if getattr(self, f) is not None]
+            if behind and self.layer != "background":
+                raise ValueError(f"{', '.join(behind)}: only for the background layer")
+            if len(behind) > 1:
+                raise ValueError(f"background: give one of color, image or video, not "
+                                 f"{' and '.join(behind)}")
         return self
 
     def changes(self) -> dict[str, str | None]:

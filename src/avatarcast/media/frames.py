@@ -54,3 +54,27 @@ def remap_xy(src: npt.NDArray[np.uint8], xy: npt.NDArray[np.float32],
     if got is not dst and not np.shares_memory(got, dst):
         dst[...] = got  # OpenCV made its own array (it does for some views): copied in
     return dst
+
+
+def mask_frame(mask: npt.NDArray[np.floating] | npt.NDArray[np.uint8]) -> Frame:
+    """A mask over a picture (H x W: 0-1, or 0-255 in uint8) laid out as a yuv420p frame: the
+    mask at full size where Y is, at half size where U and V are, 0-255. Each plane of a frame
+    is weighed by the plane at its place, and what moves a frame (the motion's remap) moves it
+    alike."""
+    h, w = mask.shape
+    y = (np.asarray(mask, np.uint8) if mask.dtype == np.uint8
+         else np.round(np.clip(mask, 0, 1) * 255).astype(np.uint8))
+    out = np.empty((h * 3 // 2, w), np.uint8)
+    out[:h] = y
+    half = np.asarray(cv2.resize(y, (w // 2, h // 2), interpolation=cv2.INTER_AREA), np.uint8)
+    for plane in chroma_planes(out):
+        plane[...] = half
+    return out
+
+
+def put_behind(front: Frame, mask: Frame, back: Frame) -> None:
+    """`back` put behind `front` (in place) where `mask` (mask_frame) is not 255: each sample
+    front x m + back x (1 - m), rounded; exact where the mask is 0 or 255."""
+    kept = cv2.multiply(front, mask, scale=1 / 255)
+    shown = cv2.multiply(back, cv2.bitwise_not(mask), scale=1 / 255)
+    cv2.add(kept, shown, dst=front)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -22,14 +24,32 @@ class IdleSourceError(UserError):
     pass
 
 
+@dataclass(frozen=True)
+class Behind:
+    """A moving background, put behind the person on each tick rather than into the frames:
+    the person's mask on each frame of the cycle (frames.mask_frame) and the video playing
+    behind (media/loop.py, or anything with its `at`)."""
+
+    masks: list[Frame]
+    video: Playing
+
+
+class Playing(Protocol):
+    def at(self, n: int) -> Frame: ...
+
+
 class IdleCycle:
-    def __init__(self, frames: list[Frame], rig: object | None = None) -> None:
+    def __init__(self, frames: list[Frame], rig: object | None = None,
+                 behind: Behind | None = None) -> None:
         if not frames:
             raise IdleSourceError("idle source has no frames")
+        if behind is not None and len(behind.masks) != len(frames):
+            raise ValueError(f"{len(behind.masks)} masks for {len(frames)} frames")
         self.frames = frames
         # The face rig that brings these frames to life on air (avatar/alive/rig.py), or
         # None: they air as they are.
         self.rig = rig
+        self.behind = behind
 
     @property
     def length(self) -> int:

@@ -70,3 +70,15 @@ class TickOutput:
     # The frame was made for this tick alone (the motion drew it): nobody else holds it, so a
     # later stage may draw on it in place instead of copying it first.
     owned: bool = False
+    # The person's mask over `frame` as the motion moved it (a moving background goes
+    # behind it, media/idle.py Behind); None: the cycle's own mask for this tick, unmoved.
+    mask: Frame | None = None
+
+    def cycle_index(self, n: int) -> int:
+        """The frame of the avatar's cycle (`shown`) this tick's picture was made from, on
+        tick `n`: a talking frame's own (it was rendered for one), else the idle cycle's."""
+        if self.shown is None:
+            return 0
+        if self.segment is not None and self.index is not None:
+            return self.shown.index(self.segment.planned_start + self.index)
+        return self.shown.index(n)

@@ -237,7 +237,7 @@ class Scheduler:
             return "scene: this channel has no scene"
         try:
             background = wanted(self._scene.scene, self._scene.base, visible=msg.visible,
-                                color=msg.color, image=msg.image)
+                                color=msg.color, image=msg.image, video=msg.video)
         except BackdropError as exc:
             return f"scene: background: {exc}"
         async with self._switching:

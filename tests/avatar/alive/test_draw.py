@@ -121,3 +121,18 @@ def test_brows_lift_and_the_gaze_moves_the_iris(shot: Shot) -> None:
     right = iris_x(draw(shot.frame, shot.rig, 0, Motion(gaze_x=1.0)))
     left = iris_x(draw(shot.frame, shot.rig, 0, Motion(gaze_x=-1.0)))
     assert right - left > 0.15 * shot.rig.at(0).eyes[0].width, (left, right)
+
+
+def test_the_persons_mask_moves_as_the_frame_does(shot: Shot) -> None:
+    """A moving background goes behind the person after the motion: the mask must be moved
+    exactly as the frame was, or the background would show through the moved head."""
+    from avatarcast.media.frames import mask_frame
+
+    y = _luma(shot.frame).astype(np.float32) / 255
+    mask = mask_frame(y)  # any picture will do: here the frame's own luma
+    moved = np.empty_like(mask)
+    m = Motion(head_x=0.03, head_y=-0.02, roll=1.5, rise=0.02)
+    frame = draw(shot.frame, shot.rig, 0, m, mask=(mask, moved))
+    assert np.array_equal(draw(mask, shot.rig, 0, m), moved)  # moved alike
+    assert not np.array_equal(moved, mask)  # (and it did move)
+    assert np.abs(_luma(frame).astype(int) - _luma(moved)).max() <= 1  # the same picture

@@ -38,7 +38,8 @@ def test_the_background_asked_for_is_checked_before_anything_changes(tmp_path: P
 
 
 @pytest.mark.parametrize(("body", "why"), [
-    ({"layer": "background", "color": "#ff00ff", "image": "a.png"}, "not both"),
+    ({"layer": "background", "color": "#ff00ff", "image": "a.png"}, "not color and image"),
+    ({"layer": "background", "image": "a.png", "video": "b.mp4"}, "not image and video"),
     ({"layer": "ticker", "color": "#ff00ff"}, "only for the background layer"),
     ({"layer": "background", "color": "magenta"}, "color"),
     ({"layer": "background", "image": "a\nb.png"}, "image"),

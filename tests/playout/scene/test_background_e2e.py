@@ -1,10 +1,13 @@
 """A replaced background in the stream a real RTMP client received: with `[background]` a key
 colour, the bundled portrait's flag, wall and shuttle are gone and the key colour is behind the
 person in every frame, idle and speaking (the lite animator's mouth and the motion stay inside
-the person), and the face in the middle is still the face; no frame dropped."""
+the person), and the face in the middle is still the face; no frame dropped. A looping video
+plays behind the moving person at the stream's rate; switched live, a bad one changes
+nothing."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -129,3 +132,68 @@ def test_the_background_switches_live_and_a_bad_one_changes_nothing(
     assert max(green[n] for n in range(to_pink, to_own)) < 0.01
     assert on + 5 > to_pink and off - 5 < to_own  # the text, over it too
     assert max(green[n] + pink[n] for n in range(to_own, len(pink))) < 0.02
+
+
+def _loop_video(path: Path, colors: list[np.ndarray], each: int) -> None:
+    """A video of `each` frames of each colour in turn (H.264, as a user would give it)."""
+    frames = b"".join(np.full((90, 160, 3), c, np.uint8).tobytes() * each for c in colors)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                    "-s", "160x90", "-r", str(FPS), "-i", "-", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-crf", "12", str(path)],
+                   input=frames, check=True)
+
+
+@pytest.mark.services
+def test_a_looping_video_plays_behind_the_moving_person(
+    tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp,
+) -> None:
+    each = 15  # frames of green, then of magenta: a loop of a second
+    _loop_video(tmp_path / "loop.mp4", [KEY, MAGENTA], each)
+    (tmp_path / "bad.mp4").write_text("not a video")
+    (tmp_path / "scene.toml").write_text('[background]\nvideo = "loop.mp4"\n')
+    url = rtmp_server.url("video")
+    receiver = Receiver(url, tmp_path / "received.flv", idle_timeout_s=60)
+    daemon = scene_daemon(tmp_path, queues, url, animator="lite", width=W, height=H,
+                          AVATARCAST_ALIVE__ENABLED="on")
+    try:
+        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 120, "ready")
+        daemon.wait_for(lambda s: s["frames_sent"] >= 2 * FPS, 20, "idle first")
+        with EventTap(queues.events) as tap:
+            publish(queues.control, {"type": "control", "command": "scene",
+                                     "layer": "background", "video": "bad.mp4"})
+            publish(queues.speak, {"type": "speak", "id": "t0",
+                                   "text": "Behind me the studio changes colour every half "
+                                           "a second, and I keep talking."})
+            tap.wait_for(lambda ev: any(e["event"] == "finished" for e in ev), 60, "aired")
+            on, off = (next(e["stream_frame"] for e in tap.events if e["event"] == what)
+                       for what in ("on_air", "finished"))
+        time.sleep(1.0)
+        st = daemon.status()
+        assert st is not None and daemon.stop() == 0, daemon.log()
+    finally:
+        daemon.kill()
+        receiver.finish()
+    reasons = [str((m.headers or {}).get("x-avatarcast-reason")) for m in drain(queues.dead)]
+    assert len(reasons) == 1 and "bad.mp4" in reasons[0], reasons
+    assert st["frames_dropped"] == 0 and st["scene"]["background"] == "loop.mp4", st
+    assert st["scene"]["video"]["failed"] is None, st["scene"]
+    green, pink, centre = [], [], []
+    for n, rgb in enumerate(iter_frames(receiver.out, W, H, pix_fmt="rgb24", channels=3)):
+        if n < FPS:
+            continue
+        g, p = keyed(rgb), np.abs(rgb.astype(int) - MAGENTA).max(axis=2) < 40
+        green.append(float(g.mean()))
+        pink.append(float(p.mean()))
+        middle = (slice(int(H * 0.3), int(H * 0.6)), slice(int(W * 0.4), int(W * 0.6)))
+        centre.append(float(g[middle].mean() + p[middle].mean()))
+    # Behind the person in every frame, idle and speaking: one colour of the video or the
+    # other (none of the portrait's own background), never over the face in the middle.
+    assert min(g + p for g, p in zip(green, pink, strict=True)) > 0.25
+    assert max(centre) < 0.02, max(centre)
+    # It plays at the stream's rate: the colour turns every `each` frames, all along.
+    which = [g > p for g, p in zip(green, pink, strict=True)]
+    turns = [i for i in range(1, len(which)) if which[i] != which[i - 1]]
+    runs = np.diff(turns)
+    print(f"{len(turns)} turns, runs {np.median(runs)} median, {runs.min()}-{runs.max()}")
+    assert len(turns) >= (off - on) // each and abs(np.median(runs) - each) <= 1, runs
+    assert runs.min() >= each - 3 and runs.max() <= each + 3, runs

@@ -152,3 +152,44 @@ def test_layers_change_live_on_a_frame_boundary_and_bad_changes_change_nothing(
     assert (drawn(62)[:H] == 100).all()
     assert c.apply("ticker", visible=True) is None
     assert (drawn(63)[H - 5] != 100).any()
+
+
+class _Video:
+    """A video whose frame n is all luma 50 + n."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def at(self, n: int) -> np.ndarray:
+        self.asked.append(n)
+        return _gray(50 + n)
+
+
+def test_a_moving_background_goes_behind_the_person_each_tick_under_the_layers() -> None:
+    from avatarcast.media.frames import mask_frame
+    from avatarcast.media.idle import Behind, IdleCycle
+    from avatarcast.onair.tick import TickOutput
+
+    person = np.zeros((H, W), np.float32)
+    person[:, W // 2:] = 1.0  # the person on the right half of frame 0, the left of frame 1
+    masks = [mask_frame(person), mask_frame(person[:, ::-1].copy())]
+    video = _Video()
+    idle = IdleCycle([_gray(200), _gray(210)], behind=Behind(masks, video))
+    comp = Compositor(Scene(ai_label=AiLabel(corner="top-left")), Path("."), W, H, FPS)
+    shared = idle.frames[0].copy()
+    for n in (0, 1, 2):
+        out = TickOutput(idle.frame(n), np.zeros(1600, np.int16), shown=idle)
+        comp(n, out)
+        y = out.frame[:H]
+        i = idle.index(n)
+        right = slice(W // 2, None) if i == 0 else slice(0, W // 2)
+        left = slice(0, W // 2) if i == 0 else slice(W // 2, None)
+        assert (y[H // 2:, right] == 200 + 10 * i).all()  # the person, as they were
+        assert (y[H // 2:, left] == 50 + n).all()  # the video's frame of this tick behind
+        assert (y[12:20, 12:60] != 50 + n).mean() > 0.9  # ... and the AI label over it
+    assert video.asked == [0, 1, 2] and np.array_equal(idle.frames[0], shared)
+    # The motion's moved mask, when there is one, is the one used.
+    moved = mask_frame(np.ones((H, W), np.float32))
+    out = TickOutput(idle.frame(3), np.zeros(1600, np.int16), shown=idle, mask=moved)
+    comp(3, out)
+    assert (out.frame[H // 2:H] == 210).all()

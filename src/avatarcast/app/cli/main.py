@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     behind.add_argument("--color", help="scene: the background, a colour (#rrggbb)")
     behind.add_argument("--image", help="scene: the background, a picture in the scene "
                         "file's folder (--show: the scene file's; --hide: the avatar's own)")
+    behind.add_argument("--video", help="scene: the background, a video in the scene file's "
+                        "folder, played in a loop")
     prep = sub.add_parser(
         "prepare", help="prepare an avatar from an image or a video",
         description="Find the face in every frame of the source and store the avatar cache "

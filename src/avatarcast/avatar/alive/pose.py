@@ -39,9 +39,10 @@ def source_of(pose: Pose, dx: float, dy: float, roll_deg: float,
 
 
 def move_body(out: Frame, src: Frame, pose: Pose, dx: float, dy: float, roll_deg: float,
-              rise: float, scratch: Scratch | None = None) -> None:
+              rise: float, scratch: Scratch | None = None,
+              also: tuple[tuple[Frame, Frame], ...] = ()) -> None:
     """Draw `src`'s region that moves into `out` (same shape, yuv420p, not the same array),
-    moved."""
+    moved; each (out, src) pair of `also` (the person's mask) moved alike."""
     x0, y0, x1, y1 = pose.box
     w, h = x1 - x0, y1 - y0
     if w < 4 or h < 4:
@@ -62,8 +63,10 @@ def move_body(out: Frame, src: Frame, pose: Pose, dx: float, dy: float, roll_deg
     chroma = np.asarray(cv2.resize(nodes, (gw * half, gh * half),
                                    dst=scratch.get("chroma", (gh * half, gw * half, 2))),
                         np.float32)
-    remap_xy(src[:fh], luma[GRID:GRID + h, GRID:GRID + w], out[y0:y1, x0:x1])
+    luma_map = luma[GRID:GRID + h, GRID:GRID + w]
     chroma_map = chroma[half:half + h // 2, half:half + w // 2]
-    for plane, dst in zip(chroma_planes(src), chroma_planes(out), strict=True):
-        remap_xy(plane, chroma_map, dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2])
+    for o, i in ((out, src), *also):
+        remap_xy(i[:fh], luma_map, o[y0:y1, x0:x1])
+        for plane, dst in zip(chroma_planes(i), chroma_planes(o), strict=True):
+            remap_xy(plane, chroma_map, dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2])
 

@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 
 
 def draw(frame: Frame, rig: FaceRig, index: int, m: Motion,
-         scratch: Scratch | None = None) -> Frame:
+         scratch: Scratch | None = None, mask: tuple[Frame, Frame] | None = None) -> Frame:
     """`frame` (picture `index` of its avatar's cycle) in pose `m`: a new frame. `scratch`
-    keeps the working buffers from one call to the next (one thread's)."""
+    keeps the working buffers from one call to the next (one thread's). `mask`: the person's
+    mask over the frame (frames.mask_frame) and a buffer to draw it into, moved alike."""
     scratch = scratch or Scratch()
     r = rig.at(index)
     face = r.pose.face
@@ -42,8 +43,13 @@ def draw(frame: Frame, rig: FaceRig, index: int, m: Motion,
             move_eye(src, frame, eye, closed=m.lids, brow_px=m.brows * face,
                      gaze=(m.gaze_x, m.gaze_y))
     out = src.copy()
+    also: tuple[tuple[Frame, Frame], ...] = ()
+    if mask is not None:
+        given, moved = mask
+        np.copyto(moved, given)
+        also = ((moved, given),)
     move_body(out, src, r.pose, m.head_x * face, m.head_y * face, m.roll, m.rise * face,
-              scratch)
+              scratch, also)
     return out
 
 
@@ -78,8 +84,15 @@ class Enliven:
             return
         t = time.perf_counter()
         try:
-            out.frame = draw(out.frame, rig, idle.index(n) if idle is not None else 0, motion,
-                             self._scratch)
+            index = out.cycle_index(n)
+            behind = idle.behind if idle is not None else None
+            mask = None
+            if behind is not None:  # moved as the frame is (the scene reads it this tick)
+                given = behind.masks[index]
+                mask = given, self._scratch.get("moved mask", given.shape, np.uint8)
+            out.frame = draw(out.frame, rig, index, motion, self._scratch, mask)
+            if mask is not None:
+                out.mask = mask[1]
             out.owned = True
             self._spent.append(time.perf_counter() - t)
         except Exception as exc:  # a bug here must not take the stream off air

@@ -13,17 +13,21 @@ import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...infra.errors import Unavailable, UserError
 from ...media.idle import IdleCycle
+from ...media.loop import LoopingVideo
 from ...settings import Settings
-from ..background import Backdrop, with_background
+from ..background import Backdrop, with_background, with_video
 from ..loader import auto_id, load_avatar, load_prepared
 from ..runtime import Avatar
 from .select import choose, needs_face
 from .service import FaceService, make_animator
 
 log = logging.getLogger(__name__)
+
+RETIRED_VIDEO_S = 5.0  # a replaced background video closes once unused this long
 
 
 class LookError(UserError):
@@ -53,6 +57,10 @@ class Looks:
                  background: Backdrop | None = None) -> None:
         self._s = settings
         self._background = background  # replaced on every avatar loaded, if given
+        # The video playing behind the person when the background is one (shared by every
+        # look made over it), and those replaced, which close once nothing airs them.
+        self.video: LoopingVideo | None = None
+        self._videos: list[LoopingVideo] = []
         self._loaded: OrderedDict[Key, Look] = OrderedDict()
         # Looks replaced by a background switch while they rendered: closed once idle.
         self._retired: list[Look] = []
@@ -126,31 +134,59 @@ class Looks:
             await self._reap()
             made: OrderedDict[Key, Look] = OrderedDict()
             avatars: dict[str | None, Avatar] = {}  # one picture an avatar, as in _load
+            video = self.video
             try:
+                if background is not None and background.video is not None:
+                    video = await self._playing(background.video)
                 for key, old in self._loaded.items():
                     avatar = avatars.get(old.avatar_id)
                     if avatar is None or not _fits(avatar, old.animator):
                         avatar = await self._read(old.animator, old.avatar_id,
                                                   startup=old.avatar_id is None)
                         if background is not None:
-                            avatar = await self._behind(avatar, background)
+                            avatar = await self._behind(avatar, background, video)
                         avatars[old.avatar_id] = avatar
                     made[key] = await self._started(old.animator, old.avatar_id, avatar)
             except (UserError, Unavailable) as exc:
                 for look in made.values():
                     await look.face.aclose()
+                if video is not None and video is not self.video:
+                    await self._stop(video)
                 raise LookError(str(exc)) from None
             old_default = self._key(self.default)
             self._retired += self._loaded.values()
             self._loaded, self._background = made, background
             self.default = made[old_default]
+            if self.video is not None and (background is None or background.video is None
+                                           or video is not self.video):
+                self.video.retire()  # closes itself once what was made over it is aired
+            self.video = video if background is not None and background.video else None
             await self._reap()
 
     async def _reap(self) -> None:
-        """Close the retired looks no text renders with any more."""
+        """Close the retired looks no text renders with any more (a retired video closes
+        itself once unused; forgotten here once it has)."""
         for look in [r for r in self._retired if not r.busy]:
             self._retired.remove(look)
             await look.face.aclose()
+        self._videos = [v for v in self._videos if not v.closed]
+
+    async def _playing(self, path: Path) -> LoopingVideo:
+        """The video playing `path` behind the person: the one playing now if it is that
+        file, else a new one, started (LoopError: it cannot play)."""
+        if self.video is not None and self.video.path == path and not self.video.closed:
+            return self.video
+        v = self._s.video
+        video = LoopingVideo(path, v.width, v.height, v.fps, ffmpeg=self._s.output.ffmpeg_path,
+                             idle_close_s=RETIRED_VIDEO_S)
+        await asyncio.to_thread(video.start)
+        self._videos.append(video)
+        return video
+
+    async def _stop(self, video: LoopingVideo) -> None:
+        await asyncio.to_thread(video.close)
+        if video in self._videos:
+            self._videos.remove(video)
 
     async def _get(self, animator: str, avatar_id: str | None) -> Look:
         key: Key = (animator, avatar_id)
@@ -164,9 +200,15 @@ class Looks:
             self._loaded.move_to_end(key)
             return look
 
-    async def _behind(self, avatar: Avatar, background: Backdrop) -> Avatar:
-        """The avatar over `background` (UserError: it cannot be had)."""
+    async def _behind(self, avatar: Avatar, background: Backdrop,
+                      video: LoopingVideo | None = None) -> Avatar:
+        """The avatar over `background` (UserError: it cannot be had); a video plays in
+        `video` (None: the one playing now, started if none is)."""
         try:
+            if background.video is not None:
+                if video is None:
+                    video = self.video = await self._playing(background.video)
+                return await asyncio.to_thread(with_video, avatar, video)
             return await asyncio.to_thread(with_background, avatar, background)
         except OSError as exc:  # an image that cannot be read
             raise UserError(f"scene: background: {exc}") from None
@@ -244,6 +286,9 @@ class Looks:
             await look.face.aclose()
         self._loaded.clear()
         self._retired.clear()
+        for video in list(self._videos):
+            await self._stop(video)
+        self.video = None
 
 
 def _fits(avatar: Avatar, animator: str) -> bool:

@@ -19,6 +19,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from PIL import Image
 
+from ...media.frames import put_behind
+from ...media.idle import Playing
+from ...media.loop import LoopingVideo
 from ...onair.tick import TickOutput
 from ..captions.track import CaptionTrack, Shown
 from .backdrop import described
@@ -59,6 +62,7 @@ class Compositor:
         self._m = round(height * 0.03) // 2 * 2
         self.failed: str | None = None
         self.music: MusicMix | None = None  # the bed under the sound (`music` is its layer)
+        self.video: Playing | None = None  # the moving background aired last (for /status)
         self._spent: deque[float] = deque(maxlen=300)
         self._fixed: dict[str, tuple[Layer, int, int]] = {}  # logo, label: (layer, x, y)
         self._clock: tuple[str, Layer] | None = None
@@ -141,6 +145,7 @@ class Compositor:
                 "lower_third": None if lower is None else {"title": lower.title,
                                                            "subtitle": lower.subtitle},
                 "ticker": look.ticker_text, "background": self.backdrop,
+                "video": _video_status(self.video),
                 "ms_per_frame": self.ms_per_frame,
                 "failed": self.failed}
 
@@ -163,12 +168,17 @@ class Compositor:
                        ticker_w=band.shape[1], ticker_step=t.speed * self._w / self._fps)
 
     def __call__(self, n: int, out: TickOutput) -> None:
-        if self.failed is not None or self._bare(n):
+        behind = out.shown.behind if out.shown is not None else None
+        self.video = behind.video if behind is not None else None
+        if self.failed is not None or (behind is None and self._bare(n)):
             return
         t = time.perf_counter()
         try:
             # The avatar's frames are shared: never drawn on (the motion's are this tick's own).
             frame = out.frame if out.owned else out.frame.copy()
+            if behind is not None:  # the moving background, under every layer
+                mask = out.mask if out.mask is not None else behind.masks[out.cycle_index(n)]
+                put_behind(frame, mask, behind.video.at(n))
             track = out.segment.captions if out.segment is not None else None
             said = (track.shown(out.index) if isinstance(track, CaptionTrack) and
                     out.index is not None else None)
@@ -253,3 +263,12 @@ class Compositor:
         w = max(2, round(rgba.width * h / rgba.height))
         return Layer.from_rgba(np.asarray(rgba.resize((w, h), Image.Resampling.LANCZOS),
                                           np.uint8))
+
+
+def _video_status(video: Playing | None) -> dict[str, Any] | None:
+    """The moving background as /status shows it: its file, the ticks that found no new
+    frame decoded, the decoder's restarts, and why it is down if it is."""
+    if not isinstance(video, LoopingVideo):
+        return None
+    return {"file": video.path.name, "late": video.late, "restarts": video.restarts,
+            "failed": video.failed}

@@ -107,12 +107,20 @@ class Background(_Part):
     """A solid colour, #rrggbb (a key colour for OBS chroma keying: #00b140)."""
     image: Path | None = None
     """A picture (PNG, JPEG), relative to the scene file, scaled to cover the frame."""
+    video: Path | None = None
+    """A video (MP4, WebM, MOV...), relative to the scene file, scaled to cover the frame and
+    played in a loop behind the person (its sound is not used)."""
 
     @model_validator(mode="after")
     def _one(self) -> Background:
-        if (self.color is None) == (self.image is None):
-            raise ValueError("give one of color or image")
+        if sum(x is not None for x in (self.color, self.image, self.video)) != 1:
+            raise ValueError("give one of color, image or video")
         return self
+
+    @property
+    def file(self) -> Path | None:
+        """The picture or the video, if it is one."""
+        return self.image or self.video
 
     def picture(self, width: int, height: int) -> Any:
         """The background at the output's size, RGB (avatar/background.py draws it)."""
@@ -176,13 +184,13 @@ def load_scene(settings: SceneSettings) -> tuple[Scene, Path]:
         logo = scene.logo.path if scene.logo.path.is_absolute() else base / scene.logo.path
         if not logo.is_file():
             raise SceneError(f"scene file {path}: logo.path: {logo} is not a file")
-    if scene.background is not None and scene.background.image is not None:
-        image = scene.background.image
-        image = image if image.is_absolute() else base / image
-        if not image.is_file():
-            raise SceneError(f"scene file {path}: background.image: {image} is not a file")
-        scene = scene.model_copy(update={"background": scene.background.model_copy(
-            update={"image": image})})
+    bg = scene.background
+    if bg is not None and bg.file is not None:
+        field = "image" if bg.image is not None else "video"
+        file = bg.file if bg.file.is_absolute() else base / bg.file
+        if not file.is_file():
+            raise SceneError(f"scene file {path}: background.{field}: {file} is not a file")
+        scene = scene.model_copy(update={"background": bg.model_copy(update={field: file})})
     if scene.music is not None:
         folder = (scene.music.folder if scene.music.folder.is_absolute()
                   else base / scene.music.folder)

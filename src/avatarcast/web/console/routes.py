@@ -8,7 +8,7 @@
                            queue, like any publisher's
     POST /api/control/CMD  skip | clear | pause | resume, published to the control queue
     POST /api/scene        {"layer", "visible"?, "title"?, "subtitle"?, "text"?, "color"?,
-                           "image"?}: a `scene` control message (show or hide a layer, the
+                           "image"?, "video"?}: a `scene` control message (show or hide a layer, the
                            lower third's or the ticker's words, the background), published to
                            the control queue
 
