@@ -15,12 +15,14 @@ client per stream; the CPU of the workers' Python and of their FFmpeg encoders.
 
   python -m bench capacity [--minutes 10] [--max-channels 12] [--from-channels 1]
                            [--workers 2] [--preset superfast] [--queue-frames N]
-                           [--alive auto|on|off] [--scene]
+                           [--alive auto|on|off] [--scene | --scene-video]
 
 `--scene` gives every channel a full scene (issue 30: a logo, the lower third, a ticker, a
 clock, the AI label, a replaced background and a music bed ducking under speech; the file of
 `python -m bench scene-stills` with a background), the figure to set beside the one without
 (the AI label alone, the daemon's default). Its table is kept apart (`capacity-scene`).
+`--scene-video` is the same scene with a looping video behind the person instead of a colour
+(`capacity-scene-video`).
 
 `--alive off` gives the figure without the face's motion (alive.enabled; the default is the
 daemon's, `auto`, which moves the bundled portrait).
@@ -224,13 +226,14 @@ def _step(work: Path, k: int, minutes: float, n_workers: int, preset: str,
 
 def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
             preset: str, queue_frames: int | None = None,
-            alive: str | None = None, scene: bool = False) -> dict[str, Any]:
+            alive: str | None = None, scene: bool = False,
+            video: bool = False) -> dict[str, Any]:
     ensure_rabbitmq()
     presets = encoder_presets(work)
     scene_file = None
-    if scene:
+    if scene or video:
         (work / "scene").mkdir()
-        scene_file = props(work / "scene", background="#1d3557")
+        scene_file = props(work / "scene", background="video" if video else "#1d3557")
     steps = []
     for k in range(first, most + 1):
         step = _step(work, k, minutes, n_workers, preset, queue_frames, alive, scene_file)
@@ -241,7 +244,8 @@ def measure(work: Path, minutes: float, first: int, most: int, n_workers: int,
     carried = max((s["channels"] for s in steps if not (
         s["frames_dropped"] or s["client_frames_dropped"])), default=0)
     return {"minutes": minutes, "workers": n_workers, "preset": preset,
-            "queue_frames": queue_frames, "alive": alive or "auto", "scene": scene,
+            "queue_frames": queue_frames, "alive": alive or "auto", "scene": scene or video,
+            "video": video,
             "encoder_presets": presets, "steps": steps,
             "channels_carried": carried}
 
@@ -264,8 +268,9 @@ def conditions(f: dict[str, Any]) -> str:
             f"{f.get('preset', 'veryfast')}"
             + (f", output.queue_frames {f['queue_frames']}" if f.get("queue_frames") else "")
             + (f", alive.enabled {f['alive']}" if f.get("alive") else "")
-            + (", a full scene: logo, lower third, ticker, clock, AI label, background, music"
-               if f.get("scene") else ""))
+            + (", a full scene: logo, lower third, ticker, clock, AI label, music, "
+               + ("a looping video (1080p H.264) behind the person" if f.get("video")
+                  else "background") if f.get("scene") else ""))
 
 
 def rows(f: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -313,9 +318,10 @@ def draw(record: dict[str, Any], path: Path) -> None:
 
 def run_all(minutes: float, first: int, most: int, n_workers: int,
             preset: str, queue_frames: int | None = None,
-            alive: str | None = None, scene: bool = False) -> dict[str, Any]:
+            alive: str | None = None, scene: bool = False,
+            video: bool = False) -> dict[str, Any]:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="avatarcast-capacity-") as tmp:
         return measure(Path(tmp), minutes, first, most, n_workers, preset, queue_frames, alive,
-                       scene)
+                       scene, video)

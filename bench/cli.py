@@ -278,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="capacity: the channels' alive.enabled (default: the daemon's)")
     ap.add_argument("--scene", action="store_true",
                     help="capacity: every channel with a full scene (its own table)")
+    ap.add_argument("--scene-video", action="store_true",
+                    help="capacity: the full scene with a looping video behind the person")
     ap.add_argument("--size", type=int, choices=(480, 720, 1080), default=720,
                     help="alive: the output's height")
     ap.add_argument("--out", type=Path, default=report.ROOT / "bench" / "results")
@@ -323,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "capacity":
         figures = capacity.run_all(args.minutes if args.minutes != 60 else 10,
                                    args.from_channels, args.max_channels, args.workers,
-                                   args.preset, args.queue_frames, args.alive, args.scene)
+                                   args.preset, args.queue_frames, args.alive, args.scene,
+                                   args.scene_video)
     elif args.kind == "webrtc":
         figures = webrtc.measure()
     elif args.kind == "motion":
@@ -370,7 +373,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "cluster":
         report.write(args.kind, stamp, record, cluster.rows(figures), args.out, cluster.draw)
     elif args.kind == "capacity":
-        report.write("capacity-scene" if args.scene else args.kind, stamp, record,
+        kind = ("capacity-scene-video" if args.scene_video else
+                "capacity-scene" if args.scene else args.kind)
+        report.write(kind, stamp, record,
                      capacity.rows(figures), args.out, capacity.draw)
     elif args.kind == "webrtc":
         report.write(args.kind, stamp, record, webrtc.rows(figures), args.out, webrtc.draw)

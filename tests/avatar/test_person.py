@@ -5,6 +5,7 @@ masks from other models are made again."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -78,9 +79,38 @@ def test_a_cache_without_masks_gets_them_once(prepared: Path, tmp_path: Path,
     with_background(for_output(again, W, H, keep_rgb=False), Background(color="#00b140"))
     assert len(runs) == 1  # kept: not run again
     # Masks from other models are not used: made again and kept.
-    np.savez(old / person.PERSON_FILE, prob=again.person, models=np.array("other"))
+    np.savez(old / person.PERSON_FILE, prob=again.person, models=np.array("other"),
+             made=np.array(person.made(old)))
     assert load(old).person is None
     assert person.ensure(old, 1).shape == again.person.shape and len(runs) == 2
     assert person.read(old, 1) is not None
-    (old / person.PERSON_FILE).write_bytes(b"torn")  # a torn file: made again, not a crash
-    assert person.read(old, 1) is None
+    whole = (old / person.PERSON_FILE).read_bytes()
+    for torn in (b"torn", whole[: len(whole) // 2], b""):  # made again, never a crash
+        (old / person.PERSON_FILE).write_bytes(torn)
+        assert person.read(old, 1) is None
+        assert load(old).person is None
+
+
+def test_masks_of_other_frames_are_never_used(prepared: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An avatar prepared again (new frames, same count) does not take the old masks; nor
+    does one prepared again while its masks were being made keep the ones made."""
+    other = tmp_path / "astro"
+    shutil.copytree(prepared, other)
+    kept = person.read(other, 1)
+    assert kept is not None
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["created"] = "2031-01-01T00:00:00+0000"  # as a new build writes it
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    assert person.read(other, 1) is None
+    real = person.answers
+
+    def rebuilt_meanwhile(frames: list[np.ndarray]) -> np.ndarray:
+        manifest["created"] = "2032-01-01T00:00:00+0000"
+        (other / "manifest.json").write_text(json.dumps(manifest))
+        return real(frames)
+
+    monkeypatch.setattr(person, "answers", rebuilt_meanwhile)
+    assert person.ensure(other, 1).shape == kept.shape  # used for this load...
+    assert person.read(other, 1) is None  # ...never kept for the new frames
+    assert not list(other.glob(".person.npz.*"))  # and no temporary file left behind

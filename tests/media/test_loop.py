@@ -108,6 +108,7 @@ def test_frames_loop_in_source_order_without_a_seam(tmp_path: Path, codec: list[
         assert seen == [i % 10 for i in range(27)]
         assert all(f.shape == (H * 3 // 2, W) and f.dtype == np.uint8 for f in frames)
         assert not np.shares_memory(frames[0], frames[1]) and not frames[0].flags.writeable
+        # (a ring of buffers: the one shown is not filled again while newer ones wait)
         assert np.all(frames[0][H:] == 128)  # grey stays grey
     finally:
         p.close()

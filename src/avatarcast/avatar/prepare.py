@@ -97,7 +97,8 @@ def build(
     }
     extra: dict[str, dict[str, Any]] = {}
     try:
-        extra[person.PERSON_FILE] = person.arrays(person.answers(frames))
+        extra[person.PERSON_FILE] = person.arrays(person.answers(frames),
+                                                  str(manifest["created"]))
     except SegmentationError as exc:  # made when a background first needs it
         log.warning("avatar %s: the person's masks are not made (%s)", avatar_id, exc)
     if talking is not None:

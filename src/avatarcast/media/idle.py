@@ -35,6 +35,10 @@ class Behind:
 
 
 class Playing(Protocol):
+    """A video that plays on the clock: its frame for tick n (media/loop.py)."""
+
+    closed: bool  # stopped for good (replaced and unused): its last frame holds
+
     def at(self, n: int) -> Frame: ...
 
 

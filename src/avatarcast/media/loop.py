@@ -11,6 +11,7 @@ MJPEG and VP8 sources, and with an audio track longer than the video); no flag i
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import queue
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.1  # how often a waiting thread looks at close/retire
 STALL_S = 10.0  # FFmpeg silent this long while we wait for a frame: treated as dead
 BACKOFF_S, MAX_BACKOFF_S = 0.5, 5.0
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux's, in Python 3.10+
 
 
 class LoopError(UserError):
@@ -60,6 +62,16 @@ def _drain(stream: IO[bytes], tail: deque[str]) -> None:
     stream.close()
 
 
+def _widen(fd: int, size: int) -> None:
+    """A pipe as large as a frame, as far as the system allows (1 MiB by default): a frame
+    in a few reads instead of one per 64 KiB."""
+    try:
+        limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        fcntl.fcntl(fd, F_SETPIPE_SZ, min(size, limit))
+    except (OSError, ValueError):
+        pass  # not Linux, or refused: the default size works, with more reads
+
+
 class LoopingVideo:
     def __init__(self, path: Path, width: int, height: int, fps: int, *,
                  ffmpeg: str = "ffmpeg", ahead: int = 4, idle_close_s: float = 2.0) -> None:
@@ -71,6 +83,13 @@ class LoopingVideo:
                      "-stream_loop", "-1", "-i", str(path), "-an", "-vf", vf,
                      "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"]
         self._queue: queue.Queue[Frame] = queue.Queue(maxsize=max(1, ahead))
+        # The frames are read into a ring of buffers made once, each handed out read-only:
+        # when one is filled again, the queue holds at most `ahead` newer ones and the pacer
+        # shows the one before them (the last `at` returned), so it is neither queued nor
+        # shown (in the daemon a new frame-sized block a frame is an mmap, zeroed, unmapped).
+        self._ring = [np.empty((height * 3 // 2, width), np.uint8)
+                      for _ in range(max(1, ahead) + 3)]
+        self._filled = 0
         self._stop = threading.Event()
         self._first = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,7 +121,8 @@ class LoopingVideo:
 
     def at(self, n: int) -> Frame:
         """The frame for tick n (read-only), never waiting: n - previous n frames on, as far
-        as they are decoded; the last one shown again when none is."""
+        as they are decoded; the last one shown again when none is. It is the pacer's for
+        this tick: its buffer is filled again some frames later."""
         self._last_call = time.monotonic()
         prev = self._n
         if prev is not None and (n <= prev or self._stop.is_set()):
@@ -121,7 +141,8 @@ class LoopingVideo:
         return got
 
     def retire(self) -> None:
-        """Close by itself once `at` has not been called for idle_close_s."""
+        """Close by itself once `at` has not been called for idle_close_s from now."""
+        self._last_call = time.monotonic()
         self._retired = True
 
     def close(self) -> None:
@@ -184,11 +205,13 @@ class LoopingVideo:
         drain.start()
         flowed, why = False, ""
         try:
+            _widen(proc.stdout.fileno(), self._ring[0].nbytes)
             while True:
-                buf = np.empty((self.height * 3 // 2, self.width), dtype=np.uint8)
+                buf = self._ring[self._filled % len(self._ring)]
                 why = self._read_frame(proc.stdout.fileno(), buf.data.cast("B"))
                 if why or not self._put(buf):
                     break
+                self._filled += 1
                 if not flowed:
                     flowed = True
                     if self.failed is not None:
@@ -219,10 +242,11 @@ class LoopingVideo:
         return ""
 
     def _put(self, buf: Frame) -> bool:
-        buf.flags.writeable = False  # handed out as is: nobody may change it
+        out = buf.view()
+        out.flags.writeable = False  # handed out as is: nobody may change it
         while not self._done():
             try:
-                self._queue.put(buf, timeout=POLL_S)
+                self._queue.put(out, timeout=POLL_S)
                 return True
             except queue.Full:
                 continue

@@ -125,14 +125,19 @@ def test_brows_lift_and_the_gaze_moves_the_iris(shot: Shot) -> None:
 
 def test_the_persons_mask_moves_as_the_frame_does(shot: Shot) -> None:
     """A moving background goes behind the person after the motion: the mask must be moved
-    exactly as the frame was, or the background would show through the moved head."""
+    as the frame was, or the background would show through the moved head. It is moved at
+    half size (its edge is a feather): within a few levels of moving it whole."""
+    from avatarcast.avatar.segment import Segmenter
     from avatarcast.media.frames import mask_frame
 
-    y = _luma(shot.frame).astype(np.float32) / 255
-    mask = mask_frame(y)  # any picture will do: here the frame's own luma
+    mask = mask_frame(Segmenter()(shot.rgb))
     moved = np.empty_like(mask)
     m = Motion(head_x=0.03, head_y=-0.02, roll=1.5, rise=0.02)
-    frame = draw(shot.frame, shot.rig, 0, m, mask=(mask, moved))
-    assert np.array_equal(draw(mask, shot.rig, 0, m), moved)  # moved alike
-    assert not np.array_equal(moved, mask)  # (and it did move)
-    assert np.abs(_luma(frame).astype(int) - _luma(moved)).max() <= 1  # the same picture
+    draw(shot.frame, shot.rig, 0, m, mask=(mask, moved))
+    whole = draw(mask, shot.rig, 0, m)  # the mask moved as a picture, whole
+    diff = np.abs(moved.astype(int) - whole)
+    edge = np.abs(_luma(whole).astype(int) - _luma(mask)) > 64  # where the move mattered
+    assert edge.sum() > 500  # (it did move)
+    assert diff.mean() < 0.5 and np.percentile(diff[:H][edge], 99) <= 24, (
+        diff.mean(), np.percentile(diff[:H][edge], 99))
+    assert np.abs(_luma(moved).astype(int)[edge] - _luma(mask)[edge]).mean() > 64

@@ -7,6 +7,8 @@ nothing."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -167,7 +169,15 @@ def test_a_looping_video_plays_behind_the_moving_person(
             tap.wait_for(lambda ev: any(e["event"] == "finished" for e in ev), 60, "aired")
             on, off = (next(e["stream_frame"] for e in tap.events if e["event"] == what)
                        for what in ("on_air", "finished"))
-        time.sleep(1.0)
+        # The decoder killed: restarted, the stream going on meanwhile.
+        decoder = subprocess.run(["pgrep", "-P", str(daemon.proc.pid), "-f", "stream_loop"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+        assert len(decoder) == 1, decoder
+        killed = daemon.status()["frames_sent"]
+        os.kill(int(decoder[0]), signal.SIGKILL)
+        back = daemon.wait_for(lambda s: s["scene"]["video"]["restarts"] == 1
+                               and s["scene"]["video"]["failed"] is None, 20, "restarted")
+        daemon.wait_for(lambda s: s["frames_sent"] >= back["frames_sent"] + 3 * FPS, 20, "more")
         st = daemon.status()
         assert st is not None and daemon.stop() == 0, daemon.log()
     finally:
@@ -177,23 +187,29 @@ def test_a_looping_video_plays_behind_the_moving_person(
     assert len(reasons) == 1 and "bad.mp4" in reasons[0], reasons
     assert st["frames_dropped"] == 0 and st["scene"]["background"] == "loop.mp4", st
     assert st["scene"]["video"]["failed"] is None, st["scene"]
-    green, pink, centre = [], [], []
+    green, pink, centre = {}, {}, []
     for n, rgb in enumerate(iter_frames(receiver.out, W, H, pix_fmt="rgb24", channels=3)):
         if n < FPS:
             continue
         g, p = keyed(rgb), np.abs(rgb.astype(int) - MAGENTA).max(axis=2) < 40
-        green.append(float(g.mean()))
-        pink.append(float(p.mean()))
+        green[n], pink[n] = float(g.mean()), float(p.mean())
         middle = (slice(int(H * 0.3), int(H * 0.6)), slice(int(W * 0.4), int(W * 0.6)))
         centre.append(float(g[middle].mean() + p[middle].mean()))
-    # Behind the person in every frame, idle and speaking: one colour of the video or the
-    # other (none of the portrait's own background), never over the face in the middle.
-    assert min(g + p for g, p in zip(green, pink, strict=True)) > 0.25
+    # Behind the person in every frame, idle, speaking and while the decoder was down (its
+    # last frame held): one colour of the video or the other (none of the portrait's own
+    # background), never over the face in the middle.
+    assert min(green[n] + pink[n] for n in green) > 0.25
     assert max(centre) < 0.02, max(centre)
-    # It plays at the stream's rate: the colour turns every `each` frames, all along.
-    which = [g > p for g, p in zip(green, pink, strict=True)]
-    turns = [i for i in range(1, len(which)) if which[i] != which[i - 1]]
-    runs = np.diff(turns)
-    print(f"{len(turns)} turns, runs {np.median(runs)} median, {runs.min()}-{runs.max()}")
-    assert len(turns) >= (off - on) // each and abs(np.median(runs) - each) <= 1, runs
-    assert runs.min() >= each - 3 and runs.max() <= each + 3, runs
+    # It plays at the stream's rate: the colour turns every `each` frames, all along, before
+    # the decoder was killed and once it was back.
+    for first, last, what in ((FPS, killed, "before"), (back["frames_sent"] + FPS // 2,
+                                                        max(green), "after")):
+        which = [green[n] > pink[n] for n in range(first, last)]
+        turns = [i for i in range(1, len(which)) if which[i] != which[i - 1]]
+        runs = np.diff(turns)
+        print(f"{what}: {len(turns)} turns, runs {np.median(runs)} median, "
+              f"{runs.min()}-{runs.max()}")
+        assert len(turns) >= (last - first) // each - 2, (what, turns)
+        assert abs(np.median(runs) - each) <= 1 and each - 3 <= runs.min(), runs
+        assert runs.max() <= each + 3, runs
+    assert killed - FPS > off - on  # the text was among the frames checked before

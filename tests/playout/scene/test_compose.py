@@ -157,6 +157,8 @@ def test_layers_change_live_on_a_frame_boundary_and_bad_changes_change_nothing(
 class _Video:
     """A video whose frame n is all luma 50 + n."""
 
+    closed = False
+
     def __init__(self) -> None:
         self.asked: list[int] = []
 
@@ -193,3 +195,36 @@ def test_a_moving_background_goes_behind_the_person_each_tick_under_the_layers()
     out = TickOutput(idle.frame(3), np.zeros(1600, np.int16), shown=idle, mask=moved)
     comp(3, out)
     assert (out.frame[H // 2:H] == 210).all()
+
+
+def test_the_moving_background_outlives_a_fault_in_a_layer_and_a_closed_video() -> None:
+    """A bug in a layer stops the layers, not the video behind the person (a still background
+    is in the frames and survives such a fault too); frames made over a video since replaced
+    and closed air over the one playing now."""
+    from avatarcast.media.frames import mask_frame
+    from avatarcast.media.idle import Behind, IdleCycle
+    from avatarcast.onair.tick import TickOutput
+
+    person = np.zeros((H, W), np.float32)
+    person[:, W // 2:] = 1.0
+    old, new = _Video(), _Video()
+    made_over_old = IdleCycle([_gray(200)], behind=Behind([mask_frame(person)], old))
+    made_over_new = IdleCycle([_gray(200)], behind=Behind([mask_frame(person)], new))
+    comp = Compositor(Scene(ai_label=AiLabel()), Path("."), W, H, FPS)
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a layer's bug")
+
+    comp.draw = broken  # type: ignore[method-assign]
+    out = TickOutput(made_over_new.frame(0), np.zeros(1600, np.int16), shown=made_over_new)
+    comp(0, out)
+    assert comp.failed is not None and comp.video_failed is None
+    assert (out.frame[:H, : W // 2] == 50).all()  # the video still behind
+    out = TickOutput(made_over_new.frame(1), np.zeros(1600, np.int16), shown=made_over_new)
+    comp(1, out)
+    assert (out.frame[:H, : W // 2] == 51).all() and new.asked == [0, 1]
+    old.closed = True
+    out = TickOutput(made_over_old.frame(2), np.zeros(1600, np.int16), shown=made_over_old)
+    comp(2, out)
+    assert old.asked == [] and new.asked == [0, 1, 2]
+    assert (out.frame[:H, : W // 2] == 52).all() and (out.frame[:H, W // 2:] == 200).all()

@@ -40,9 +40,12 @@ def source_of(pose: Pose, dx: float, dy: float, roll_deg: float,
 
 def move_body(out: Frame, src: Frame, pose: Pose, dx: float, dy: float, roll_deg: float,
               rise: float, scratch: Scratch | None = None,
-              also: tuple[tuple[Frame, Frame], ...] = ()) -> None:
+              mask: tuple[Frame, Frame] | None = None) -> None:
     """Draw `src`'s region that moves into `out` (same shape, yuv420p, not the same array),
-    moved; each (out, src) pair of `also` (the person's mask) moved alike."""
+    moved; with `mask` (the person's mask as a frame, frames.mask_frame, and the frame to draw
+    it into), the mask moved alike. Its edge is a feather several pixels wide, so it is moved
+    at half size (its chroma plane, by chroma's map) and brought up for luma: a third of the
+    cost of moving it whole."""
     x0, y0, x1, y1 = pose.box
     w, h = x1 - x0, y1 - y0
     if w < 4 or h < 4:
@@ -65,8 +68,16 @@ def move_body(out: Frame, src: Frame, pose: Pose, dx: float, dy: float, roll_deg
                         np.float32)
     luma_map = luma[GRID:GRID + h, GRID:GRID + w]
     chroma_map = chroma[half:half + h // 2, half:half + w // 2]
-    for o, i in ((out, src), *also):
-        remap_xy(i[:fh], luma_map, o[y0:y1, x0:x1])
-        for plane, dst in zip(chroma_planes(i), chroma_planes(o), strict=True):
-            remap_xy(plane, chroma_map, dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2])
+    remap_xy(src[:fh], luma_map, out[y0:y1, x0:x1])
+    for plane, dst in zip(chroma_planes(src), chroma_planes(out), strict=True):
+        remap_xy(plane, chroma_map, dst[y0 // 2:y1 // 2, x0 // 2:x1 // 2])
+    if mask is not None:
+        given, moved = mask
+        (u, v), (half_in, _) = chroma_planes(moved), chroma_planes(given)
+        region = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
+        remap_xy(half_in, chroma_map, u[region])
+        v[region] = u[region]
+        up = scratch.get("mask up", (h, w), np.uint8)
+        cv2.resize(u[region], (w, h), dst=up, interpolation=cv2.INTER_LINEAR)
+        moved[y0:y1, x0:x1] = up
 

@@ -43,13 +43,10 @@ def draw(frame: Frame, rig: FaceRig, index: int, m: Motion,
             move_eye(src, frame, eye, closed=m.lids, brow_px=m.brows * face,
                      gaze=(m.gaze_x, m.gaze_y))
     out = src.copy()
-    also: tuple[tuple[Frame, Frame], ...] = ()
     if mask is not None:
-        given, moved = mask
-        np.copyto(moved, given)
-        also = ((moved, given),)
+        np.copyto(mask[1], mask[0])  # (what does not move)
     move_body(out, src, r.pose, m.head_x * face, m.head_y * face, m.roll, m.rise * face,
-              scratch, also)
+              scratch, mask)
     return out
 
 

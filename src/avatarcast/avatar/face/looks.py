@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ...infra.errors import Unavailable, UserError
 from ...media.idle import IdleCycle
-from ...media.loop import LoopingVideo
+from ...media.loop import LoopError, LoopingVideo
 from ...settings import Settings
 from ..background import Backdrop, with_background, with_video
 from ..loader import auto_id, load_avatar, load_prepared
@@ -27,7 +27,9 @@ from .service import FaceService, make_animator
 
 log = logging.getLogger(__name__)
 
-RETIRED_VIDEO_S = 5.0  # a replaced background video closes once unused this long
+# A replaced background video closes once unused this long (frames made over it before the
+# switch may still air; made over one closed, they air over the video playing now).
+RETIRED_VIDEO_S = 30.0
 
 
 class LookError(UserError):
@@ -147,12 +149,14 @@ class Looks:
                             avatar = await self._behind(avatar, background, video)
                         avatars[old.avatar_id] = avatar
                     made[key] = await self._started(old.animator, old.avatar_id, avatar)
-            except (UserError, Unavailable) as exc:
+            except BaseException as exc:  # nothing changes: what was made for it is closed
                 for look in made.values():
                     await look.face.aclose()
                 if video is not None and video is not self.video:
                     await self._stop(video)
-                raise LookError(str(exc)) from None
+                if isinstance(exc, UserError | Unavailable):
+                    raise LookError(str(exc)) from None
+                raise
             old_default = self._key(self.default)
             self._retired += self._loaded.values()
             self._loaded, self._background = made, background
@@ -179,8 +183,12 @@ class Looks:
         v = self._s.video
         video = LoopingVideo(path, v.width, v.height, v.fps, ffmpeg=self._s.output.ffmpeg_path,
                              idle_close_s=RETIRED_VIDEO_S)
-        await asyncio.to_thread(video.start)
-        self._videos.append(video)
+        self._videos.append(video)  # (closed by aclose even if this is cancelled)
+        try:
+            await asyncio.to_thread(video.start)
+        except LoopError:
+            self._videos.remove(video)  # (it closed itself)
+            raise
         return video
 
     async def _stop(self, video: LoopingVideo) -> None:

@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from PIL import Image
 
+from ...infra.scratch import Scratch
 from ...media.frames import put_behind
-from ...media.idle import Playing
+from ...media.idle import Behind, Playing
 from ...media.loop import LoopingVideo
 from ...onair.tick import TickOutput
 from ..captions.track import CaptionTrack, Shown
@@ -63,6 +64,9 @@ class Compositor:
         self.failed: str | None = None
         self.music: MusicMix | None = None  # the bed under the sound (`music` is its layer)
         self.video: Playing | None = None  # the moving background aired last (for /status)
+        self._live: Playing | None = None  # the last one used that was not closed
+        self.video_failed: str | None = None
+        self._scratch = Scratch()
         self._spent: deque[float] = deque(maxlen=300)
         self._fixed: dict[str, tuple[Layer, int, int]] = {}  # logo, label: (layer, x, y)
         self._clock: tuple[str, Layer] | None = None
@@ -145,7 +149,7 @@ class Compositor:
                 "lower_third": None if lower is None else {"title": lower.title,
                                                            "subtitle": lower.subtitle},
                 "ticker": look.ticker_text, "background": self.backdrop,
-                "video": _video_status(self.video),
+                "video": _video_status(self.video, self.video_failed),
                 "ms_per_frame": self.ms_per_frame,
                 "failed": self.failed}
 
@@ -170,24 +174,42 @@ class Compositor:
     def __call__(self, n: int, out: TickOutput) -> None:
         behind = out.shown.behind if out.shown is not None else None
         self.video = behind.video if behind is not None else None
-        if self.failed is not None or (behind is None and self._bare(n)):
-            return
         t = time.perf_counter()
+        if behind is not None and self.video_failed is None:
+            self._behind(n, out, behind)
+        if self.failed is not None or self._bare(n):
+            if behind is not None:
+                self._spent.append(time.perf_counter() - t)
+            return
         try:
             # The avatar's frames are shared: never drawn on (the motion's are this tick's own).
             frame = out.frame if out.owned else out.frame.copy()
-            if behind is not None:  # the moving background, under every layer
-                mask = out.mask if out.mask is not None else behind.masks[out.cycle_index(n)]
-                put_behind(frame, mask, behind.video.at(n))
+            out.frame, out.owned = frame, True
             track = out.segment.captions if out.segment is not None else None
             said = (track.shown(out.index) if isinstance(track, CaptionTrack) and
                     out.index is not None else None)
             self.draw(frame, n, said, track)
-            out.frame, out.owned = frame, True
             self._spent.append(time.perf_counter() - t)
         except Exception as exc:  # a bug here must not take the stream off air
             self.failed = f"{type(exc).__name__}: {exc}"
             log.exception("the scene failed; the picture airs without it")
+
+    def _behind(self, n: int, out: TickOutput, behind: Behind) -> None:
+        """The moving background put behind the person, under every layer: apart from them,
+        so that a fault in a layer leaves it on air (a still background is in the frames)."""
+        try:
+            frame = out.frame if out.owned else out.frame.copy()
+            mask = out.mask if out.mask is not None else behind.masks[out.cycle_index(n)]
+            video = behind.video
+            if video.closed and self._live is not None:
+                video = self._live  # made over a video since replaced and closed: the new one
+            elif not video.closed:
+                self._live = video
+            put_behind(frame, mask, video.at(n), self._scratch)
+            out.frame, out.owned = frame, True
+        except Exception as exc:  # a bug here must not take the stream off air
+            self.video_failed = f"{type(exc).__name__}: {exc}"
+            log.exception("the moving background failed; the avatar's own airs")
 
     def _bare(self, n: int) -> bool:
         """Nothing to lay (every layer hidden, the lower third's exit long over): the frame
@@ -265,10 +287,11 @@ class Compositor:
                                           np.uint8))
 
 
-def _video_status(video: Playing | None) -> dict[str, Any] | None:
+def _video_status(video: Playing | None, failed: str | None) -> dict[str, Any] | None:
     """The moving background as /status shows it: its file, the ticks that found no new
-    frame decoded, the decoder's restarts, and why it is down if it is."""
+    frame decoded, the decoder's restarts, and why it is down if it is (or why the scene
+    stopped putting it behind)."""
     if not isinstance(video, LoopingVideo):
         return None
     return {"file": video.path.name, "late": video.late, "restarts": video.restarts,
-            "failed": video.failed}
+            "failed": failed or video.failed}
