@@ -8,6 +8,8 @@
     masks.npz       mouth and lower_face (N, 256, 256) uint8, in crop space
     atlas.npz       the mouth atlas from a talking reference, when one was given (atlas_build.py)
     musetalk.npz    MuseTalk latents of the masked and reference crops and blend masks, when built
+    person.npz      the segmentation model's answer on each frame (N, mh, mw) uint8, the models'
+                    fingerprint and the manifest's `created` (person.py): a replaced background
 
 A cache whose manifest does not match what is asked of it is stale and is rebuilt; it is
 never used as it is.
