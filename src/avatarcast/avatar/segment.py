@@ -9,7 +9,6 @@ shoulders blend into the new background instead of showing a cut-out line."""
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..infra.errors import Unavailable
+from ..infra.packaged import fingerprint as files_fingerprint
 from ..infra.packaged import package_dir
 
 GENERAL = "selfie_segmentation.tflite"
@@ -45,10 +45,7 @@ def model_file(name: str) -> Path:
 @cache
 def fingerprint() -> str:
     """Changes when either model file changes; kept with the masks in an avatar's cache."""
-    h = hashlib.sha256()
-    for name in (GENERAL, LANDSCAPE):
-        h.update(model_file(name).read_bytes())
-    return h.hexdigest()[:16]
+    return files_fingerprint([model_file(name) for name in (GENERAL, LANDSCAPE)])
 
 
 class Segmenter:

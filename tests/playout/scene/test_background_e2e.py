@@ -7,16 +7,18 @@ nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness.daemon import QueueNames, Receiver, drain, publish
+from harness.daemon import DaemonProc, QueueNames, Receiver, drain, publish
 from harness.events import EventTap
 from harness.services import NginxRtmp
 from harness.speak import iter_frames
@@ -32,30 +34,44 @@ def keyed(rgb: np.ndarray) -> np.ndarray:
     return np.abs(rgb.astype(int) - KEY).max(axis=2) < 40
 
 
+@contextlib.contextmanager
+def _on_air(tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp, scene: str,
+            **env: str) -> Iterator[tuple[DaemonProc, Receiver]]:
+    """The daemon with `scene` as its scene file, on air at a real RTMP client, ready and 2 s
+    into its idle; killed (if it did not stop) and the recording finished after."""
+    (tmp_path / "scene.toml").write_text(scene)
+    url = rtmp_server.url(tmp_path.name[:40])
+    receiver = Receiver(url, tmp_path / "received.flv", idle_timeout_s=60)
+    daemon = scene_daemon(tmp_path, queues, url, animator="lite", width=W, height=H, **env)
+    try:
+        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 120, "ready")
+        daemon.wait_for(lambda s: s["frames_sent"] >= 2 * FPS, 20, "idle first")
+        yield daemon, receiver
+    finally:
+        daemon.kill()
+        receiver.finish()
+
+
+def _aired(tap: EventTap, queues: QueueNames, text: str) -> tuple[int, int]:
+    """`text` spoken: the stream frames of its first and last frame on air."""
+    publish(queues.speak, {"type": "speak", "id": "t0", "text": text})
+    tap.wait_for(lambda ev: any(e["event"] == "finished" for e in ev), 60, "aired")
+    on, off = (next(e["stream_frame"] for e in tap.events if e["event"] == what)
+               for what in ("on_air", "finished"))
+    return on, off
+
+
 @pytest.mark.services
 def test_the_background_is_replaced_in_every_frame_idle_and_speaking(
     tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp,
 ) -> None:
-    (tmp_path / "scene.toml").write_text('[background]\ncolor = "#00b140"\n')
-    url = rtmp_server.url("background")
-    receiver = Receiver(url, tmp_path / "received.flv", idle_timeout_s=60)
-    daemon = scene_daemon(tmp_path, queues, url, animator="lite", width=W, height=H,
-                          AVATARCAST_ALIVE__ENABLED="on")
-    try:
-        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 120, "ready")
-        daemon.wait_for(lambda s: s["frames_sent"] >= 2 * FPS, 20, "idle first")
-        with EventTap(queues.events) as tap:
-            publish(queues.speak, {"type": "speak", "id": "t0",
-                                   "text": "Hello, and welcome to the show from the studio."})
-            tap.wait_for(lambda ev: any(e["event"] == "finished" for e in ev), 60, "aired")
-            on, off = (next(e["stream_frame"] for e in tap.events if e["event"] == what)
-                       for what in ("on_air", "finished"))
+    with _on_air(tmp_path, queues, rtmp_server, '[background]\ncolor = "#00b140"\n',
+                 AVATARCAST_ALIVE__ENABLED="on") as (daemon, receiver), \
+            EventTap(queues.events) as tap:
+        on, off = _aired(tap, queues, "Hello, and welcome to the show from the studio.")
         time.sleep(1.0)
         st = daemon.status()
         assert st is not None and daemon.stop() == 0, daemon.log()
-    finally:
-        daemon.kill()
-        receiver.finish()
     assert st["frames_dropped"] == 0, st
     shares, centre = {}, {}
     for n, rgb in enumerate(iter_frames(receiver.out, W, H, pix_fmt="rgb24", channels=3)):
@@ -80,39 +96,25 @@ MAGENTA = np.array([255, 0, 255])
 def test_the_background_switches_live_and_a_bad_one_changes_nothing(
     tmp_path: Path, queues: QueueNames, rtmp_server: NginxRtmp,
 ) -> None:
-    (tmp_path / "scene.toml").write_text('[background]\ncolor = "#00b140"\n')
-    url = rtmp_server.url("switch")
-    receiver = Receiver(url, tmp_path / "received.flv", idle_timeout_s=60)
-    daemon = scene_daemon(tmp_path, queues, url, animator="lite", width=W, height=H)
-
     def control(**change: object) -> None:
         publish(queues.control, {"type": "control", "command": "scene",
                                  "layer": "background", **change})
 
-    try:
-        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 120, "ready")
-        daemon.wait_for(lambda s: s["frames_sent"] >= 2 * FPS, 20, "idle first")
-        with EventTap(queues.events) as tap:
-            control(image="../outside.png")
-            control(image="missing.png")
-            control(color="#ff00ff")
-            switched = tap.wait_for(lambda ev: any(e["event"] == "scene" for e in ev), 60,
-                                    "switched")
-            magenta = next(e["stream_frame"] for e in switched if e["event"] == "scene")
-            publish(queues.speak, {"type": "speak", "id": "t0",
-                                   "text": "The studio has a new colour tonight."})
-            tap.wait_for(lambda ev: any(e["event"] == "finished" for e in ev), 60, "aired")
-            on, off = (next(e["stream_frame"] for e in tap.events if e["event"] == what)
-                       for what in ("on_air", "finished"))
-            control(visible=False)
-            tap.wait_for(lambda ev: sum(e["event"] == "scene" for e in ev) == 2, 60, "hidden")
-            hidden = [e["stream_frame"] for e in tap.events if e["event"] == "scene"][1]
+    with _on_air(tmp_path, queues, rtmp_server, '[background]\ncolor = "#00b140"\n') as (
+            daemon, receiver), EventTap(queues.events) as tap:
+        control(image="../outside.png")
+        control(image="missing.png")
+        control(color="#ff00ff")
+        switched = tap.wait_for(lambda ev: any(e["event"] == "scene" for e in ev), 60,
+                                "switched")
+        magenta = next(e["stream_frame"] for e in switched if e["event"] == "scene")
+        on, off = _aired(tap, queues, "The studio has a new colour tonight.")
+        control(visible=False)
+        tap.wait_for(lambda ev: sum(e["event"] == "scene" for e in ev) == 2, 60, "hidden")
+        hidden = [e["stream_frame"] for e in tap.events if e["event"] == "scene"][1]
         time.sleep(1.5)
         st = daemon.status()
         assert st is not None and daemon.stop() == 0, daemon.log()
-    finally:
-        daemon.kill()
-        receiver.finish()
     reasons = [str((m.headers or {}).get("x-avatarcast-reason")) for m in drain(queues.dead)]
     assert len(reasons) == 2 and "outside the scene's folder" in reasons[0], reasons
     assert "no such file" in reasons[1], reasons
@@ -152,23 +154,13 @@ def test_a_looping_video_plays_behind_the_moving_person(
     each = 15  # frames of green, then of magenta: a loop of a second
     _loop_video(tmp_path / "loop.mp4", [KEY, MAGENTA], each)
     (tmp_path / "bad.mp4").write_text("not a video")
-    (tmp_path / "scene.toml").write_text('[background]\nvideo = "loop.mp4"\n')
-    url = rtmp_server.url("video")
-    receiver = Receiver(url, tmp_path / "received.flv", idle_timeout_s=60)
-    daemon = scene_daemon(tmp_path, queues, url, animator="lite", width=W, height=H,
-                          AVATARCAST_ALIVE__ENABLED="on")
-    try:
-        daemon.wait_for(lambda s: s["speech_ready"] and s["broker_connected"], 120, "ready")
-        daemon.wait_for(lambda s: s["frames_sent"] >= 2 * FPS, 20, "idle first")
-        with EventTap(queues.events) as tap:
-            publish(queues.control, {"type": "control", "command": "scene",
-                                     "layer": "background", "video": "bad.mp4"})
-            publish(queues.speak, {"type": "speak", "id": "t0",
-                                   "text": "Behind me the studio changes colour every half "
-                                           "a second, and I keep talking."})
-            tap.wait_for(lambda ev: any(e["event"] == "finished" for e in ev), 60, "aired")
-            on, off = (next(e["stream_frame"] for e in tap.events if e["event"] == what)
-                       for what in ("on_air", "finished"))
+    with _on_air(tmp_path, queues, rtmp_server, '[background]\nvideo = "loop.mp4"\n',
+                 AVATARCAST_ALIVE__ENABLED="on") as (daemon, receiver), \
+            EventTap(queues.events) as tap:
+        publish(queues.control, {"type": "control", "command": "scene",
+                                 "layer": "background", "video": "bad.mp4"})
+        on, off = _aired(tap, queues, "Behind me the studio changes colour every half a "
+                                      "second, and I keep talking.")
         # The decoder killed: restarted, the stream going on meanwhile.
         decoder = subprocess.run(["pgrep", "-P", str(daemon.proc.pid), "-f", "stream_loop"],
                                  capture_output=True, text=True, check=True).stdout.split()
@@ -180,9 +172,6 @@ def test_a_looping_video_plays_behind_the_moving_person(
         daemon.wait_for(lambda s: s["frames_sent"] >= back["frames_sent"] + 3 * FPS, 20, "more")
         st = daemon.status()
         assert st is not None and daemon.stop() == 0, daemon.log()
-    finally:
-        daemon.kill()
-        receiver.finish()
     reasons = [str((m.headers or {}).get("x-avatarcast-reason")) for m in drain(queues.dead)]
     assert len(reasons) == 1 and "bad.mp4" in reasons[0], reasons
     assert st["frames_dropped"] == 0 and st["scene"]["background"] == "loop.mp4", st
