@@ -28,7 +28,7 @@ from ..media.idle import Behind, IdleCycle, Playing
 from . import person
 from .cache import AvatarCacheError
 from .runtime import Avatar, rgb_to_frame
-from .segment import Segmenter, answer, soft_edge
+from .segment import Segmenter, soft_edge
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,7 @@ def person_masks(avatar: Avatar) -> Iterator[npt.NDArray[np.uint8]]:
         return
     segment = Segmenter()
     for i in range(avatar.idle.length):
-        rgb = _rgb(avatar, i)
-        yield soft_edge(answer(segment.probability(rgb)), width, height)
+        yield segment.mask(_rgb(avatar, i))
 
 
 def with_background(avatar: Avatar, background: Backdrop) -> Avatar:

@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from ..media.frames import Frame
 from ..media.idle import PAD_RGB, IdleCycle
+from ..media.picture import paste
 from . import framing
 from .alive.rig import FaceRig
 from .prepare import PreparedAvatar
@@ -65,10 +66,7 @@ def letterbox(
     scaled = cv2.resize(rgb, (nw, nh), interpolation=interp)
     out = np.empty((height, width, 3), np.uint8)
     out[:] = PAD_RGB
-    sx, sy = max(0, -ox), max(0, -oy)
-    dx, dy = max(0, ox), max(0, oy)
-    cw, ch = min(nw - sx, width - dx), min(nh - sy, height - dy)
-    out[dy : dy + ch, dx : dx + cw] = scaled[sy : sy + ch, sx : sx + cw]
+    paste(out, scaled, ox, oy)
     # Effective per-axis scale after rounding; landmarks follow the pixels exactly.
     return out, nw / w, (ox, oy)
 

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from ..infra.errors import Unavailable
 from ..infra.packaged import fingerprint as files_fingerprint
 from ..infra.packaged import package_dir
+from ..media.picture import paste
 
 GENERAL = "selfie_segmentation.tflite"
 LANDSCAPE = "selfie_segmentation_landscape.tflite"
@@ -75,11 +76,14 @@ class Segmenter:
         out = it.get_tensor(it.get_output_details()[0]["index"])[0, :, :, 0]
         return np.asarray(out, np.float32)
 
+    def mask(self, rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """The person's mask over `rgb` (HxWx3), 0-255, at its size (`soft_edge`)."""
+        h, w = rgb.shape[:2]
+        return soft_edge(answer(self.probability(rgb)), w, h)
+
     def __call__(self, rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """The person's mask over `rgb` (HxWx3), float32 in [0, 1], at its size."""
-        h, w = rgb.shape[:2]
-        mask = soft_edge(answer(self.probability(rgb)), w, h)
-        return np.asarray(mask, np.float32) * np.float32(1 / 255)
+        return np.asarray(self.mask(rgb), np.float32) * np.float32(1 / 255)
 
 
 def answer(prob: npt.NDArray[np.floating]) -> npt.NDArray[np.uint8]:
@@ -104,12 +108,8 @@ def soft_edge(found: npt.NDArray[np.uint8], width: int, height: int,
     up to size, made firm inside and outside with a smooth ramp between (a table), and
     feathered a few pixels: all in 8 bits, a few ms at 720p."""
     x, y, bw, bh = box or (0, 0, width, height)
-    up = cv2.resize(found, (bw, bh), interpolation=cv2.INTER_LINEAR)
     full = np.zeros((height, width), np.uint8)
-    sx, sy = max(0, -x), max(0, -y)
-    dx, dy = max(0, x), max(0, y)
-    cw, ch = min(bw - sx, width - dx), min(bh - sy, height - dy)
-    full[dy:dy + ch, dx:dx + cw] = up[sy:sy + ch, sx:sx + cw]
+    paste(full, cv2.resize(found, (bw, bh), interpolation=cv2.INTER_LINEAR), x, y)
     soft = cv2.LUT(full, _EDGE_TABLE)
     k = max(3, round(min(width, height) / 180) * 2 + 1)  # a few pixels of feather at any size
     return np.asarray(cv2.GaussianBlur(soft, (k, k), 0), np.uint8)

@@ -29,3 +29,14 @@ def picture(color: str | None, image: Path | None, width: int,
     x, y = (nw - width) // 2, (nh - height) // 2
     return np.ascontiguousarray(cv2.cvtColor(big[y:y + height, x:x + width],
                                              cv2.COLOR_BGR2RGB))
+
+
+def paste(canvas: np.ndarray, image: np.ndarray, x: int, y: int) -> None:
+    """`image` drawn into `canvas` (in place) with its top-left corner at (x, y), which may
+    lie outside it: what falls outside the canvas is cut."""
+    h, w = image.shape[:2]
+    sx, sy = max(0, -x), max(0, -y)
+    dx, dy = max(0, x), max(0, y)
+    cw, ch = min(w - sx, canvas.shape[1] - dx), min(h - sy, canvas.shape[0] - dy)
+    if cw > 0 and ch > 0:
+        canvas[dy:dy + ch, dx:dx + cw] = image[sy:sy + ch, sx:sx + cw]

@@ -136,7 +136,7 @@ class Looks:
             await self._reap()
             made: OrderedDict[Key, Look] = OrderedDict()
             avatars: dict[str | None, Avatar] = {}  # one picture an avatar, as in _load
-            video = self.video
+            video = None  # the video behind the person, if the background is one
             try:
                 if background is not None and background.video is not None:
                     video = await self._playing(background.video)
@@ -161,10 +161,9 @@ class Looks:
             self._retired += self._loaded.values()
             self._loaded, self._background = made, background
             self.default = made[old_default]
-            if self.video is not None and (background is None or background.video is None
-                                           or video is not self.video):
+            if self.video is not None and self.video is not video:
                 self.video.retire()  # closes itself once what was made over it is aired
-            self.video = video if background is not None and background.video else None
+            self.video = video
             await self._reap()
 
     async def _reap(self) -> None:

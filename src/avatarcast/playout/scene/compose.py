@@ -182,9 +182,7 @@ class Compositor:
                 self._spent.append(time.perf_counter() - t)
             return
         try:
-            # The avatar's frames are shared: never drawn on (the motion's are this tick's own).
-            frame = out.frame if out.owned else out.frame.copy()
-            out.frame, out.owned = frame, True
+            frame = _own(out)
             track = out.segment.captions if out.segment is not None else None
             said = (track.shown(out.index) if isinstance(track, CaptionTrack) and
                     out.index is not None else None)
@@ -198,7 +196,7 @@ class Compositor:
         """The moving background put behind the person, under every layer: apart from them,
         so that a fault in a layer leaves it on air (a still background is in the frames)."""
         try:
-            frame = out.frame if out.owned else out.frame.copy()
+            frame = _own(out)
             mask = out.mask if out.mask is not None else behind.masks[out.cycle_index(n)]
             video = behind.video
             if video.closed and self._live is not None:
@@ -206,7 +204,6 @@ class Compositor:
             elif not video.closed:
                 self._live = video
             put_behind(frame, mask, video.at(n), self._scratch)
-            out.frame, out.owned = frame, True
         except Exception as exc:  # a bug here must not take the stream off air
             self.video_failed = f"{type(exc).__name__}: {exc}"
             log.exception("the moving background failed; the avatar's own airs")
@@ -285,6 +282,14 @@ class Compositor:
         w = max(2, round(rgba.width * h / rgba.height))
         return Layer.from_rgba(np.asarray(rgba.resize((w, h), Image.Resampling.LANCZOS),
                                           np.uint8))
+
+
+def _own(out: TickOutput) -> np.ndarray:
+    """The tick's frame, to draw on: the avatar's frames are shared, never drawn on (the
+    motion's are this tick's own), so one of those is copied first, once."""
+    if not out.owned:
+        out.frame, out.owned = out.frame.copy(), True
+    return out.frame
 
 
 def _video_status(video: Playing | None, failed: str | None) -> dict[str, Any] | None:
